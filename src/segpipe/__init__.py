@@ -1,0 +1,1 @@
+"""segpipe: a Kaggle image-segmentation pipeline driven by DVC."""

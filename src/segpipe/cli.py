@@ -1,0 +1,29 @@
+"""The boundary between DVC and the library: stage arguments and user-facing errors."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from segpipe.errors import InputError
+
+
+def parse_paths(description: str, *names: str, fold: bool = False) -> argparse.Namespace:
+    """Parse `--name PATH` for each of `names` (all required), plus `--fold K` if asked."""
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=description)
+    for name in names:
+        parser.add_argument(f"--{name}", type=Path, required=True)
+    if fold:
+        parser.add_argument("--fold", type=int, required=True)
+    return parser.parse_args()
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's main(); a user error becomes one line on stderr and exit status 1."""
+    try:
+        main()
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None

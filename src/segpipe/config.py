@@ -1,0 +1,136 @@
+"""Typed, strict views of `params.yaml`.
+
+Every section loads into a frozen pydantic model that forbids unknown keys, so a misspelt
+key or a wrong type fails at stage start with its dotted name, before any heavy work.
+Library code never reads params.yaml; stages load it here and pass plain values on.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from segpipe.errors import InputError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Base(Section):
+    seed: int = 42
+    dataset: str = "synthetic"
+
+
+class Synthetic(Section):
+    train_patients: PositiveInt = 32
+    test_patients: PositiveInt = 8
+    slices_per_patient: PositiveInt = 16
+    height: PositiveInt = 100
+    width: PositiveInt = 100
+
+
+class Prepare(Section):
+    size: tuple[PositiveInt, PositiveInt] = (64, 64)
+    workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _multiple_of_32(self) -> "Prepare":
+        if any(side % 32 for side in self.size):
+            raise ValueError(f"size {list(self.size)} must be multiples of 32 (U-Net downsamples 5 times)")
+        return self
+
+
+class Folds(Section):
+    n_splits: int = Field(5, ge=2)
+    train: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+    @model_validator(mode="after")
+    def _train_folds_exist(self) -> "Folds":
+        bad = [k for k in self.train if not 0 <= k < self.n_splits]
+        if bad or not self.train or len(set(self.train)) != len(self.train):
+            raise ValueError(f"train {list(self.train)} must be distinct fold numbers in 0..{self.n_splits - 1}")
+        return self
+
+
+class Augment(Section):
+    scale: float = Field(0.05, ge=0, lt=1)
+    rotate: float = Field(15.0, ge=0, le=180)
+    hflip: float = Field(0.5, ge=0, le=1)
+    brightness: float = Field(0.0, ge=0, le=1)
+
+
+class Train(Section):
+    arch: str = "Unet"
+    encoder_name: str = "resnet18"
+    encoder_weights: str | None = None
+    encoder_depth: int = Field(5, ge=3, le=5)
+    decoder_channels: tuple[PositiveInt, ...] = (256, 128, 64, 32, 16)
+    in_channels: PositiveInt = 3
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 32
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    scheduler: Literal["onecycle", "cosine"] = "onecycle"
+    loss: dict[Literal["bce", "dice", "focal", "lovasz"], float] = {"bce": 0.7, "dice": 0.3}
+    augment: Augment = Augment()
+    num_workers: int = Field(0, ge=0)
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Train":
+        if len(self.decoder_channels) != self.encoder_depth:
+            raise ValueError(
+                f"decoder_channels has {len(self.decoder_channels)} entries; encoder_depth is {self.encoder_depth}"
+            )
+        if not any(self.loss.values()):
+            raise ValueError("loss needs at least one non-zero weight")
+        return self
+
+
+class Predict(Section):
+    batch_size: PositiveInt = 64
+
+
+class Threshold(Section):
+    start: float = Field(0.1, gt=0, lt=1)
+    stop: float = Field(0.9, gt=0, lt=1)
+    step: float = Field(0.05, gt=0)
+    min_areas: tuple[int, ...] = (0, 5, 10, 20, 40, 80)
+
+    @property
+    def grid(self) -> list[float]:
+        """The thresholds to try, rounded so the grid is the same on every machine."""
+        count = int(round((self.stop - self.start) / self.step)) + 1
+        return [round(self.start + i * self.step, 6) for i in range(count)]
+
+
+class Params(Section):
+    base: Base = Base()
+    synthetic: Synthetic = Synthetic()
+    prepare: Prepare = Prepare()
+    folds: Folds = Folds()
+    train: Train = Train()
+    predict: Predict = Predict()
+    threshold: Threshold = Threshold()
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate the whole params file; raise InputError naming each bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"{path}: cannot read params: {err}") from err
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or '<top>'}: {e['msg']}" for e in err.errors()
+        )
+        raise InputError(f"{path}: {problems}") from None

@@ -1,0 +1,87 @@
+"""Training data: the prepared uint8 cache, augmented with albumentations.
+
+Samples stay uint8 all the way to the device, where `to_model_input` normalises them, so
+the loader moves a quarter of the bytes a float pipeline would.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from segpipe.config import Augment
+
+# ImageNet statistics: what smp encoders expect, pretrained or not.
+MEAN = np.array([0.485, 0.456, 0.406]) * 255
+STD = np.array([0.229, 0.224, 0.225]) * 255
+
+
+def build_augmentation(augment: Augment) -> A.Compose:
+    """Scale, rotate and flip as in the brain-MRI U-Net tutorial, plus optional brightness."""
+    transforms = [
+        A.Affine(scale=(1 - augment.scale, 1 + augment.scale), rotate=(-augment.rotate, augment.rotate),
+                 border_mode=cv2.BORDER_CONSTANT, p=1.0),
+        A.HorizontalFlip(p=augment.hflip),
+    ]
+    if augment.brightness:
+        transforms.append(A.RandomBrightnessContrast(augment.brightness, augment.brightness, p=0.5))
+    return A.Compose(transforms)
+
+
+class SliceDataset(Dataset):
+    """Rows `indices` of the cached (N,H,W,C) images and (N,H,W) masks.
+
+    Augmentation is reseeded per (seed, epoch, row), so a run gives the same samples
+    whatever the number of loader workers. Call `set_epoch` before each epoch.
+    """
+
+    def __init__(self, images_path: Path, masks_path: Path, indices: np.ndarray,
+                 augmentation: A.Compose | None = None, seed: int = 0) -> None:
+        self.images_path, self.masks_path = images_path, masks_path
+        self.indices = np.asarray(indices)
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = 0
+        self._images = self._masks = None  # opened lazily: memmaps don't survive pickling to workers
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._images is None:
+            self._images = np.load(self.images_path, mmap_mode="r")
+            self._masks = np.load(self.masks_path, mmap_mode="r")
+        row = self.indices[item]
+        image, mask = np.asarray(self._images[row]), np.asarray(self._masks[row])
+        if self.augmentation is not None:
+            self.augmentation.set_random_seed(hash((self.seed, self.epoch, int(row))) & 0x7FFFFFFF)
+            out = self.augmentation(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        return image, mask
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int,
+                sampler=None, drop_last: bool = False) -> DataLoader:
+    """A DataLoader of uint8 batches; pinned memory when CUDA is there."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
+                      sampler=sampler, num_workers=num_workers, generator=generator,
+                      pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+                      persistent_workers=False)
+
+
+def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """(N,H,W,C) uint8 -> normalised (N,C,H,W) float on `device`; the cast happens there."""
+    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    channels = x.shape[1]
+    mean = torch.as_tensor(np.resize(MEAN, channels), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std = torch.as_tensor(np.resize(STD, channels), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()

@@ -1,0 +1,50 @@
+"""Batched prediction with horizontal-flip TTA, shared by the OOF pass and the test pass."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from segpipe.data import to_model_input
+
+
+def autocast(device: torch.device, enabled: bool):
+    """Mixed precision on CUDA (bf16 where supported, else fp16); a no-op on CPU."""
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def prepare_for_inference(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    model = model.to(device).eval()
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+@torch.inference_mode()
+def predict_batches(models: Sequence[nn.Module], images: np.ndarray, batch_size: int, device: torch.device,
+                    *, rows: np.ndarray | None = None, tta: bool = True, amp: bool = True,
+                    channels_last: bool = True) -> Iterator[np.ndarray]:
+    """Yield (B,H,W) uint8 probabilities (0-255) for `images[rows]`, batch by batch.
+
+    Probabilities are averaged over `models` and, with `tta`, over the horizontal flip.
+    `images` may be a memmap: only one batch is in memory at a time.
+    """
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    views = 2 if tta else 1
+    for start in range(0, len(rows), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(images[rows[start:start + batch_size]]))
+        if device.type == "cuda":
+            batch = batch.pin_memory()
+        x = to_model_input(batch, device, channels_last)
+        total = torch.zeros((x.shape[0], x.shape[2], x.shape[3]), device=device)
+        for model in models:
+            with autocast(device, amp):
+                total += torch.sigmoid(model(x).float())[:, 0]
+                if tta:
+                    total += torch.sigmoid(model(x.flip(-1)).float())[:, 0].flip(-1)
+        probs = total / (len(models) * views)
+        yield (probs * 255).round_().to(torch.uint8).cpu().numpy()

@@ -1,0 +1,36 @@
+"""Ensemble the fold models on the prepared test images, streaming to a uint8 .npy."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.format import open_memmap
+from tqdm import tqdm
+
+from segpipe.inference import predict_batches, prepare_for_inference
+from segpipe.model import load_checkpoint
+from segpipe.runtime import atomic_path, pick_device
+
+
+def predict_test(model_paths: dict[int, Path], images_path: Path, out_path: Path, batch_size: int,
+                 amp: bool = True, channels_last: bool = True) -> None:
+    """Average every fold model's hflip-TTA probabilities over the test set into `out_path`.
+
+    `model_paths` maps fold -> checkpoint. The output is (N,H,W) uint8 in the prepared test
+    order, written batch by batch, so memory stays flat however large the test set is.
+    """
+    device = pick_device()
+    models = []
+    for fold, path in sorted(model_paths.items()):
+        model, _ = load_checkpoint(path, rebuild_hint=f"dvc repro train@{fold}")
+        models.append(prepare_for_inference(model, device, channels_last))
+    images = np.load(images_path, mmap_mode="r")
+    with atomic_path(out_path) as tmp:
+        out = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=images.shape[:3])
+        start = 0
+        batches = predict_batches(models, images, batch_size, device, amp=amp, channels_last=channels_last)
+        for probs in tqdm(batches, total=-(-len(images) // batch_size), desc="predict"):
+            out[start:start + len(probs)] = probs
+            start += len(probs)
+        out.flush()
+        del out

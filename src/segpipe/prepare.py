@@ -1,0 +1,120 @@
+"""Decode every image and mask once, resize to training size, cache as uint8 arrays.
+
+Training then reads `np.load(..., mmap_mode="r")` slices instead of decoding files in
+every `__getitem__`. Decoding runs in a process pool; each worker writes its rows straight
+into the memory-mapped output, so nothing large crosses process boundaries.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import pandas as pd
+from numpy.lib.format import open_memmap
+from tqdm import tqdm
+
+from segpipe.datasets import Competition
+from segpipe.errors import InputError
+from segpipe.runtime import atomic_path
+
+# Files written into the prepared folder.
+TRAIN_IMAGES, TRAIN_MASKS, TRAIN_INDEX = "train_images.npy", "train_masks.npy", "train.csv"
+TEST_IMAGES, TEST_INDEX = "test_images.npy", "test.csv"
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize (H, W[, C]) to `size` = (H, W): area averaging down, bilinear up."""
+    height, width = size
+    shrinking = image.shape[0] * image.shape[1] > height * width
+    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return resized if resized.ndim == image.ndim else resized[..., None]
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a bool mask to `size` as {0,1} uint8, by bilinear weight then a 0.5 cut (smoother than nearest)."""
+    height, width = size
+    soft = cv2.resize(mask.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
+    return (soft >= 128).astype(np.uint8)
+
+
+def _decode_row(
+    row: tuple[int, str, str | None],
+    *,
+    read_image: Callable,
+    read_mask: Callable,
+    size: tuple[int, int],
+    images_path: Path,
+    masks_path: Path | None,
+) -> tuple[int, int, int, int]:
+    index, image_file, mask_file = row
+    image = read_image(Path(image_file))
+    images = np.load(images_path, mmap_mode="r+")
+    if image.shape[2] != images.shape[3]:
+        raise InputError(f"{image_file}: has {image.shape[2]} channels, expected {images.shape[3]}")
+    images[index] = resize_image(image, size)
+    area = 0
+    if masks_path is not None:
+        mask = read_mask(Path(mask_file))
+        if mask.shape != image.shape[:2]:
+            raise InputError(f"{mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                             f"{image.shape[1]}x{image.shape[0]} ({image_file})")
+        masks = np.load(masks_path, mmap_mode="r+")
+        masks[index] = resize_mask(mask, size)
+        area = int(masks[index].sum())
+    return index, image.shape[0], image.shape[1], area
+
+
+def cache_split(
+    frame: pd.DataFrame,
+    competition: Competition,
+    size: tuple[int, int],
+    images_path: Path,
+    masks_path: Path | None,
+    workers: int,
+    desc: str,
+) -> pd.DataFrame:
+    """Decode `frame`'s images (and masks when `masks_path` is given) into .npy files.
+
+    Returns the index table: one row per image with its original height and width and,
+    for labelled splits, the mask area in pixels at training size.
+    """
+    channels = competition.read_image(Path(frame.image.iloc[0])).shape[2]
+    open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(frame), *size, channels)).flush()
+    if masks_path is not None:
+        open_memmap(masks_path, mode="w+", dtype=np.uint8, shape=(len(frame), *size)).flush()
+    rows = list(zip(range(len(frame)), frame.image.astype(str), frame["mask"].astype(str) if masks_path else [None] * len(frame)))
+    decode = partial(_decode_row, read_image=competition.read_image, read_mask=competition.read_mask,
+                     size=size, images_path=images_path, masks_path=masks_path)
+    results = []
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for result in tqdm(pool.imap_unordered(decode, rows, chunksize=16), total=len(rows), desc=desc):
+            results.append(result)
+    results.sort()
+    index = frame[[c for c in ("id", "group") if c in frame]].reset_index(drop=True)
+    index["height"] = [r[1] for r in results]
+    index["width"] = [r[2] for r in results]
+    if masks_path is not None:
+        index["mask_area"] = [r[3] for r in results]
+    return index
+
+
+def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int, int], workers: int = 0) -> None:
+    """Write the prepared cache for `competition` into `out_dir` (replaced atomically)."""
+    workers = workers or os.cpu_count() or 1
+    for split, frame in (("train", competition.train), ("test", competition.test)):
+        if frame.empty:
+            raise InputError(f"{competition.name}: the {split} set is empty")
+        duplicated = frame.id[frame.id.duplicated()].tolist()
+        if duplicated:
+            raise InputError(f"{competition.name}: duplicate {split} ids {duplicated[:5]}")
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        train = cache_split(competition.train, competition, size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS, workers, "train")
+        train.to_csv(tmp / TRAIN_INDEX, index=False)
+        test = cache_split(competition.test, competition, size, tmp / TEST_IMAGES, None, workers, "test")
+        test.to_csv(tmp / TEST_INDEX, index=False)

@@ -1,0 +1,125 @@
+"""Write and validate the run-length-encoded submission, streaming, in submission order.
+
+Each test probability map is resized back to its original size, thresholded, emptied if
+smaller than the minimum area, and encoded in the competition's pixel order. Rows are
+made in parallel (ordered `imap`) and streamed into a gzip with a fixed mtime, so the same
+inputs give the same bytes and memory does not grow with the test set.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import io
+import multiprocessing
+import os
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from segpipe import rle
+from segpipe.datasets import SubmissionSpec
+from segpipe.errors import InputError
+from segpipe.metrics import threshold_to_uint8
+from segpipe.runtime import atomic_path
+
+
+def probability_to_mask(prob: np.ndarray, height: int, width: int, threshold: float, min_area: int) -> np.ndarray:
+    """Resize a uint8 probability map to (height, width), threshold it, empty it if too small.
+
+    `min_area` is in training-size pixels (it was tuned on the OOF maps), so it is scaled
+    by the area ratio before it is applied at the original size.
+    """
+    scale = (height * width) / prob.size
+    if prob.shape != (height, width):
+        prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+    mask = prob >= threshold_to_uint8(threshold)
+    if min_area and np.count_nonzero(mask) < min_area * scale:
+        mask[:] = False
+    return mask
+
+
+@functools.lru_cache(maxsize=2)
+def _open_probs(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+def _encode_row(row: int, *, probs_path: Path, heights: np.ndarray, widths: np.ndarray, threshold: float,
+                min_area: int, order: str) -> str:
+    prob = np.asarray(_open_probs(probs_path)[row])
+    return rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), threshold, min_area), order=order)
+
+
+def write_submission(probs_path: Path, test_index: pd.DataFrame, spec: SubmissionSpec, threshold: float,
+                     min_area: int, out_path: Path, workers: int = 0) -> None:
+    """Write `out_path` (.csv.gz) with one row per `test_index` row (its order), then validate it.
+
+    test_index has columns id, height, width (original sizes) in submission order, matching
+    the rows of the probabilities at `probs_path`.
+    """
+    encode = partial(_encode_row, probs_path=probs_path, heights=test_index.height.to_numpy(),
+                     widths=test_index.width.to_numpy(), threshold=threshold, min_area=min_area,
+                     order=spec.rle_order)
+    workers = workers or os.cpu_count() or 1
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
+            text = io.TextIOWrapper(gz, encoding="utf-8", newline="")
+            text.write(f"{spec.id_column},{spec.rle_column}\n")
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                rows = pool.imap(encode, range(len(test_index)), chunksize=32)
+                for image_id, encoded in tqdm(zip(test_index.id, rows), total=len(test_index), desc="submit"):
+                    text.write(f"{image_id},{encoded}\n")
+            text.flush()
+            text.detach()
+        sizes = dict(zip(test_index.id.astype(str), test_index.height * test_index.width))
+        validate_submission(tmp, spec, sizes)
+
+
+def read_ids(sample_submission: Path, id_column: str) -> list[str]:
+    """The ids of a sample submission, as strings, in file order."""
+    sample = pd.read_csv(sample_submission, dtype=str, keep_default_na=False)
+    if id_column not in sample:
+        raise InputError(f"{sample_submission}: no column {id_column!r} (columns: {list(sample.columns)})")
+    return sample[id_column].tolist()
+
+
+def validate_submission(path: Path, spec: SubmissionSpec, n_pixels: dict[str, int]) -> int:
+    """Check a submission file against the spec; raise InputError naming the first problem.
+
+    Header exactly `id,rle`; ids exactly those of the sample submission (when there is one)
+    in the same order; every RLE well formed and inside its image (`n_pixels` by id).
+    Returns the number of rows.
+    """
+    expected = read_ids(spec.sample_submission, spec.id_column) if spec.sample_submission else list(n_pixels)
+    opener = gzip.open if str(path).endswith(".gz") or _is_gzip(path) else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header != [spec.id_column, spec.rle_column]:
+            raise InputError(f"{path}: header {header} should be {[spec.id_column, spec.rle_column]}")
+        count = 0
+        for count, row in enumerate(reader, start=1):
+            if len(row) != 2:
+                raise InputError(f"{path}: row {count} has {len(row)} fields: {row[:3]}")
+            image_id, encoded = row
+            if count > len(expected) or image_id != expected[count - 1]:
+                want = expected[count - 1] if count <= len(expected) else "end of file"
+                raise InputError(f"{path}: row {count} has id {image_id!r}, the sample submission has {want!r}")
+            if image_id not in n_pixels:
+                raise InputError(f"{path}: id {image_id!r} is not a test image")
+            try:
+                rle.validate(encoded, n_pixels[image_id])
+            except ValueError as err:
+                raise InputError(f"{path}: id {image_id!r}: malformed RLE: {err}") from None
+    if count != len(expected):
+        raise InputError(f"{path}: {count} rows, the sample submission has {len(expected)}")
+    return count
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
