@@ -59,7 +59,7 @@ class SliceDataset(Dataset):
             self._images = np.load(self.images_path, mmap_mode="r")
             self._masks = np.load(self.masks_path, mmap_mode="r")
         row = self.indices[item]
-        image, mask = np.asarray(self._images[row]), np.asarray(self._masks[row])
+        image, mask = np.array(self._images[row]), np.array(self._masks[row])
         if self.augmentation is not None:
             self.augmentation.set_random_seed(hash((self.seed, self.epoch, int(row))) & 0x7FFFFFFF)
             out = self.augmentation(image=image, mask=mask)

@@ -13,8 +13,10 @@ import pytest
 
 from segpipe import rle
 from segpipe.datasets import synthetic
+from segpipe.datasets.base import SubmissionSpec
 
-SIZE = dict(train_patients=4, test_patients=2, slices_per_patient=12, height=40, width=48)
+# Eight train patients so that the share of empty slices is not at the mercy of one patient.
+SIZE = dict(train_patients=8, test_patients=2, slices_per_patient=12, height=40, width=48)
 SEED = 7
 
 
@@ -55,7 +57,7 @@ def test_layout_and_headers(generated: Path) -> None:
     assert sorted(p.name for p in generated.iterdir()) == [
         "sample_submission.csv", "test", "train", "train_masks", "train_masks.csv"]
     train_ids, test_ids = _stems(generated / "train"), _stems(generated / "test")
-    assert len(train_ids) == 4 * 12 and len(test_ids) == 2 * 12
+    assert len(train_ids) == 8 * 12 and len(test_ids) == 2 * 12
     assert sorted(_stems(generated / "train_masks", "_mask.png")) == sorted(train_ids)
     for sid in train_ids + test_ids:
         assert re.fullmatch(r"p\d{4}_([1-9]|1[0-2])", sid), sid  # 1-based, not zero-padded
@@ -83,7 +85,7 @@ def test_same_seed_same_bytes_other_seed_differs(generated: Path, tmp_path: Path
 def test_train_and_test_patients_disjoint(generated: Path) -> None:
     patients = {folder: {s.rsplit("_", 1)[0] for s in _stems(generated / folder)}
                 for folder in ("train", "test")}
-    assert len(patients["train"]) == 4 and len(patients["test"]) == 2
+    assert len(patients["train"]) == 8 and len(patients["test"]) == 2
     assert not patients["train"] & patients["test"]
 
 
@@ -98,7 +100,9 @@ def test_lesions_grow_and_shrink_smoothly(generated: Path) -> None:
         present = np.flatnonzero(areas)
         if present.size:
             assert np.all(np.diff(present) == 1), f"{patient}: lesion run is not contiguous"
-            assert np.abs(np.diff(areas)).max() <= 0.5 * areas.max(), (patient, areas)
+            # a run's last slice may fall under the speck threshold and vanish: allow for it
+            bound = 0.5 * areas.max() + synthetic.MIN_LESION_PIXELS
+            assert np.abs(np.diff(areas)).max() <= bound, (patient, areas)
 
 
 def test_lesions_are_brightest_in_flair(generated: Path) -> None:
@@ -131,7 +135,7 @@ def test_load(generated: Path) -> None:
     sample = pd.read_csv(generated / "sample_submission.csv", dtype=str)
     assert list(test.columns) == ["id", "image"]
     assert test["id"].tolist() == sample["img"].tolist() != _natural(sample["img"].tolist())
-    assert competition.submission == synthetic.SubmissionSpec(
+    assert competition.submission == SubmissionSpec(
         "img", "rle_mask", "F", generated / "sample_submission.csv")
     assert competition.read_image(test["image"][0]).shape == (40, 48, 3)
     assert competition.read_mask(train["mask"][0]).dtype == bool

@@ -38,8 +38,9 @@ SUBMISSION = SubmissionSpec(id_column="img", rle_column="rle_mask", rle_order="F
                             sample_submission=None)  # load() fills in the path
 
 MIN_LESION_PIXELS = 6  # smaller lesions would be specks: dropped from mask and image alike
-NO_LESION_RATE = 0.15  # with runs over ~65% of a stack this leaves about half the slices empty
-LESION_RUN = (0.45, 0.85)  # fraction of the stack a lesion spans
+NO_LESION_RATE = 0.15  # with runs over ~60% of a stack this leaves about half the slices empty
+LESION_RUN = (0.4, 0.8)  # fraction of the stack a lesion spans
+MIN_RUN = 8  # slices: shorter runs would make the area jump by over half its peak per slice
 TEXTURE_GRIDS = (4, 9)  # low-resolution noise grids: coarse anatomy, finer "gyri"
 SLICES_PER_KEY = 4  # texture keyframe spacing: anatomy changes over a few slices, not one
 # Per-channel (pre-contrast, FLAIR, post-contrast) intensity offsets of the anatomy; float32
@@ -122,8 +123,7 @@ def _patient(rng: np.random.Generator, slices: int, h: int, w: int,
                  h * rng.uniform(0.36, 0.44), w * rng.uniform(0.30, 0.40), rng.uniform(-0.3, 0.3))
     bump = np.sin(np.pi * (np.arange(slices) + 0.5) / slices)
     scale = 0.55 + 0.45 * np.sqrt(bump)  # small at the skull cap and the base, full mid-stack
-    keys = [rng.standard_normal((slices // SLICES_PER_KEY + 2, g, g, 3), dtype=np.float32)
-            for g in TEXTURE_GRIDS]
+    keys = [_texture_keys(rng, slices // SLICES_PER_KEY + 2, g) for g in TEXTURE_GRIDS]
     bias = 1 + rng.uniform(0.05, 0.2) * _upsample(rng.standard_normal((3, 3, 3)), h, w)
     tissue = TISSUE * rng.uniform(0.85, 1.15, 3).astype(np.float32)
     # FLAIR carries the lesion; the others follow weakly, and sometimes FLAIR barely does
@@ -157,6 +157,12 @@ def _upsample(low: np.ndarray, h: int, w: int) -> np.ndarray:
     return cv2.resize(low.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
 
 
+def _texture_keys(rng: np.random.Generator, count: int, grid: int) -> np.ndarray:
+    """Keyframes of low-res noise, mostly shared by the channels: one anatomy, three contrasts."""
+    shared = rng.standard_normal((count, grid, grid, 1), dtype=np.float32)
+    return 0.85 * shared + 0.5 * rng.standard_normal((count, grid, grid, 3), dtype=np.float32)
+
+
 def _drift(keys: np.ndarray, z: int, h: int, w: int) -> np.ndarray:
     """Texture at slice z, blending keyframes spread over the stack so anatomy drifts slowly."""
     u = z / SLICES_PER_KEY
@@ -181,7 +187,7 @@ def _lesion_track(rng: np.random.Generator, slices: int) -> list[tuple | None]:
     track: list[tuple | None] = [None] * slices
     if rng.random() < NO_LESION_RATE:
         return track
-    run = int(np.clip(round(rng.uniform(*LESION_RUN) * slices), min(6, slices), slices))
+    run = int(np.clip(round(rng.uniform(*LESION_RUN) * slices), min(MIN_RUN, slices), slices))
     start = int(rng.integers(0, slices - run + 1))
     p0 = 0.6 * np.array(_inside(rng))  # well inside, so clipping to the brain rarely bites
     p1 = p0 + rng.uniform(-0.2, 0.2, 2)  # the centre glides, it does not jump
@@ -262,8 +268,8 @@ def _train_table(root: Path) -> pd.DataFrame:
             raise FileNotFoundError(f"{mask}: missing mask for {image}")
         rows.append((image.stem, _slice_key(image)[0], image, mask))
     if orphans:
-        raise ValueError(f"{min(orphans.values())}: mask has no image in {root / 'train'}"
-                         f" ({len(orphans)} such masks)")
+        more = f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""
+        raise ValueError(f"{min(orphans.values())}: mask has no image in {root / 'train'}{more}")
     return pd.DataFrame(rows, columns=["id", "group", "image", "mask"])
 
 

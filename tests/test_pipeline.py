@@ -1,0 +1,98 @@
+"""End to end: the real `dvc repro` on a shrunken copy of this repo."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from segpipe import rle
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {
+    "synthetic": {"train_patients": 6, "test_patients": 2, "slices_per_patient": 8, "height": 40, "width": 48},
+    "prepare": {"size": [32, 32]},
+    "folds": {"n_splits": 2, "train": [0, 1]},
+    "train": {"encoder_depth": 3, "decoder_channels": [16, 8, 8], "epochs": 1, "batch_size": 8},
+}
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def ran_stages(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def edit_params(repo: Path, changes: dict) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in changes.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A fresh git repo holding this repo's tracked files, with small params."""
+    repo = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "oof/", "preds/", "dvclive/")):
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    for stale in ("dvc.lock", "metrics", "plots", "dvclive"):
+        shutil.rmtree(repo / stale, ignore_errors=True) if (repo / stale).is_dir() else (repo / stale).unlink(missing_ok=True)
+    edit_params(repo, SMALL)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        run(cmd, repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def first_run(repo) -> str:
+    return run(["dvc", "repro"], repo)
+
+
+def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run):
+    assert ran_stages(first_run) == {"download", "prepare", "folds", "train@0", "train@1", "predict", "threshold", "submit"}
+    sample = pd.read_csv(repo / "data/raw/synthetic/sample_submission.csv", dtype=str)
+    submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+    assert list(submission.columns) == ["img", "rle_mask"]
+    assert submission.img.tolist() == sample.img.tolist()
+    for encoded in submission.rle_mask:
+        assert rle.decode(encoded, (40, 48), order="F").shape == (40, 48)
+
+
+def test_metrics_and_plots_are_there(repo, first_run):
+    cv = json.loads((repo / "metrics/cv.json").read_text())
+    assert set(cv["folds"]) == {"fold0", "fold1"} and 0 <= cv["dice"] <= 1
+    assert cv["threshold"] in [round(0.1 + 0.05 * i, 6) for i in range(17)]
+    for k in (0, 1):
+        assert set(json.loads((repo / f"metrics/fold{k}.json").read_text())) >= {"val_dice", "oof_dice", "epoch"}
+    shown = run(["dvc", "metrics", "show", "--json"], repo)
+    assert "fold1.json" in shown and "cv.json" in shown
+    run(["dvc", "plots", "show", "--json"], repo)
+    assert np.load(repo / "preds/test.npy").dtype == np.uint8
+
+
+def test_second_repro_runs_nothing(repo, first_run):
+    assert ran_stages(run(["dvc", "repro"], repo)) == set()
+
+
+def test_a_threshold_param_reruns_only_threshold_and_submit(repo, first_run):
+    edit_params(repo, {"threshold": {"step": 0.1}})
+    assert ran_stages(run(["dvc", "repro"], repo)) == {"threshold", "submit"}

@@ -1,0 +1,89 @@
+import gzip
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segpipe import rle
+from segpipe.datasets import SubmissionSpec
+from segpipe.errors import InputError
+from segpipe.submit import probability_to_mask, validate_submission, write_submission
+
+
+@pytest.fixture
+def case(tmp_path):
+    """Five test images of assorted original sizes, a sample submission in shuffled order."""
+    rng = np.random.default_rng(0)
+    probs = rng.integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    probs[2] = 0  # one image predicts nothing
+    np.save(tmp_path / "test.npy", probs)
+    index = pd.DataFrame({"id": ["7", "3", "12", "1", "5"], "height": [40, 32, 40, 64, 20], "width": [48, 32, 48, 30, 20]})
+    sample = tmp_path / "sample_submission.csv"
+    pd.DataFrame({"img": index.id, "pixels": "1 1"}).to_csv(sample, index=False)
+    return tmp_path, probs, index, SubmissionSpec("img", "pixels", "F", sample)
+
+
+def rows(path):
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_rows_follow_the_sample_and_decode_to_the_resized_masks(case):
+    tmp_path, probs, index, spec = case
+    out = tmp_path / "submit.csv.gz"
+    write_submission(tmp_path / "test.npy", index, spec, threshold=0.5, min_area=0, out_path=out, workers=2)
+    table = rows(out)
+    assert list(table.columns) == ["img", "pixels"] and table.img.tolist() == index.id.tolist()
+    for i, row in index.iterrows():
+        expected = probability_to_mask(probs[i], row.height, row.width, 0.5, 0)
+        np.testing.assert_array_equal(rle.decode(table.pixels[i], (row.height, row.width), order="F"), expected)
+    assert table.pixels[2] == ""
+
+
+def test_same_inputs_same_bytes(case):
+    tmp_path, _, index, spec = case
+    digests = []
+    for name in ("a.csv.gz", "b.csv.gz"):
+        write_submission(tmp_path / "test.npy", index, spec, 0.4, 10, tmp_path / name, workers=2)
+        digests.append(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_min_area_is_scaled_to_the_original_size():
+    prob = np.zeros((32, 32), np.uint8)
+    prob[:3, :3] = 255  # 9 training-size pixels, 36 at twice the size
+    assert probability_to_mask(prob, 64, 64, 0.5, 9).sum() == 36
+    assert probability_to_mask(prob, 64, 64, 0.5, 10).sum() == 0
+
+
+def write_rows(path, lines):
+    with gzip.open(path, "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    "lines, problem",
+    [
+        (["id,pixels", "7,", "3,", "12,", "1,", "5,"], "header"),
+        (["img,pixels", "3,", "7,", "12,", "1,", "5,"], "row 1 has id '3'"),
+        (["img,pixels", "7,", "3,", "12,", "1,"], "4 rows"),
+        (["img,pixels", "7,", "3,", "12,", "1,", "5,", "9,"], "end of file"),
+        (["img,pixels", "7,1 2 2 2", "3,", "12,", "1,", "5,"], "'7': malformed RLE"),
+        (["img,pixels", "7,", "3,1020 10", "12,", "1,", "5,"], "'3': malformed RLE"),
+    ],
+)
+def test_validation_names_the_problem(case, lines, problem):
+    tmp_path, _, index, spec = case
+    path = tmp_path / "bad.csv.gz"
+    write_rows(path, lines)
+    sizes = dict(zip(index.id, index.height * index.width))
+    with pytest.raises(InputError, match=problem):
+        validate_submission(path, spec, sizes)
+
+
+def test_a_failed_validation_publishes_nothing(case, monkeypatch):
+    tmp_path, _, index, spec = case
+    monkeypatch.setattr("segpipe.submit.rle.encode", lambda mask, order: "0 5")  # malformed: 0-indexed
+    with pytest.raises(InputError, match="malformed RLE"):
+        write_submission(tmp_path / "test.npy", index, spec, 0.5, 0, tmp_path / "submit.csv.gz", workers=1)
+    assert not list(tmp_path.glob("*submit*"))
