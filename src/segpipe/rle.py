@@ -38,8 +38,9 @@ def _scan(flags, lo, hi, out, count):
 def _row_major_transitions(flags, words, head):
     """Where runs start and end in the 0/1 bytes `flags`, as [start, end) pairs.
 
-    `words` is the 8-byte-aligned middle of `flags`, starting at byte `head`: 64 bytes
-    that all equal the byte before them hold no transition and are skipped wholesale.
+    `words` is the 8-byte-aligned middle of `flags`, starting at byte `head`. Bytes that
+    all equal the one before them hold no transition: they are skipped 64 at a time, then
+    8 at a time inside a block that is not all the same.
     """
     n = flags.size
     out = np.empty(n + 1, np.int64)  # the worst case; pages never written cost nothing
@@ -50,8 +51,12 @@ def _row_major_transitions(flags, words, head):
         differ = _ZERO
         for w in range(8 * block, 8 * block + 8):
             differ |= words[w] ^ same
-        if differ:
-            count = _scan(flags, lo, lo + 64, out, count)
+        if not differ:
+            continue
+        for w in range(8 * block, 8 * block + 8):
+            k = head + 8 * w
+            if words[w] != _ONES * np.uint64(flags[k - 1] if k else 0):
+                count = _scan(flags, k, k + 8, out, count)
     count = _scan(flags, head + words.size // 8 * 64, n, out, count)
     out[count] = n
     return out[: count + flags[n - 1]]
@@ -80,10 +85,13 @@ def _column_major_transitions(a):
             differ = _ZERO
             for w in range(8 * block, 8 * block + 8):
                 differ |= diff_words[w]
-            if differ:
-                for c in range(64 * block, 64 * block + 64):
-                    where[found], column[found] = c * rows + r, c
-                    found += diff[c]
+            if not differ:
+                continue
+            for w in range(8 * block, 8 * block + 8):
+                if diff_words[w]:
+                    for c in range(8 * w, 8 * w + 8):
+                        where[found], column[found] = c * rows + r, c
+                        found += diff[c]
     nxt = np.zeros(cols + 1, np.int64)
     for i in range(found):
         nxt[column[i] + 1] += 1
@@ -253,26 +261,40 @@ def _fill_row_major(values, flat):
 
 @numba.njit(cache=True)
 def _fill_column_major(values, a):
-    """Paint column-major runs into the zeroed C-contiguous `a` without striding down columns.
+    """Paint column-major runs into the C-contiguous `a`, writing it row by row, once.
 
-    A run only flips the pixel where it starts, the top of each later column it covers,
-    and the pixel after its end; a running XOR down the rows then fills it in.
+    A run flips the flag where it starts, at the top of each later column it covers and
+    after its end. Bucketing the flips by row lets one row of flags, carried down the
+    image, produce each row in turn instead of striding down the columns.
     """
     rows, cols = a.shape
-    col, top = 0, 0  # the column the current run starts in, and that column's first pixel
+    flip_row = np.empty(values.size + cols, np.int64)  # each column top flips at most once
+    flip_col = np.empty(values.size + cols, np.int64)
+    n, col, top = 0, 0, 0  # `top`: the first pixel of column `col`, where the last run ended
     for i in range(0, values.size, 2):
         lo, hi = values[i] - 1, values[i] - 1 + values[i + 1]
         while lo >= top + rows:
             col, top = col + 1, top + rows
-        a[lo - top, col] ^= 1
+        flip_row[n], flip_col[n], n = lo - top, col, n + 1
         while top + rows < hi:
             col, top = col + 1, top + rows
-            a[0, col] ^= 1
+            flip_row[n], flip_col[n], n = 0, col, n + 1
         if hi - top < rows:
-            a[hi - top, col] ^= 1
-    for r in range(1, rows):
+            flip_row[n], flip_col[n], n = hi - top, col, n + 1
+    first = np.zeros(rows + 1, np.int64)
+    for i in range(n):
+        first[flip_row[i] + 1] += 1
+    first = np.cumsum(first)
+    nxt, by_row = first.copy(), np.empty(n, np.int64)
+    for i in range(n):
+        by_row[nxt[flip_row[i]]] = flip_col[i]
+        nxt[flip_row[i]] += 1
+    flags = np.zeros(cols, np.uint8)
+    for r in range(rows):
+        for i in range(first[r], first[r + 1]):
+            flags[by_row[i]] ^= 1
         for c in range(cols):
-            a[r, c] ^= a[r - 1, c]
+            a[r, c] = flags[c]
 
 
 def decode(rle: str, shape: tuple[int, int], order: Order = "C") -> np.ndarray:
@@ -281,11 +303,10 @@ def decode(rle: str, shape: tuple[int, int], order: Order = "C") -> np.ndarray:
         raise ValueError(f"order must be 'C' or 'F', got {order!r}")
     height, width = shape
     values = _parse(rle, height * width)
+    mask = np.empty((height, width), np.bool_)  # every pixel gets written
     if order == "C":
-        mask = np.empty((height, width), np.bool_)
         _fill_row_major(values, mask.view(np.uint8).reshape(-1))
     else:
-        mask = np.zeros((height, width), np.bool_)
         _fill_column_major(values, mask.view(np.uint8))
     return mask
 

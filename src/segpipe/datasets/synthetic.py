@@ -37,7 +37,7 @@ from .base import Competition, SubmissionSpec
 SUBMISSION = SubmissionSpec(id_column="img", rle_column="rle_mask", rle_order="F",
                             sample_submission=None)  # load() fills in the path
 
-MIN_LESION_PIXELS = 6  # smaller lesions would be specks: dropped from mask and image alike
+MIN_LESION_PIXELS = 30  # smaller lesions would be specks at training size: dropped from mask and image alike
 NO_LESION_RATE = 0.15  # with runs over ~60% of a stack this leaves about half the slices empty
 LESION_RUN = (0.4, 0.8)  # fraction of the stack a lesion spans
 MIN_RUN = 8  # slices: shorter runs would make the area jump by over half its peak per slice
@@ -128,7 +128,7 @@ def _patient(rng: np.random.Generator, slices: int, h: int, w: int,
     tissue = TISSUE * rng.uniform(0.85, 1.15, 3).astype(np.float32)
     # FLAIR carries the lesion; the others follow weakly, and sometimes FLAIR barely does
     contrast = np.float32([rng.uniform(-0.3, 0.2), 1, rng.uniform(0.1, 0.6)])
-    contrast *= rng.uniform(0.1, 0.4)
+    contrast *= rng.uniform(0.2, 0.45)
     noise = np.float32(rng.uniform(0.015, 0.05))
     lesion = _lesion_track(rng, slices)
     for z in range(slices):
