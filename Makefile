@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean submit
 
 install: $(STAMP)
 
@@ -26,3 +26,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+# Submit submissions/submit.csv.gz to Kaggle (competitions only); MESSAGE defaults to the
+# git commit and CV Dice from metrics/cv.json.
+submit: $(STAMP)
+	$(BIN)/python stages/kaggle_submit.py $(if $(MESSAGE),--message "$(MESSAGE)")

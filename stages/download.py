@@ -1,16 +1,17 @@
-"""DVC stage `download`: fill data/raw/<dataset> with a Kaggle-style download."""
+"""DVC stage `download`: fill data/raw/<dataset> with a Kaggle-style download.
+
+The synthetic default is generated offline; Kaggle datasets need credentials and network.
+A complete earlier download is kept (the output is `persist`ed) and not fetched again.
+"""
 from segpipe import datasets
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
-from segpipe.runtime import atomic_path
 
 
 def main() -> None:
     args = parse_paths(__doc__, "out")
     params = load_params()
-    options = params.synthetic.model_dump() if params.base.dataset == "synthetic" else {}
-    with atomic_path(args.out) as tmp:
-        datasets.download(params.base.dataset, tmp, seed=params.base.seed, **options)
+    datasets.download(params.base.dataset, args.out, seed=params.base.seed, **params.dataset.adapter_options())
 
 
 if __name__ == "__main__":

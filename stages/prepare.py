@@ -1,14 +1,13 @@
 """DVC stage `prepare`: decode, resize and cache train/test as uint8 .npy arrays."""
-from segpipe import datasets
 from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
+from segpipe.config import load_competition, load_params
 from segpipe.prepare import prepare_competition
 
 
 def main() -> None:
     args = parse_paths(__doc__, "raw", "out")
     params = load_params()
-    competition = datasets.load(params.base.dataset, args.raw)
+    competition = load_competition(params, args.raw)
     prepare_competition(competition, args.out, tuple(params.prepare.size), params.prepare.workers)
 
 

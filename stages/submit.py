@@ -1,23 +1,32 @@
-"""DVC stage `submit`: threshold, resize back, RLE-encode and validate submit.csv.gz."""
+"""DVC stage `submit`: threshold, resize back, RLE-encode and validate submit.csv.gz.
+
+When the test set is a labelled holdout (LGG, or `holdout_patients` > 0), the submission
+is also scored into metrics/holdout.json: a private leaderboard you can read locally.
+"""
 import json
 
 import pandas as pd
 
-from segpipe import datasets
 from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
+from segpipe.config import load_competition, load_params
 from segpipe.prepare import TEST_INDEX
-from segpipe.submit import write_submission
+from segpipe.runtime import write_json
+from segpipe.submit import score_holdout, write_submission
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "raw", "prepared", "probs", "cv", "out")
+    args = parse_paths(__doc__, "raw", "prepared", "probs", "cv", "out", "holdout")
     params = load_params()
-    competition = datasets.load(params.base.dataset, args.raw)
+    competition = load_competition(params, args.raw)
     cv = json.loads(args.cv.read_text())
-    test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str})
+    test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
     write_submission(args.probs, test_index, competition.submission, cv["threshold"], cv["min_area"], args.out)
     print(f"wrote {args.out}: {len(test_index)} rows, threshold {cv['threshold']}, min area {cv['min_area']}")
+    labelled = "mask" in competition.test
+    holdout = score_holdout(args.out, competition) if labelled else {"images": 0}
+    write_json(args.holdout, holdout)
+    if labelled:
+        print(f"holdout dice {holdout['dice']:.4f} (patient {holdout['patient_dice']:.4f}) on {holdout['images']} images")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def test_cache_has_training_size_uint8_arrays_and_an_index(prepared_dir, competi
 def test_rows_match_decoding_each_file_by_hand(prepared_dir, competition):
     images = np.load(prepared_dir / "train_images.npy", mmap_mode="r")
     row = competition.train.iloc[5]
-    by_hand = cv2.resize(competition.read_image(row.image), TINY_SIZE[::-1], interpolation=cv2.INTER_AREA)
+    by_hand = cv2.resize(competition.read_image(row.image)[0], TINY_SIZE[::-1], interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(images[5], by_hand)
 
 

@@ -21,15 +21,53 @@ class Section(BaseModel):
 
 class Base(Section):
     seed: int = 42
-    dataset: str = "synthetic"
+    dataset: Literal["synthetic", "carvana", "nerve", "lgg", "folder"] = "synthetic"
 
 
-class Synthetic(Section):
+class DatasetSection(Section):
+    """Options of one dataset adapter; `holdout_patients` is understood by all of them."""
+
+    holdout_patients: float = Field(0.0, ge=0, lt=1)  # patients moved to a labelled, scored test set
+
+    def adapter_options(self) -> dict:
+        """The options the adapter's download/load take (holdout is applied generically)."""
+        return self.model_dump(exclude={"holdout_patients"})
+
+
+class Synthetic(DatasetSection):
     train_patients: PositiveInt = 32
     test_patients: PositiveInt = 8
     slices_per_patient: PositiveInt = 16
     height: PositiveInt = 100
     width: PositiveInt = 100
+
+
+class Carvana(DatasetSection):
+    pass
+
+
+class Nerve(DatasetSection):
+    pass
+
+
+class Lgg(DatasetSection):
+    holdout_patients: float = Field(0.2, ge=0, lt=1)
+
+
+class Folder(DatasetSection):
+    source: str | None = None  # the user's data folder
+    train_images: str = "train/*.png"
+    mask: str = "{stem}_mask.png"
+    test_images: str | None = None
+    group_regex: str | None = None
+    rle_order: Literal["C", "F"] = "F"
+    holdout_patients: float | None = Field(None, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _holdout_without_test(self) -> "Folder":
+        if self.holdout_patients is None:  # like LGG when there is no test set
+            object.__setattr__(self, "holdout_patients", 0.0 if self.test_images else 0.2)
+        return self
 
 
 class Prepare(Section):
@@ -113,11 +151,21 @@ class Threshold(Section):
 class Params(Section):
     base: Base = Base()
     synthetic: Synthetic = Synthetic()
+    carvana: Carvana = Carvana()
+    nerve: Nerve = Nerve()
+    lgg: Lgg = Lgg()
+    folder: Folder = Folder()
     prepare: Prepare = Prepare()
     folds: Folds = Folds()
     train: Train = Train()
     predict: Predict = Predict()
     threshold: Threshold = Threshold()
+
+
+    @property
+    def dataset(self) -> DatasetSection:
+        """The options section of the chosen dataset (`base.dataset`)."""
+        return getattr(self, self.base.dataset)
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:
@@ -134,3 +182,12 @@ def load_params(path: Path | str = "params.yaml") -> Params:
             f"{'.'.join(str(part) for part in e['loc']) or '<top>'}: {e['msg']}" for e in err.errors()
         )
         raise InputError(f"{path}: {problems}") from None
+
+
+def load_competition(params: Params, raw: Path):
+    """The chosen dataset, indexed from its raw folder, with its holdout applied."""
+    from segpipe import datasets
+
+    section = params.dataset
+    return datasets.load(params.base.dataset, raw, holdout_patients=section.holdout_patients,
+                         seed=params.base.seed, **section.adapter_options())

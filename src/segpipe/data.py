@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from segpipe.config import Augment
+from segpipe.errors import InputError
 
 # ImageNet statistics: what smp encoders expect, pretrained or not.
 MEAN = np.array([0.485, 0.456, 0.406]) * 255
@@ -77,9 +78,18 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
                       persistent_workers=False)
 
 
-def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """(N,H,W,C) uint8 -> normalised (N,C,H,W) float on `device`; the cast happens there."""
+def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bool,
+                   in_channels: int | None = None) -> torch.Tensor:
+    """(N,H,W,C) uint8 -> normalised (N,C,H,W) float on `device`; the cast happens there.
+
+    Grayscale caches (C=1) are repeated to `in_channels` on the device, so a 3-channel
+    encoder reads ultrasound without the cache storing three copies.
+    """
     x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    if in_channels and x.shape[1] != in_channels:
+        if x.shape[1] != 1:
+            raise InputError(f"the cached images have {x.shape[1]} channels but train.in_channels is {in_channels}")
+        x = x.expand(-1, in_channels, -1, -1)
     channels = x.shape[1]
     mean = torch.as_tensor(np.resize(MEAN, channels), dtype=torch.float32, device=device).view(1, -1, 1, 1)
     std = torch.as_tensor(np.resize(STD, channels), dtype=torch.float32, device=device).view(1, -1, 1, 1)

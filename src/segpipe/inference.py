@@ -27,7 +27,7 @@ def prepare_for_inference(model: nn.Module, device: torch.device, channels_last:
 @torch.inference_mode()
 def predict_batches(models: Sequence[nn.Module], images: np.ndarray, batch_size: int, device: torch.device,
                     *, rows: np.ndarray | None = None, tta: bool = True, amp: bool = True,
-                    channels_last: bool = True) -> Iterator[np.ndarray]:
+                    channels_last: bool = True, in_channels: int | None = None) -> Iterator[np.ndarray]:
     """Yield (B,H,W) uint8 probabilities (0-255) for `images[rows]`, batch by batch.
 
     Probabilities are averaged over `models` and, with `tta`, over the horizontal flip.
@@ -39,7 +39,7 @@ def predict_batches(models: Sequence[nn.Module], images: np.ndarray, batch_size:
         batch = torch.from_numpy(np.ascontiguousarray(images[rows[start:start + batch_size]]))
         if device.type == "cuda":
             batch = batch.pin_memory()
-        x = to_model_input(batch, device, channels_last)
+        x = to_model_input(batch, device, channels_last, in_channels)
         total = torch.zeros((x.shape[0], x.shape[2], x.shape[3]), device=device)
         for model in models:
             with autocast(device, amp):

@@ -7,6 +7,7 @@ import numpy as np
 from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
+from segpipe.errors import InputError
 from segpipe.inference import predict_batches, prepare_for_inference
 from segpipe.model import load_checkpoint
 from segpipe.runtime import atomic_path, pick_device
@@ -20,15 +21,20 @@ def predict_test(model_paths: dict[int, Path], images_path: Path, out_path: Path
     order, written batch by batch, so memory stays flat however large the test set is.
     """
     device = pick_device()
-    models = []
+    models, in_channels = [], set()
     for fold, path in sorted(model_paths.items()):
-        model, _ = load_checkpoint(path, rebuild_hint=f"dvc repro train@{fold}")
+        model, checkpoint = load_checkpoint(path, rebuild_hint=f"dvc repro train@{fold}")
         models.append(prepare_for_inference(model, device, channels_last))
+        in_channels.add(checkpoint["spec"]["in_channels"])
+    if len(in_channels) > 1:
+        raise InputError(f"fold models take different input channels {sorted(in_channels)}; retrain them with one "
+                         "train.in_channels")
     images = np.load(images_path, mmap_mode="r")
     with atomic_path(out_path) as tmp:
         out = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=images.shape[:3])
         start = 0
-        batches = predict_batches(models, images, batch_size, device, amp=amp, channels_last=channels_last)
+        batches = predict_batches(models, images, batch_size, device, amp=amp, channels_last=channels_last,
+                                  in_channels=in_channels.pop())
         for probs in tqdm(batches, total=-(-len(images) // batch_size), desc="predict"):
             out[start:start + len(probs)] = probs
             start += len(probs)

@@ -52,7 +52,7 @@ def _decode_row(
     masks_path: Path | None,
 ) -> tuple[int, int, int, int]:
     index, image_file, mask_file = row
-    image = read_image(Path(image_file))
+    image, original = read_image(Path(image_file), at_least=size)
     images = np.load(images_path, mmap_mode="r+")
     if image.shape[2] != images.shape[3]:
         raise InputError(f"{image_file}: has {image.shape[2]} channels, expected {images.shape[3]}")
@@ -60,13 +60,13 @@ def _decode_row(
     area = 0
     if masks_path is not None:
         mask = read_mask(Path(mask_file))
-        if mask.shape != image.shape[:2]:
+        if mask.shape != tuple(original):
             raise InputError(f"{mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                             f"{image.shape[1]}x{image.shape[0]} ({image_file})")
+                             f"{original[1]}x{original[0]} ({image_file})")
         masks = np.load(masks_path, mmap_mode="r+")
         masks[index] = resize_mask(mask, size)
         area = int(masks[index].sum())
-    return index, image.shape[0], image.shape[1], area
+    return index, original[0], original[1], area
 
 
 def cache_split(
@@ -83,7 +83,7 @@ def cache_split(
     Returns the index table: one row per image with its original height and width and,
     for labelled splits, the mask area in pixels at training size.
     """
-    channels = competition.read_image(Path(frame.image.iloc[0])).shape[2]
+    channels = competition.read_image(Path(frame.image.iloc[0]), at_least=size)[0].shape[2]
     open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(frame), *size, channels)).flush()
     if masks_path is not None:
         open_memmap(masks_path, mode="w+", dtype=np.uint8, shape=(len(frame), *size)).flush()

@@ -123,3 +123,28 @@ def validate_submission(path: Path, spec: SubmissionSpec, n_pixels: dict[str, in
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(2) == b"\x1f\x8b"
+
+
+def score_holdout(path: Path, competition) -> dict:
+    """Score a submission against a labelled holdout test set at the original resolution.
+
+    Returns mean per-image Dice (empty on empty scores 1), per-patient Dice (pixels pooled
+    over each patient's slices) and the image count: a leaderboard you can read locally.
+    """
+    from segpipe.metrics import image_dice
+
+    spec = competition.submission
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    counts = []
+    for image_id, encoded, mask_file in zip(table[spec.id_column], table[spec.rle_column], competition.test["mask"]):
+        truth = competition.read_mask(Path(mask_file))
+        pred = rle.decode(encoded, truth.shape, order=spec.rle_order)
+        counts.append((np.count_nonzero(pred & truth), np.count_nonzero(pred), np.count_nonzero(truth)))
+    counts = pd.DataFrame(counts, columns=["inter", "pred", "true"]).assign(group=competition.test.group.to_numpy())
+    per_patient = counts.groupby("group")[["inter", "pred", "true"]].sum()
+    return {
+        "dice": float(image_dice(counts.inter, counts.pred, counts.true).mean()),
+        "patient_dice": float(image_dice(per_patient.inter, per_patient.pred, per_patient.true).mean()),
+        "images": len(counts),
+        "patients": len(per_patient),
+    }

@@ -59,7 +59,7 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
     model.eval()
     losses, dices = [], []
     for images, masks in loader:
-        x = to_model_input(images, device, cfg.channels_last)
+        x = to_model_input(images, device, cfg.channels_last, cfg.in_channels)
         target = masks.to(device, non_blocking=True).unsqueeze(1).float()
         with autocast(device, cfg.amp):
             logits = model(x)
@@ -108,7 +108,7 @@ def train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, see
             tick = time.perf_counter()
             for images, masks in train_loader:
                 loaded = time.perf_counter()
-                x = to_model_input(images, device, cfg.channels_last)
+                x = to_model_input(images, device, cfg.channels_last, cfg.in_channels)
                 target = masks.to(device, non_blocking=True).unsqueeze(1).float()
                 with autocast(device, cfg.amp):
                     loss = criterion(step_model(x).float(), target)
@@ -148,8 +148,8 @@ def write_oof(model: nn.Module, paths: FoldPaths, val_rows: np.ndarray, device: 
     with atomic_path(paths.oof) as tmp:
         out = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(val_rows), *images.shape[1:3]))
         start = 0
-        for probs in predict_batches([model], images, cfg.batch_size * 2, device, rows=val_rows,
-                                     amp=cfg.amp, channels_last=cfg.channels_last):
+        for probs in predict_batches([model], images, cfg.batch_size * 2, device, rows=val_rows, amp=cfg.amp,
+                                     channels_last=cfg.channels_last, in_channels=cfg.in_channels):
             out[start:start + len(probs)] = probs
             pred, truth = probs >= 128, masks[val_rows[start:start + len(probs)]] > 0
             dices.append(image_dice((pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))))

@@ -111,7 +111,7 @@ def test_lesions_are_brightest_in_flair(generated: Path) -> None:
         mask = competition.read_mask(mask_path)
         if mask.any():
             ring = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~mask
-            image = competition.read_image(image_path).astype(float)
+            image = competition.read_image(image_path)[0].astype(float)
             gain += image[mask].mean(axis=0) - image[ring].mean(axis=0)
     assert gain[1] > 0 and gain[1] > gain[0] and gain[1] > gain[2]
 
@@ -137,7 +137,7 @@ def test_load(generated: Path) -> None:
     assert test["id"].tolist() == sample["img"].tolist() != _natural(sample["img"].tolist())
     assert competition.submission == SubmissionSpec(
         "img", "rle_mask", "F", generated / "sample_submission.csv")
-    assert competition.read_image(test["image"][0]).shape == (40, 48, 3)
+    assert competition.read_image(test["image"][0])[0].shape == (40, 48, 3)
     assert competition.read_mask(train["mask"][0]).dtype == bool
 
 

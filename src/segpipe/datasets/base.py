@@ -23,6 +23,7 @@ class SubmissionSpec:
     rle_column: str  # header of the RLE column, e.g. "rle_mask"
     rle_order: RleOrder  # "C": row-major (Carvana); "F": column-major (most others)
     sample_submission: Path | None  # the competition's sample file: ids and their order
+    competition: str | None = None  # Kaggle competition slug; None when not a competition
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,10 @@ class Competition:
     """A dataset as the pipeline sees it.
 
     `train` has columns id, group, image, mask (paths); `test` has id, image in submission
-    order. Ids are written to the submission exactly as they appear here. The readers are
+    order, plus group and mask when the test set is a labelled holdout (then the submit
+    stage scores it). Ids are written to the submission exactly as they appear here.
+    `read_image(path, at_least)` returns the (H, W, C) uint8 image, possibly decoded at a
+    reduced size no smaller than `at_least`, and the file's original (H, W). The readers are
     module-level functions so that worker processes can pickle them.
     """
 
@@ -38,5 +42,5 @@ class Competition:
     train: pd.DataFrame
     test: pd.DataFrame
     submission: SubmissionSpec
-    read_image: Callable[[Path], np.ndarray]  # -> (H, W, C) uint8, RGB
+    read_image: Callable[..., tuple[np.ndarray, tuple[int, int]]]  # see above
     read_mask: Callable[[Path], np.ndarray]  # -> (H, W) bool, non-zero is foreground

@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from segpipe.runtime import atomic_path
+
 from . import readers
 from .base import Competition, SubmissionSpec
 
@@ -77,10 +79,15 @@ class _Head:
 
 def download(root: Path, *, seed: int, train_patients: int, test_patients: int,
              slices_per_patient: int, height: int, width: int) -> None:
-    """Generate the competition into `root` (created); same arguments, same bytes."""
-    from segpipe.rle import encode  # written alongside; imported late so load() never needs it
+    """Generate the competition into `root` (replaced atomically); same arguments, same bytes."""
+    with atomic_path(root) as tmp:
+        _generate(tmp, seed, train_patients, test_patients, slices_per_patient, height, width)
 
-    root = Path(root)
+
+def _generate(root: Path, seed: int, train_patients: int, test_patients: int,
+              slices_per_patient: int, height: int, width: int) -> None:
+    from segpipe.rle import encode  # imported late so load() never needs numba
+
     for folder in ("train", "train_masks", "test"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     total = train_patients + test_patients
@@ -240,7 +247,7 @@ def _inside(rng: np.random.Generator) -> tuple[float, float]:
     return r * np.cos(a), r * np.sin(a)
 
 
-def load(root: Path) -> Competition:
+def load(root: Path, **_options) -> Competition:
     """Read a generated (or same-shaped) download into the pipeline's view of a dataset."""
     root = Path(root)
     submission = dataclasses.replace(SUBMISSION, sample_submission=root / "sample_submission.csv")

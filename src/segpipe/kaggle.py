@@ -1,0 +1,193 @@
+"""Talk to Kaggle: download a competition or dataset into a raw folder, submit a file.
+
+The `kaggle` package is imported here only, and only when called: without credentials its
+import prints a page of help (2.2.x; older releases raise OSError) and `authenticate()`
+calls exit(1). Both become one InputError that says how to log in.
+
+Downloads are all-or-nothing: files go to a temporary sibling of the destination, every
+zip is extracted (zips inside zips too) and deleted, `.complete` lists the files, and only
+then is the folder renamed onto the destination. A failure or Ctrl-C removes the temporary
+folder and leaves the destination as it was; a destination with `.complete` is never
+downloaded again.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import shutil
+import socket
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from segpipe.errors import InputError
+
+COMPLETE = ".complete"  # written last: lists the downloaded files, relative to the folder
+
+CREDENTIALS_HELP = (
+    "create an API token at https://www.kaggle.com/settings (API section) and give it in "
+    "one of these ways: KAGGLE_API_TOKEN=<token or path to a "
+    "file holding it>; the token in ~/.kaggle/access_token; KAGGLE_USERNAME and KAGGLE_KEY "
+    "from a legacy kaggle.json; or that kaggle.json in ~/.kaggle/kaggle.json "
+    "(or $KAGGLE_CONFIG_DIR/kaggle.json)"
+)
+# errno values meaning "the network is not there", as opposed to a local file problem.
+NETWORK_ERRNOS = {errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH, errno.EHOSTDOWN,
+                  errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT}
+
+
+def client():
+    """An authenticated `KaggleApi`; InputError naming the ways to log in if there are none."""
+    chatter = io.StringIO()  # the package's own help text: replaced by our one-line message
+    try:
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            from kaggle.api.kaggle_api_extended import KaggleApi
+
+            api = KaggleApi()
+            api.authenticate()
+    except ModuleNotFoundError as err:
+        raise InputError(f"the kaggle package is not installed ({err}); run `make install`") from None
+    except (SystemExit, OSError) as err:
+        # An access token is checked online, so a missing network surfaces here too.
+        raise InputError(_explain(err, what="log in") or f"no Kaggle credentials found: {CREDENTIALS_HELP}") from None
+    return api
+
+
+def download_competition(slug: str, dest: Path, files: Sequence[str] | None = None) -> None:
+    """Fill `dest` with competition `slug`'s files (all of them, or just `files`), extracted."""
+    def fetch(api, tmp: Path) -> None:
+        if files is None:
+            api.competition_download_files(slug, path=str(tmp), quiet=False)
+        for name in files or ():  # a file may arrive as NAME or NAME.zip; both end up extracted
+            api.competition_download_file(slug, name, path=str(tmp), quiet=False)
+
+    rules = f"https://www.kaggle.com/competitions/{slug}/rules"
+    forbidden = (f"Kaggle refused competition {slug!r} (HTTP 403): you must accept the competition's rules: "
+                 f"open {rules}, click 'I Understand and Accept', then rerun")
+    _download(Path(dest), fetch, f"competition {slug!r}", forbidden)
+
+
+def download_dataset(handle: str, dest: Path) -> None:
+    """Fill `dest` with the files of dataset `handle` ("owner/name"), extracted."""
+    def fetch(api, tmp: Path) -> None:
+        api.dataset_download_files(handle, path=str(tmp), unzip=False, quiet=False)
+
+    forbidden = (f"Kaggle refused dataset {handle!r} (HTTP 403): it is private, or its terms must be "
+                 f"accepted first at https://www.kaggle.com/datasets/{handle}; then rerun")
+    _download(Path(dest), fetch, f"dataset {handle!r}", forbidden)
+
+
+def submit(slug: str, file: Path, message: str) -> None:
+    """Upload `file` to competition `slug` with `message` as its description."""
+    forbidden = (f"Kaggle refused the submission to {slug!r} (HTTP 403): accept the rules at "
+                 f"https://www.kaggle.com/competitions/{slug}/rules, or the daily submission limit is used up")
+    api = client()
+    try:
+        api.competition_submit(file_name=str(file), message=message, competition=slug)
+    except Exception as err:
+        problem = _explain(err, what=f"submit to competition {slug!r}", forbidden=forbidden)
+        if problem is None:
+            raise
+        raise InputError(problem) from err
+
+
+def default_message(cv_json: Path, repo: Path) -> str:
+    """"segpipe <commit> CV dice 0.8992 (threshold 0.45, min area 5)"; -dirty if uncommitted."""
+    import json
+
+    cv = json.loads(Path(cv_json).read_text())
+    return (f"segpipe {_git_commit(Path(repo))} CV dice {cv['dice']:.4f} "
+            f"(threshold {cv['threshold']}, min area {cv['min_area']})")
+
+
+def _git_commit(repo: Path) -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("-dirty" if git("status", "--porcelain") else "")
+    except (OSError, subprocess.CalledProcessError):  # no git, or not a repository
+        return "no-git"
+
+
+def _download(dest: Path, fetch: Callable, what: str, forbidden: str) -> None:
+    if (dest / COMPLETE).is_file():
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+    _remove(tmp)
+    try:
+        api = client()
+        tmp.mkdir()
+        try:
+            fetch(api, tmp)
+        except Exception as err:
+            problem = _explain(err, what=f"download {what}", forbidden=forbidden)
+            if problem is None:
+                raise
+            raise InputError(f"{problem}; the raw folder {dest} was left as it was") from err
+        _extract_all(tmp)
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        if not files:
+            raise InputError(f"Kaggle sent no files for {what}; the raw folder {dest} was left as it was")
+        (tmp / COMPLETE).write_text("\n".join(files) + "\n")
+        _remove(dest)  # an incomplete earlier attempt
+        os.replace(tmp, dest)
+    finally:
+        _remove(tmp)  # still there only if something failed or was interrupted
+
+
+def _extract_all(folder: Path) -> None:
+    """Extract every zip under `folder` next to itself and delete it, until none is left."""
+    while zips := sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".zip"):
+        for path in zips:
+            # Renamed first, so a member named like its zip (train.zip in train.zip) can't clobber it.
+            archive = path.rename(path.with_name(f".{path.name}.extracting"))
+            root = path.parent.resolve()
+            try:
+                with zipfile.ZipFile(archive) as zf:
+                    for member in zf.namelist():
+                        if not (root / member).resolve().is_relative_to(root):
+                            raise InputError(f"{path}: entry {member!r} would be written outside {path.parent}")
+                    zf.extractall(path.parent)
+            except zipfile.BadZipFile as err:
+                raise InputError(f"{path.name} from Kaggle is not a valid zip ({err}); rerun to download it again")
+            archive.unlink()
+
+
+def _explain(err: BaseException, what: str, forbidden: str = "") -> str | None:
+    """The user-facing message for a known failure of `what`; None for anything else (a bug)."""
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None) or getattr(err, "status", None)  # requests / old ApiException
+    if isinstance(status, int):
+        if status == 403 and forbidden:
+            return forbidden
+        if status == 401:
+            return f"Kaggle rejected the credentials (HTTP 401) when trying to {what}: {CREDENTIALS_HELP}"
+        if status == 404:
+            return f"cannot {what}: Kaggle does not know it (HTTP 404); check its spelling"
+        return f"cannot {what}: kaggle.com answered HTTP {status} ({err}); try again later"
+    if _is_network_error(err):
+        return f"cannot reach kaggle.com (no network?) to {what}: {type(err).__name__}: {err}"
+    return None
+
+
+def _is_network_error(err: BaseException) -> bool:
+    kinds: list[type] = [socket.gaierror, TimeoutError]
+    with contextlib.suppress(ImportError):
+        import requests
+        import urllib3
+
+        kinds += [requests.exceptions.ConnectionError, requests.exceptions.Timeout, urllib3.exceptions.HTTPError]
+    return isinstance(err, tuple(kinds)) or (isinstance(err, OSError) and err.errno in NETWORK_ERRNOS)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

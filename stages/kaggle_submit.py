@@ -1,0 +1,42 @@
+"""Upload the validated submission to the Kaggle competition (`make submit MESSAGE=...`; not a DVC stage)."""
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from segpipe import kaggle
+from segpipe.cli import run_stage
+from segpipe.config import load_competition, load_params
+from segpipe.errors import InputError
+from segpipe.prepare import TEST_INDEX
+from segpipe.submit import validate_submission
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--file", type=Path, default=Path("submissions/submit.csv.gz"))
+    parser.add_argument("--message", help="submission description (default: commit and CV score)")
+    parser.add_argument("--cv", type=Path, default=Path("metrics/cv.json"))
+    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
+    parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))  # original test image sizes
+    args = parser.parse_args()
+    params = load_params()
+    name = params.base.dataset
+    competition = load_competition(params, args.raw / name)
+    slug = competition.submission.competition
+    if slug is None:
+        raise InputError(f"{name} is not a Kaggle competition (or {name}.holdout_patients made its test set a "
+                         "local holdout); nothing to submit — its holdout score is in metrics/holdout.json")
+    for needed in (args.file, args.prepared / TEST_INDEX, args.cv):
+        if not needed.is_file():
+            raise InputError(f"{needed} does not exist: run `dvc repro` first")
+    test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str})
+    sizes = dict(zip(test_index.id, test_index.height * test_index.width))
+    rows = validate_submission(args.file, competition.submission, sizes)
+    message = args.message or kaggle.default_message(args.cv, Path.cwd())
+    kaggle.submit(slug, args.file, message)
+    print(f"submitted {args.file} ({rows} rows) to {slug}: {message}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
