@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from segpipe import rle
+from segpipe import datasets, rle
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -43,23 +43,25 @@ def edit_params(repo: Path, changes: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A fresh git repo holding this repo's tracked files, with small params."""
-    repo = tmp_path_factory.mktemp("repo")
+def make_repo(repo: Path, changes: dict) -> Path:
+    """Fill `repo` with this repo's tracked files and small params, as a fresh git repo."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
+    results = ("dvc.lock", "data/", "models/", "oof/", "preds/", "dvclive/", "metrics/", "plots/")
     for name in files:
-        if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "oof/", "preds/", "dvclive/")):
+        if (ROOT / name).is_file() and not name.startswith(results):
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, repo / name)
-    for stale in ("dvc.lock", "metrics", "plots", "dvclive"):
-        shutil.rmtree(repo / stale, ignore_errors=True) if (repo / stale).is_dir() else (repo / stale).unlink(missing_ok=True)
-    edit_params(repo, SMALL)
+    edit_params(repo, {**SMALL, **changes})
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
         run(cmd, repo)
     return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return make_repo(tmp_path_factory.mktemp("repo"), {})
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,20 @@ def test_second_repro_runs_nothing(repo, first_run):
 def test_a_threshold_param_reruns_only_threshold_and_submit(repo, first_run):
     edit_params(repo, {"threshold": {"step": 0.1}})
     assert ran_stages(run(["dvc", "repro"], repo)) == {"threshold", "submit"}
+
+
+def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):
+    """base.dataset=folder: the user's files, patients from a regex, a scored holdout."""
+    source = tmp_path / "mine"
+    datasets.download("synthetic", source, seed=1, **SMALL["synthetic"])
+    folder = {"source": str(source), "train_images": "train/*.png", "mask": "../train_masks/{stem}_mask.png",
+              "group_regex": r"^(p\d+)_"}
+    repo = make_repo(tmp_path / "repo", {"base": {"dataset": "folder"}, "folder": folder})
+    ran = ran_stages(run(["dvc", "repro"], repo))
+    assert "submit" in ran and "train@1" in ran
+    holdout = json.loads((repo / "metrics/holdout.json").read_text())
+    assert holdout["patients"] == 1 and holdout["images"] == SMALL["synthetic"]["slices_per_patient"]
+    assert 0 <= holdout["dice"] <= 1
+    submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+    assert list(submission.columns) == ["id", "rle_mask"]
+    assert submission.id.str.extract(r"^(p\d+)_")[0].nunique() == 1
