@@ -83,7 +83,7 @@ def fake(monkeypatch):
 
 
 def leftovers(parent: Path) -> list[str]:
-    return [p.name for p in parent.iterdir() if ".partial-" in p.name]
+    return [p.name for p in parent.iterdir() if ".tmp-" in p.name]
 
 
 def assert_credentials_help(message: str) -> None:
@@ -252,3 +252,12 @@ def test_submit_stage_refuses_a_dataset_that_is_not_a_competition(raw_dir, tmp_p
                           capture_output=True, text=True)
     assert done.returncode == 1
     assert "synthetic is not a Kaggle competition" in done.stderr and "metrics/holdout.json" in done.stderr
+
+
+def test_a_killed_downloads_leftovers_are_removed(fake, tmp_path):
+    fake.serve = lambda folder, name: (folder / "data.zip").write_bytes(zip_bytes({"kaggle_3m/a.tif": b"tif"}))
+    dest = tmp_path / "raw" / "lgg"
+    dead = dest.parent / ".lgg.tmp-999999999"  # no such process
+    (dead / "half").mkdir(parents=True)
+    kaggle.download_dataset("mateuszbuda/lgg-mri-segmentation", dest)
+    assert not dead.exists() and (dest / ".complete").is_file()

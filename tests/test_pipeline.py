@@ -1,6 +1,7 @@
 """End to end: the real `dvc repro` on a shrunken copy of this repo."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -69,7 +70,23 @@ def first_run(repo) -> str:
     return run(["dvc", "repro"], repo)
 
 
-def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run):
+# Outputs that must be byte-identical whenever params and code are: not models/*.pt (a pickle
+# may differ in bytes while holding the same weights) nor dvclive/ (it records timestamps).
+REPRODUCIBLE = ("data/prepared/*", "data/folds.csv", "preds/test.npy", "metrics/*.json", "submissions/submit.csv.gz")
+
+
+def digests(repo: Path) -> dict[str, str]:
+    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for pattern in REPRODUCIBLE for p in sorted(repo.glob(pattern)) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def first_digests(repo, first_run) -> dict[str, str]:
+    """Taken by the first test, before any test changes a param."""
+    return digests(repo)
+
+
+def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run, first_digests):
     assert ran_stages(first_run) == {"download", "prepare", "folds", "train@0", "train@1", "predict", "threshold", "submit"}
     sample = pd.read_csv(repo / "data/raw/synthetic/sample_submission.csv", dtype=str)
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
@@ -93,6 +110,14 @@ def test_metrics_and_plots_are_there(repo, first_run):
 
 def test_second_repro_runs_nothing(repo, first_run):
     assert ran_stages(run(["dvc", "repro"], repo)) == set()
+
+
+def test_same_params_and_code_give_the_same_bytes(first_digests, tmp_path):
+    """A second checkout, at another path, reproduces the folds, metrics and submission byte for byte (CPU)."""
+    again = make_repo(tmp_path / "again", {})
+    run(["dvc", "repro"], again)
+    assert {"submissions/submit.csv.gz", "data/folds.csv", "metrics/cv.json"} <= set(first_digests)
+    assert digests(again) == first_digests
 
 
 def test_a_threshold_param_reruns_only_threshold_and_submit(repo, first_run):

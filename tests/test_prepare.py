@@ -1,3 +1,7 @@
+import dataclasses
+import re
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -55,3 +59,31 @@ def test_duplicate_ids_are_refused(competition, tmp_path):
     broken = type(competition)(**{**competition.__dict__, "train": train})
     with pytest.raises(InputError, match="duplicate train ids"):
         prepare_competition(broken, tmp_path / "prepared", TINY_SIZE)
+
+
+@pytest.mark.parametrize("column", ["image", "mask"])
+def test_a_truncated_file_names_the_file_and_keeps_the_old_output(competition, tmp_path, column):
+    source = Path(competition.train.loc[7, column])
+    victim = tmp_path / source.name
+    victim.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    train = competition.train.copy()
+    train.loc[7, column] = victim
+    old = tmp_path / "prepared"
+    old.mkdir()
+    (old / "train.csv").write_text("the earlier cache\n")
+    with pytest.raises(InputError, match=re.escape(str(victim)) + ": cannot decode"):
+        prepare_competition(dataclasses.replace(competition, train=train), old, TINY_SIZE, workers=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([victim.name, "prepared"])  # no temp left
+    assert [p.name for p in old.iterdir()] == ["train.csv"] and (old / "train.csv").read_text() == "the earlier cache\n"
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_an_empty_split_or_duplicate_ids_are_refused(competition, tmp_path, split):
+    frame = getattr(competition, split)
+    empty = dataclasses.replace(competition, **{split: frame.iloc[:0]})
+    with pytest.raises(InputError, match=f"the {split} set is empty"):
+        prepare_competition(empty, tmp_path / "prepared", TINY_SIZE)
+    twice = pd.concat([frame, frame.iloc[[3]]], ignore_index=True)
+    with pytest.raises(InputError, match=rf"duplicate {split} ids \['{frame.id[3]}'\]"):
+        prepare_competition(dataclasses.replace(competition, **{split: twice}), tmp_path / "prepared", TINY_SIZE)
+    assert not list(tmp_path.iterdir())

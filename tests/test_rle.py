@@ -2,6 +2,8 @@
 of malformed strings."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -143,6 +145,11 @@ def test_touching_runs_are_accepted_and_merge_on_reencode(order: str) -> None:
         ("1 3 2 1", "run 2 '2 1': it overlaps the previous run '1 3'"),
         ("15 3", "run 1 '15 3': it runs past the end of the mask \\(16 pixels\\)"),
         ("1 99999999999999999999999", "it runs past the end"),
+        ("+1 2", "token '\\+1' at character 0"),
+        ("1,2", "token '1,2' at character 0"),
+        ("1 2\x00", "token " + re.escape(repr("2\x00")) + " at character 2"),  # quoted escaped
+        ("\u0661 2", "token '\u0661' at character 0"),  # an Arabic-Indic digit: str.isdigit() says yes
+        ("1\xa02", "token " + re.escape(repr("1\xa02")) + " at character 0"),  # str.split() says space
     ],
 )
 def test_malformed_rle_raises(text: str, problem: str) -> None:
@@ -179,7 +186,7 @@ junk = st.text(alphabet="0123456789   \t\n-+.xé", max_size=30)
 
 
 @settings(deadline=None, max_examples=500)
-@given(text=st.one_of(rle_like, junk), order=st.sampled_from(ORDERS))
+@given(text=st.one_of(rle_like, junk, st.text(max_size=30)), order=st.sampled_from(ORDERS))
 def test_property_decode_accepts_only_what_it_can_reencode(text: str, order: str) -> None:
     try:
         mask = rle.decode(text, SHAPE, order)
@@ -188,5 +195,6 @@ def test_property_decode_accepts_only_what_it_can_reencode(text: str, order: str
             rle.validate(text, SHAPE[0] * SHAPE[1])
         return
     rle.validate(text, SHAPE[0] * SHAPE[1])
+    assert mask.shape == SHAPE and mask.dtype == np.bool_
     assert rle.encode(mask, order) == canonical(text)
     np.testing.assert_array_equal(mask, numpy_decode(text, SHAPE, order))

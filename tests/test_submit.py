@@ -1,5 +1,8 @@
+import errno
 import gzip
 import hashlib
+import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -87,3 +90,53 @@ def test_a_failed_validation_publishes_nothing(case, monkeypatch):
     with pytest.raises(InputError, match="malformed RLE"):
         write_submission(tmp_path / "test.npy", index, spec, 0.5, 0, tmp_path / "submit.csv.gz", workers=1)
     assert not list(tmp_path.glob("*submit*"))
+
+
+def _old_submission(tmp_path):
+    out = tmp_path / "submissions" / "submit.csv.gz"
+    out.parent.mkdir()
+    out.write_bytes(b"yesterday's submission")
+    return out
+
+
+@pytest.mark.parametrize("fault, problem", [
+    ("unknown id", "row 3 has id '99', the sample submission has '12'"),
+    ("a row short", "5 rows, the sample submission has 6"),
+    ("malformed RLE", "'7': malformed RLE"),
+])
+def test_a_bad_submission_never_reaches_submissions_and_the_old_one_is_kept(case, monkeypatch, fault, problem):
+    tmp_path, _, index, spec = case
+    if fault == "unknown id":
+        index = index.assign(id=index.id.replace("12", "99"))
+    elif fault == "a row short":  # the sample lists an id the test set lacks
+        with open(spec.sample_submission, "a") as sample:
+            sample.write("42,1 1\n")
+    else:
+        monkeypatch.setattr("segpipe.submit.rle.encode", lambda mask, order: "0 5")
+    out = _old_submission(tmp_path)
+    with pytest.raises(InputError, match=problem):
+        write_submission(tmp_path / "test.npy", index, spec, 0.5, 0, out, workers=1)
+    assert [p.name for p in out.parent.iterdir()] == ["submit.csv.gz"]
+    assert out.read_bytes() == b"yesterday's submission"
+
+
+def test_stale_probabilities_are_refused(case):
+    tmp_path, probs, index, spec = case
+    np.save(tmp_path / "test.npy", probs[:4])
+    with pytest.raises(InputError, match=r"test.npy: 4 probability maps for the 5 test images.*dvc repro predict"):
+        write_submission(tmp_path / "test.npy", index, spec, 0.5, 0, tmp_path / "submit.csv.gz", workers=1)
+    assert not list(tmp_path.glob("*submit*"))
+
+
+def test_a_full_disk_names_the_submission_and_keeps_the_old_one(case, monkeypatch):
+    tmp_path, _, index, spec = case
+
+    def fill_up(self, data):  # the gzip header is already on disk: the file is half-written
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(gzip.GzipFile, "write", fill_up)
+    out = _old_submission(tmp_path)
+    with pytest.raises(InputError, match=re.escape(str(out)) + r": no room to write it \(No space left on device"):
+        write_submission(tmp_path / "test.npy", index, spec, 0.5, 0, out, workers=1)
+    assert [p.name for p in out.parent.iterdir()] == ["submit.csv.gz"]
+    assert out.read_bytes() == b"yesterday's submission"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable
 
@@ -21,9 +22,22 @@ def parse_paths(description: str, *names: str, fold: bool = False) -> argparse.N
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main(); a user error becomes one line on stderr and exit status 1."""
+    """Run a stage's main(); a user error becomes one line on stderr and exit status 1.
+
+    So does a full disk (most writes go through `atomic_path`, which names the output; this
+    catches any other): the user can fix it, and a traceback would not help them.
+    """
+    from segpipe.runtime import DISK_FULL
+
     try:
         main()
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}no room to write ({os.strerror(err.errno)}: disk full, quota or file size limit); "
+              "free some space and rerun", file=sys.stderr)
         raise SystemExit(1) from None

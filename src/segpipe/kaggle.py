@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from segpipe.errors import InputError
+from segpipe.runtime import remove_stale_temps
 
 COMPLETE = ".complete"  # written last: lists the downloaded files, relative to the folder
 
@@ -118,7 +119,8 @@ def _download(dest: Path, fetch: Callable, what: str, forbidden: str) -> None:
     if (dest / COMPLETE).is_file():
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+    remove_stale_temps(dest)  # a killed download's leftovers can be gigabytes
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
     _remove(tmp)
     try:
         api = client()

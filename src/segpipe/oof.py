@@ -20,7 +20,14 @@ def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     fg, bg, rows = [], [], []
     for fold, path in sorted(oof_paths.items()):
         fold_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
-        probs = np.load(path, mmap_mode="r")
+        try:
+            probs = np.load(path, mmap_mode="r")
+        except FileNotFoundError:
+            raise InputError(f"{path}: OOF probabilities of fold {fold} missing; "
+                             f"run `dvc repro train@{fold}`") from None
+        except (OSError, ValueError) as err:  # truncated, not an .npy
+            raise InputError(f"{path}: OOF probabilities of fold {fold} unreadable ({err}); "
+                             f"rerun `dvc repro train@{fold}`") from None
         if probs.shape[0] != len(fold_rows) or probs.shape[1:] != masks.shape[1:]:
             raise InputError(f"{path}: OOF shape {probs.shape} does not match fold {fold} of the folds file "
                              f"({len(fold_rows)} images of {masks.shape[1:]}); rerun `dvc repro train@{fold}`")

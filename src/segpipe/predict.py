@@ -4,13 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from segpipe.errors import InputError
 from segpipe.inference import predict_batches, prepare_for_inference
 from segpipe.model import load_checkpoint
-from segpipe.runtime import atomic_path, pick_device
+from segpipe.runtime import atomic_path, create_npy, pick_device
 
 
 def predict_test(model_paths: dict[int, Path], images_path: Path, out_path: Path, batch_size: int,
@@ -31,7 +30,7 @@ def predict_test(model_paths: dict[int, Path], images_path: Path, out_path: Path
                          "train.in_channels")
     images = np.load(images_path, mmap_mode="r")
     with atomic_path(out_path) as tmp:
-        out = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=images.shape[:3])
+        out = create_npy(tmp, images.shape[:3])
         start = 0
         batches = predict_batches(models, images, batch_size, device, amp=amp, channels_last=channels_last,
                                   in_channels=in_channels.pop())

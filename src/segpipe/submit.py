@@ -7,14 +7,15 @@ inputs give the same bytes and memory does not grow with the test set.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import functools
 import gzip
 import io
 import multiprocessing
 import os
-from functools import partial
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -44,14 +45,50 @@ def probability_to_mask(prob: np.ndarray, height: int, width: int, threshold: fl
 
 
 @functools.lru_cache(maxsize=2)
-def _open_probs(path: Path) -> np.ndarray:
-    return np.load(path, mmap_mode="r")
+def _probs_layout(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, shape of one map, byte offset of the data) of the (N,H,W) .npy at `path`."""
+    probs = np.load(path, mmap_mode="r")
+    return probs.dtype, probs.shape[1:], probs.offset
+
+
+def _read_prob(path: Path, row: int) -> np.ndarray:
+    # A plain read, not a memory map: every page a worker touches in a map stays in its RSS,
+    # which then grows with the test set (~0.5 GB per 10,000 maps of 256x256 in each worker).
+    dtype, shape, offset = _probs_layout(path)
+    count = int(np.prod(shape))
+    return np.fromfile(path, dtype=dtype, count=count, offset=offset + row * count * dtype.itemsize).reshape(shape)
 
 
 def _encode_row(row: int, *, probs_path: Path, heights: np.ndarray, widths: np.ndarray, threshold: float,
                 min_area: int, order: str) -> str:
-    prob = np.asarray(_open_probs(probs_path)[row])
+    prob = _read_prob(probs_path, row)
     return rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), threshold, min_area), order=order)
+
+
+_job: dict = {}  # in a pool worker: _encode_row's arguments but the row, set once rather than sent with every task
+
+
+def _start_worker(job: dict) -> None:
+    _job.update(job)
+
+
+def _encode_rows(rows: range) -> list[str]:
+    return [_encode_row(row, **_job) for row in rows]
+
+
+def _encoded_rows(pool, count: int, workers: int, chunk: int = 32) -> Iterator[str]:
+    """The RLE of rows 0..count-1 in order, computed by `pool` with at most 4 chunks per worker in flight.
+
+    Pool.imap keeps every finished chunk until the consumer takes it, so when the workers
+    outrun the gzip writer (they do with 2 workers) its buffer grows with the test set.
+    """
+    pending = collections.deque()
+    for start in range(0, count, chunk):
+        pending.append(pool.apply_async(_encode_rows, (range(start, min(start + chunk, count)),)))
+        if len(pending) > 4 * workers:
+            yield from pending.popleft().get()
+    while pending:
+        yield from pending.popleft().get()
 
 
 def write_submission(probs_path: Path, test_index: pd.DataFrame, spec: SubmissionSpec, threshold: float,
@@ -61,16 +98,19 @@ def write_submission(probs_path: Path, test_index: pd.DataFrame, spec: Submissio
     test_index has columns id, height, width (original sizes) in submission order, matching
     the rows of the probabilities at `probs_path`.
     """
-    encode = partial(_encode_row, probs_path=probs_path, heights=test_index.height.to_numpy(),
-                     widths=test_index.width.to_numpy(), threshold=threshold, min_area=min_area,
-                     order=spec.rle_order)
+    n_probs = len(np.load(probs_path, mmap_mode="r"))
+    if n_probs != len(test_index):
+        raise InputError(f"{probs_path}: {n_probs} probability maps for the {len(test_index)} test images of the "
+                         "prepared index; it is stale: rerun `dvc repro predict`")
+    job = dict(probs_path=probs_path, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
+               threshold=threshold, min_area=min_area, order=spec.rle_order)
     workers = workers or os.cpu_count() or 1
     with atomic_path(out_path) as tmp:
         with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
             text = io.TextIOWrapper(gz, encoding="utf-8", newline="")
             text.write(f"{spec.id_column},{spec.rle_column}\n")
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                rows = pool.imap(encode, range(len(test_index)), chunksize=32)
+            with multiprocessing.get_context("fork").Pool(workers, _start_worker, (job,)) as pool:
+                rows = _encoded_rows(pool, len(test_index), workers)
                 for image_id, encoded in tqdm(zip(test_index.id, rows), total=len(test_index), desc="submit"):
                     text.write(f"{image_id},{encoded}\n")
             text.flush()

@@ -14,6 +14,7 @@ import pytest
 from segpipe import rle
 from segpipe.datasets import synthetic
 from segpipe.datasets.base import SubmissionSpec
+from segpipe.errors import InputError
 
 # Eight train patients so that the share of empty slices is not at the mercy of one patient.
 SIZE = dict(train_patients=8, test_patients=2, slices_per_patient=12, height=40, width=48)
@@ -144,31 +145,31 @@ def test_load(generated: Path) -> None:
 def test_load_names_a_missing_mask(copy: Path) -> None:
     victim = next((copy / "train_masks").iterdir())
     victim.unlink()
-    with pytest.raises(FileNotFoundError, match=re.escape(victim.name)):
+    with pytest.raises(InputError, match=re.escape(victim.name)):
         synthetic.load(copy)
 
 
 def test_load_names_a_mask_without_image(copy: Path) -> None:
     victim = next((copy / "train").iterdir())
     victim.unlink()
-    with pytest.raises(ValueError, match=re.escape(f"{victim.stem}_mask.png")):
+    with pytest.raises(InputError, match=re.escape(f"{victim.stem}_mask.png")):
         synthetic.load(copy)
 
 
 def test_load_names_an_empty_train_folder(copy: Path) -> None:
     for image in (copy / "train").iterdir():
         image.unlink()
-    with pytest.raises(ValueError, match=re.escape(str(copy / "train"))):
+    with pytest.raises(InputError, match=re.escape(str(copy / "train"))):
         synthetic.load(copy)
 
 
 def test_load_names_ids_where_test_and_sample_disagree(copy: Path) -> None:
     victim = next((copy / "test").iterdir())
     victim.unlink()
-    with pytest.raises(ValueError, match=re.escape(victim.stem)):
+    with pytest.raises(InputError, match=re.escape(victim.stem)):
         synthetic.load(copy)
     shutil.copy(next((copy / "train").iterdir()), victim)  # back in step, then an extra id
     with open(copy / "sample_submission.csv", "a") as sample:
         sample.write("p9999_1,1 1\n")
-    with pytest.raises(ValueError, match="p9999_1"):
+    with pytest.raises(InputError, match="p9999_1"):
         synthetic.load(copy)

@@ -46,7 +46,22 @@ def _decode(path: Path, gray: bool, at_least: tuple[int, int] | None) -> tuple[n
     image = cv2.imread(str(path), flag)
     if image is None:
         raise InputError(f"{path}: cannot decode image (missing, truncated or not an image)")
+    if Path(path).suffix.lower() in _JPEG:
+        _check_jpeg_end(path)
     return image, original or image.shape[:2]
+
+
+def _check_jpeg_end(path: Path) -> None:
+    """Refuse a JPEG cut short: libjpeg decodes one anyway, grey below the cut, with no error.
+
+    A complete JPEG ends with the end-of-image marker FF D9, which cannot occur inside the
+    compressed data; a little trailing padding after it is allowed.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(max(0, handle.seek(0, 2) - 4096))
+        tail = handle.read()
+    if b"\xff\xd9" not in tail:
+        raise InputError(f"{path}: truncated JPEG (it has no end-of-image marker); download or copy it again")
 
 
 def read_rgb(path: Path, at_least: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -62,13 +77,44 @@ def read_gray(path: Path, at_least: tuple[int, int] | None = None) -> tuple[np.n
 
 
 def read_binary_mask(path: Path) -> np.ndarray:
-    """Decode a mask file to (H, W) bool: {0,1}, {0,255}, RGB and palette GIF all work.
+    """Decode a mask file to (H, W) bool, True where the mask is non-zero.
 
-    Non-zero is foreground. A palette image is read as its indices, where 0 is background.
+    Any binary mask reads the same: {0,1} or {0,255} grayscale, 16-bit or float, RGB (a pixel
+    is foreground if any channel is), RGBA with an opaque alpha, and palette images (GIF,
+    PNG), which are read as their palette indices, 0 being background, whatever colours the
+    palette gives them. Anything else is an InputError naming the file: not an image, a
+    varying alpha channel, or more than one foreground value (a JPEG-compressed, anti-aliased
+    or multi-label mask, where "non-zero" would silently move the mask's edge).
     """
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    mask = _palette_indices(path)
+    if mask is None:
+        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise InputError(f"{path}: cannot decode mask (missing, truncated or not an image)")
+    if mask.ndim == 3 and mask.shape[2] == 4:
+        alpha = mask[..., 3]
+        if alpha.size and alpha.min() != alpha.max():
+            raise InputError(f"{path}: mask has a transparency (alpha) channel that varies; save it without "
+                             "transparency (grayscale or RGB, background 0)")
+        mask = mask[..., :3]
     if mask.ndim == 3:
         mask = mask.max(axis=2)
-    return mask > 0
+    foreground = mask != 0
+    count = np.count_nonzero(foreground)
+    if count and np.count_nonzero(mask == mask.flat[np.argmax(foreground)]) != count:
+        values = np.unique(mask)  # only on failure: it sorts
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if len(values) > 6 else "")
+        raise InputError(f"{path}: not a binary mask: {len(values)} values ({shown}) where 0 (background) and "
+                         "one foreground value were expected; save it losslessly (PNG, not JPEG) with two values")
+    return foreground
+
+
+def _palette_indices(path: Path) -> np.ndarray | None:
+    """A palette image's (H, W) indices, or None for any other file (OpenCV reads those)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image) if image.mode == "P" else None
+    except (OSError, ValueError, SyntaxError):  # unreadable here: OpenCV tries, then we report it
+        return None

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from segpipe.errors import InputError
 from segpipe.runtime import atomic_path
 
 from . import readers
@@ -259,32 +260,35 @@ def load(root: Path, **_options) -> Competition:
 def _slice_key(path: Path) -> tuple[str, int]:
     patient, _, number = path.stem.rpartition("_")
     if not patient or not number.isdigit():
-        raise ValueError(f"{path}: expected a name like <patient>_<slice>.png")
+        raise InputError(f"{path}: expected a name like <patient>_<slice>.png")
     return patient, int(number)
 
 
 def _train_table(root: Path) -> pd.DataFrame:
     images = sorted((root / "train").glob("*.png"), key=_slice_key)
     if not images:
-        raise ValueError(f"{root / 'train'}: no training images")
+        raise InputError(f"{root / 'train'}: no training images (rerun `dvc repro -f download`)")
     orphans = {p.name: p for p in (root / "train_masks").glob("*_mask.png")}
     rows = []
     for image in images:
         mask = root / "train_masks" / f"{image.stem}_mask.png"
         if orphans.pop(mask.name, None) is None:
-            raise FileNotFoundError(f"{mask}: missing mask for {image}")
+            raise InputError(f"{mask}: missing mask for {image} (rerun `dvc repro -f download`)")
         rows.append((image.stem, _slice_key(image)[0], image, mask))
     if orphans:
         more = f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""
-        raise ValueError(f"{min(orphans.values())}: mask has no image in {root / 'train'}{more}")
+        raise InputError(f"{min(orphans.values())}: mask has no image in {root / 'train'}{more} "
+                         "(rerun `dvc repro -f download`)")
     return pd.DataFrame(rows, columns=["id", "group", "image", "mask"])
 
 
 def _test_table(root: Path) -> pd.DataFrame:
     path = root / "sample_submission.csv"
+    if not path.is_file():
+        raise InputError(f"{path}: missing (rerun `dvc repro -f download`)")
     sample = pd.read_csv(path, dtype=str, keep_default_na=False)
     if SUBMISSION.id_column not in sample:
-        raise ValueError(f"{path}: no '{SUBMISSION.id_column}' column")
+        raise InputError(f"{path}: no '{SUBMISSION.id_column}' column")
     ids = sample[SUBMISSION.id_column].tolist()
     on_disk = {p.stem for p in (root / "test").glob("*.png")}
     twice = sample[SUBMISSION.id_column][sample.duplicated(SUBMISSION.id_column)]
@@ -293,7 +297,7 @@ def _test_table(root: Path) -> pd.DataFrame:
                 "test images not in the sample": sorted(on_disk - set(ids))}
     found = "; ".join(f"{what}: {_few(bad)}" for what, bad in problems.items() if bad)
     if found:
-        raise ValueError(f"{path} disagrees with {root / 'test'}: {found}")
+        raise InputError(f"{path} disagrees with {root / 'test'}: {found} (rerun `dvc repro -f download`)")
     return pd.DataFrame({"id": ids, "image": [root / "test" / f"{i}.png" for i in ids]})
 
 
