@@ -1,20 +1,37 @@
-"""DVC stage `train@<fold>`: train one fold's U-Net, write its checkpoint, OOF and metrics."""
+"""DVC stage `train@<fold>`: train one fold's U-Net, write its checkpoint, OOF and metrics.
+
+A killed run leaves `--last` (the per-epoch resume state); rerunning the stage continues from it.
+With `train.devices` > 1 the stage restarts itself under torchrun, one process per device.
+"""
+import os
+import sys
+
 import pandas as pd
 
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
 from segpipe.prepare import TRAIN_IMAGES, TRAIN_MASKS
 from segpipe.runtime import write_json
-from segpipe.train import FoldPaths, train_fold
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "prepared", "folds", "model", "oof", "live", "metrics", fold=True)
+    args = parse_paths(__doc__, "prepared", "folds", "model", "oof", "live", "metrics", "last", fold=True)
     params = load_params()
+    if params.train.devices > 1 and "LOCAL_RANK" not in os.environ:
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={params.train.devices}", *sys.argv]
+        os.execv(sys.executable, torchrun)
+    from segpipe.distributed import Distributed  # torch loads after the params check: bad params fail in 1 s
+    from segpipe.train import FoldPaths, train_fold
+
+    dist = Distributed(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                       int(os.environ.get("LOCAL_RANK", 0)))
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
-    paths = FoldPaths(args.prepared / TRAIN_IMAGES, args.prepared / TRAIN_MASKS, args.model, args.oof, args.live)
-    metrics = train_fold(params.train, folds, args.fold, paths, params.base.seed)
-    write_json(args.metrics, metrics)
+    paths = FoldPaths(args.prepared / TRAIN_IMAGES, args.prepared / TRAIN_MASKS, args.model, args.oof, args.live,
+                      last=args.last)
+    metrics = train_fold(params.train, folds, args.fold, paths, params.base.seed, dist)
+    if dist.main:
+        write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

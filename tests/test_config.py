@@ -35,6 +35,8 @@ def test_repo_params_are_valid_and_explicit():
         ({"folds": {"n_splits": 3, "train": [0, 3]}}, "folds"),
         ({"train": {"encoder_depth": 4}}, "decoder_channels"),
         ({"train": {"optimizer": "adam"}}, "train.optimizer"),
+        ({"train": {"sampling": "weighted"}}, "train.sampling"),
+        ({"train": {"patience": -1}}, "train.patience"),
     ],
 )
 def test_bad_params_fail_naming_the_key(tmp_path, params, named):

@@ -1,3 +1,4 @@
+import huggingface_hub.constants
 import pytest
 import torch
 
@@ -37,3 +38,73 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(InputError, match=r"fold3.pt: checkpoint unreadable .*dvc repro train@3"):
         load_checkpoint(path, "dvc repro train@3")
+
+
+@pytest.mark.parametrize("name", ["bce", "dice", "focal", "lovasz"])
+def test_each_loss_takes_logits_and_gives_finite_gradients(name):
+    loss = WeightedLoss({name: 1.0})
+    target = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    right, wrong = (target * 2 - 1) * 5, (1 - target * 2) * 5  # confident logits
+    assert loss(right, target) < loss(wrong, target)
+    for truth in (target, torch.zeros_like(target)):  # an empty mask too
+        logits = torch.randn(2, 1, 8, 8, requires_grad=True)
+        value = loss(logits, truth)
+        value.backward()
+        assert torch.isfinite(value) and torch.isfinite(logits.grad).all()
+
+
+def save_weights(model, form, path):
+    """Write `model`'s weights as a user might bring them: an encoder or a whole-model checkpoint."""
+    if form == "encoder":
+        torch.save(model.encoder.state_dict(), path)
+    elif form == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.encoder.state_dict().items()}, path)
+    elif form == "segpipe":
+        save_checkpoint(path, model, SMALL, epoch=1)
+    else:  # a training framework's checkpoint of a DataParallel model
+        torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}, "epoch": 3}, path)
+
+
+@pytest.mark.parametrize("form", ["encoder", "safetensors", "segpipe", "state_dict"])
+def test_local_encoder_weights_load_into_the_encoder(tmp_path, form):
+    source = build_model(SMALL)
+    path = tmp_path / ("weights.safetensors" if form == "safetensors" else "weights.pt")
+    save_weights(source, form, path)
+    model = build_model(SMALL, str(path))
+    for key, tensor in source.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[key], tensor), key
+
+
+def test_mismatched_encoder_weights_name_the_keys(tmp_path):
+    state = build_model(SMALL).encoder.state_dict()
+    del state["conv1.weight"]
+    state["head.weight"] = torch.zeros(3)
+    state["bn1.weight"] = torch.zeros(5)
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(InputError, match=r"train\.encoder_weights: .*other\.pt: does not match") as err:
+        build_model(SMALL, str(tmp_path / "other.pt"))
+    message = str(err.value)
+    assert "1 missing keys (conv1.weight)" in message and "1 unexpected keys (head.weight)" in message
+    assert "bn1.weight (5,) != (64,)" in message
+
+
+def test_a_deeper_encoders_weights_list_the_first_few_keys_and_counts(tmp_path):
+    torch.save(build_model(ModelSpec(encoder_name="resnet34", encoder_depth=3, decoder_channels=(8, 8, 8)))
+               .encoder.state_dict(), tmp_path / "resnet34.pt")
+    with pytest.raises(InputError, match=r"\d+ unexpected keys \(layer1\.2\.conv1\.weight, .*, \.\.\.\)"):
+        build_model(SMALL, str(tmp_path / "resnet34.pt"))
+
+
+def test_a_missing_weights_file_is_named(tmp_path):
+    with pytest.raises(InputError, match=r"train\.encoder_weights: .*weights/nope\.pt: no such weights file"):
+        build_model(SMALL, str(tmp_path / "weights" / "nope.pt"))
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "tu-mobilenetv3_small_050"])
+def test_named_weights_without_network_point_to_a_local_file(monkeypatch, encoder):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what a dead network gives, sans retries
+    spec = ModelSpec(encoder_name=encoder, encoder_depth=3, decoder_channels=(8, 8, 8))
+    with pytest.raises(InputError, match=r"train\.encoder_weights: 'imagenet' .*needs a download.*local weights file"):
+        build_model(spec, "imagenet")

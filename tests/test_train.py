@@ -1,15 +1,21 @@
 import json
+import shutil
 
+import huggingface_hub.constants
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+import segpipe.train as train_module
 from segpipe.config import Train
+from segpipe.errors import InputError
 from segpipe.folds import stratified_group_folds
 from segpipe.predict import predict_test
 from segpipe.train import FoldPaths, train_fold
 
 FAST = Train(encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8), epochs=2, batch_size=8)
+CURVES = ("train/loss", "val/loss", "val/dice", "lr")
 
 
 @pytest.fixture(scope="module")
@@ -18,37 +24,138 @@ def folds(prepared_dir):
     return stratified_group_folds(index, 2, seed=0)
 
 
-def run_fold(prepared_dir, folds, out, fold=1):
+def run_fold(prepared_dir, folds, out, cfg=FAST, fold=1):
     paths = FoldPaths(prepared_dir / "train_images.npy", prepared_dir / "train_masks.npy",
-                      out / "model.pt", out / "oof.npy", out / "live")
-    return train_fold(FAST, folds, fold, paths, seed=5), paths
+                      out / "model.pt", out / "oof.npy", out / "live", last=out / "last.pt")
+    return train_fold(cfg, folds, fold, paths, seed=5), paths
 
 
-def test_fold_writes_checkpoint_oof_and_curves(prepared_dir, folds, tmp_path):
-    metrics, paths = run_fold(prepared_dir, folds, tmp_path)
-    assert set(metrics) == {"epoch", "val_dice", "val_loss", "oof_dice"}
+@pytest.fixture(scope="module")
+def straight(prepared_dir, folds, tmp_path_factory):
+    """One uninterrupted FAST run of fold 1, shared by the tests that only read its outputs."""
+    return run_fold(prepared_dir, folds, tmp_path_factory.mktemp("straight"))
+
+
+def curve_rows(paths, curve="val/dice"):
+    return (paths.live_dir / "plots" / "metrics" / f"{curve}.tsv").read_text().splitlines()
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def interrupt_on_call(monkeypatch, name, call):
+    """Make segpipe.train's `name` raise KeyboardInterrupt on its `call`-th call, like a kill."""
+    real, calls = getattr(train_module, name), []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, name, interrupted)
+
+
+def test_fold_writes_checkpoint_oof_and_curves(straight, folds):
+    metrics, paths = straight
+    assert set(metrics) == {"epoch", "val_dice", "val_loss", "oof_dice", "epochs_run"}
     assert 1 <= metrics["epoch"] <= FAST.epochs and 0 <= metrics["oof_dice"] <= 1
+    assert metrics["epochs_run"] == FAST.epochs
     oof = np.load(paths.oof)
     assert oof.dtype == np.uint8 and oof.shape == ((folds.fold == 1).sum(), 32, 32)
-    for curve in ("train/loss", "val/loss", "val/dice", "lr"):
-        lines = (paths.live_dir / "plots" / "metrics" / f"{curve}.tsv").read_text().splitlines()
-        assert len(lines) == FAST.epochs + 1, curve
+    for curve in CURVES:
+        assert len(curve_rows(paths, curve)) == FAST.epochs + 1, curve
     assert json.loads((paths.live_dir / "metrics.json").read_text())["step"] == FAST.epochs - 1
-    assert not list(tmp_path.glob(".*tmp*"))
+    last = torch.load(paths.last, weights_only=False)
+    assert last["finished"] and set(last) == {"fingerprint", "epoch", "finished"}  # a small marker
+    assert not list(paths.model.parent.glob(".*tmp*"))
 
 
-def test_same_seed_same_metrics_on_cpu(prepared_dir, folds, tmp_path):
-    first, paths_a = run_fold(prepared_dir, folds, tmp_path / "a")
-    second, paths_b = run_fold(prepared_dir, folds, tmp_path / "b")
+def test_same_seed_same_metrics_and_a_finished_fold_trains_again(prepared_dir, folds, straight, tmp_path, capsys):
+    first, first_paths = straight
+    shutil.copytree(first_paths.model.parent, tmp_path, dirs_exist_ok=True)
+    capsys.readouterr()
+    second, paths = run_fold(prepared_dir, folds, tmp_path)  # e.g. `dvc repro -f`: must not reuse the finished run
+    out = capsys.readouterr().out
+    assert "from a finished run, starting fresh" in out and f"epoch 1/{FAST.epochs}" in out
     assert first == second
-    np.testing.assert_array_equal(np.load(paths_a.oof), np.load(paths_b.oof))
+    np.testing.assert_array_equal(np.load(paths.oof), np.load(first_paths.oof))
+    assert curve_rows(paths) == curve_rows(first_paths)
 
 
-def test_predict_averages_folds_into_a_uint8_stream(prepared_dir, folds, tmp_path):
-    _, paths = run_fold(prepared_dir, folds, tmp_path)
+def test_an_interrupted_fold_resumes_to_the_uninterrupted_result(prepared_dir, folds, straight, tmp_path,
+                                                                  monkeypatch, capsys):
+    uninterrupted, paths_a = straight
+    # Killed after epoch 2 was trained and logged but before its resume state was written: the
+    # RNGs have moved on and dvclive holds a row that the resumed run must not duplicate.
+    interrupt_on_call(monkeypatch, "save_resume", 2)
+    with pytest.raises(KeyboardInterrupt):
+        run_fold(prepared_dir, folds, tmp_path / "b")
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["epoch"] == 1
+    (tmp_path / "b" / "model.pt").unlink()  # DVC deletes a stage's non-persistent outputs before rerunning it
+    capsys.readouterr()
+    resumed, paths_b = run_fold(prepared_dir, folds, tmp_path / "b")
+    out = capsys.readouterr().out
+    assert "resuming after epoch 1" in out and "epoch 1/2" not in out and "epoch 2/2" in out
+    assert resumed == uninterrupted
+    for key, tensor in weights(paths_a.model).items():
+        assert torch.equal(tensor, weights(paths_b.model)[key]), key
+    np.testing.assert_array_equal(np.load(paths_b.oof), np.load(paths_a.oof))
+    for curve in CURVES:
+        assert curve_rows(paths_b, curve) == curve_rows(paths_a, curve), curve
+    assert json.loads((paths_b.live_dir / "metrics.json").read_text()) == \
+        json.loads((paths_a.live_dir / "metrics.json").read_text())
+
+
+def test_a_changed_train_param_ignores_the_old_checkpoint(prepared_dir, folds, tmp_path, monkeypatch, capsys):
+    one_epoch = FAST.model_copy(update={"epochs": 1})
+    interrupt_on_call(monkeypatch, "write_oof", 1)  # killed after the last epoch's checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        run_fold(prepared_dir, folds, tmp_path, cfg=one_epoch)
+    monkeypatch.undo()
+    assert not torch.load(tmp_path / "last.pt", weights_only=False)["finished"]
+    capsys.readouterr()
+    metrics, paths = run_fold(prepared_dir, folds, tmp_path, cfg=one_epoch.model_copy(update={"lr": 0.002}))
+    out = capsys.readouterr().out
+    assert "from other params or data, starting fresh" in out and "epoch 1/1" in out
+    assert metrics["epochs_run"] == 1 and len(curve_rows(paths)) == 2
+    assert torch.load(paths.last, weights_only=False)["finished"]
+
+
+def test_early_stopping_keeps_the_best_epoch(prepared_dir, folds, tmp_path, monkeypatch):
+    scripted = iter([0.5, 0.6, 0.55, 0.58, 0.9, 0.9])
+    monkeypatch.setattr(train_module, "evaluate", lambda *args: (1.0, next(scripted)))
+    cfg = FAST.model_copy(update={"epochs": 6, "patience": 2, "batch_size": 32})
+    metrics, paths = run_fold(prepared_dir, folds, tmp_path, cfg=cfg)
+    assert metrics["epoch"] == 2 and metrics["val_dice"] == 0.6 and metrics["epochs_run"] == 4
+    assert len(curve_rows(paths)) == 5
+    assert torch.load(paths.model, weights_only=False)["epoch"] == 2
+
+
+def test_lesion_sampling_sgd_cosine_focal_lovasz_train(prepared_dir, folds, tmp_path):
+    cfg = FAST.model_copy(update={"epochs": 1, "sampling": "lesion", "optimizer": "sgd", "scheduler": "cosine",
+                                  "loss": {"focal": 1.0, "lovasz": 0.5}})
+    metrics, paths = run_fold(prepared_dir, folds, tmp_path, cfg=cfg)
+    assert np.isfinite([metrics["val_loss"], metrics["val_dice"], metrics["oof_dice"]]).all()
+    assert float(curve_rows(paths, "lr")[-1].split("\t")[-1]) < cfg.lr * 0.3  # the last step's rate, cosine-annealed
+
+
+def test_named_weights_without_network_fail_before_any_data_is_read(folds, tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no retries against a dead network
+    missing = tmp_path / "no-data"
+    paths = FoldPaths(missing / "images.npy", missing / "masks.npy", tmp_path / "m.pt", tmp_path / "o.npy",
+                      tmp_path / "live", last=tmp_path / "last.pt")
+    with pytest.raises(InputError, match=r"train\.encoder_weights: 'imagenet'.*path of a local weights file"):
+        train_fold(FAST.model_copy(update={"encoder_weights": "imagenet"}), folds, 1, paths, seed=5)
+
+
+def test_predict_averages_folds_into_a_uint8_stream(prepared_dir, straight, tmp_path):
+    model = straight[1].model
     out = tmp_path / "test.npy"
-    predict_test({1: paths.model}, prepared_dir / "test_images.npy", out, batch_size=3)
+    predict_test({1: model}, prepared_dir / "test_images.npy", out, batch_size=3)
     one = np.load(out)
-    predict_test({0: paths.model, 1: paths.model}, prepared_dir / "test_images.npy", out, batch_size=5)
+    predict_test({0: model, 1: model}, prepared_dir / "test_images.npy", out, batch_size=5)
     assert one.dtype == np.uint8 and one.shape == np.load(prepared_dir / "test_images.npy").shape[:3]
     np.testing.assert_array_equal(np.load(out), one)  # the mean of two copies is the copy

@@ -103,7 +103,7 @@ class Augment(Section):
 class Train(Section):
     arch: str = "Unet"
     encoder_name: str = "resnet18"
-    encoder_weights: str | None = None
+    encoder_weights: str | None = None  # None, a named set (network) or a local weights file
     encoder_depth: int = Field(5, ge=3, le=5)
     decoder_channels: tuple[PositiveInt, ...] = (256, 128, 64, 32, 16)
     in_channels: PositiveInt = 3
@@ -114,11 +114,14 @@ class Train(Section):
     optimizer: Literal["adamw", "sgd"] = "adamw"
     scheduler: Literal["onecycle", "cosine"] = "onecycle"
     loss: dict[Literal["bce", "dice", "focal", "lovasz"], float] = {"bce": 0.7, "dice": 0.3}
+    sampling: Literal["uniform", "lesion"] = "uniform"
+    patience: int = Field(0, ge=0)  # epochs without a val Dice gain before stopping; 0 = off
     augment: Augment = Augment()
     num_workers: int = Field(0, ge=0)
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
+    devices: PositiveInt = 1
 
     @model_validator(mode="after")
     def _consistent(self) -> "Train":

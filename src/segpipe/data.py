@@ -11,7 +11,7 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, WeightedRandomSampler
 
 from segpipe.config import Augment
 from segpipe.errors import InputError
@@ -68,11 +68,66 @@ class SliceDataset(Dataset):
         return image, mask
 
 
+def mask_areas(masks_path: Path, rows: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Foreground pixel count of each of `rows` in the cached (N,H,W) masks, read chunk by chunk."""
+    masks = np.load(masks_path, mmap_mode="r")
+    rows = np.asarray(rows)
+    return np.concatenate([np.count_nonzero(masks[rows[i:i + chunk]], axis=(1, 2))
+                           for i in range(0, len(rows), chunk)] or [np.zeros(0, np.int64)])
+
+
+def lesion_weights(areas: np.ndarray) -> np.ndarray:
+    """Sampling probabilities w_i = (a_i + 0.1 A/n) / (1.1 A), A = sum of the n areas.
+
+    The brain-MRI U-Net tutorial's scheme: slices are drawn in proportion to their mask
+    area, plus a tenth of the mean area so empty slices are still seen. The weights sum to
+    1; with no foreground at all (A = 0) they are uniform.
+    """
+    areas = np.asarray(areas, dtype=np.float64)
+    total, n = areas.sum(), len(areas)
+    if total == 0:
+        return np.full(n, 1.0 / n)
+    return (areas + 0.1 * total / n) / (1.1 * total)
+
+
+class ShardSampler(Sampler):
+    """Every `world`-th index of `base`, starting at `rank`: one process's share under DDP.
+
+    All processes seed `base` alike, so they draw the same sequence and take disjoint,
+    equally long slices of it (the tail that does not divide evenly is dropped).
+    """
+
+    def __init__(self, base: Sampler, rank: int, world: int) -> None:
+        self.base, self.rank, self.world = base, rank, world
+
+    def __len__(self) -> int:
+        return len(self.base) // self.world
+
+    def __iter__(self):
+        indices = list(self.base)[: len(self) * self.world]
+        return iter(indices[self.rank::self.world])
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int,
-                sampler=None, drop_last: bool = False) -> DataLoader:
-    """A DataLoader of uint8 batches; pinned memory when CUDA is there."""
+                weights: np.ndarray | None = None, drop_last: bool = False,
+                shard: tuple[int, int] = (0, 1)) -> DataLoader:
+    """A DataLoader of uint8 batches; pinned memory when CUDA is there.
+
+    With `weights`, each pass draws len(dataset) items with replacement in proportion to
+    them. Order and draws come from one generator seeded with `seed` (`loader.generator`),
+    so saving its state is enough to resume a run mid-way. `shard` = (rank, world size)
+    gives each DDP process its slice of every pass.
+    """
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
+    sampler = None
+    if weights is not None:
+        sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), num_samples=len(dataset),
+                                        replacement=True, generator=generator)
+    rank, world = shard
+    if world > 1:
+        base = sampler or (RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset))
+        sampler = ShardSampler(base, rank, world)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
                       sampler=sampler, num_workers=num_workers, generator=generator,
                       pin_memory=torch.cuda.is_available(), drop_last=drop_last,
                       persistent_workers=False)

@@ -22,16 +22,100 @@ class ModelSpec:
     in_channels: int = 3
 
 
+WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+
+
 def build_model(spec: ModelSpec, encoder_weights: str | None = None) -> nn.Module:
-    """An smp model with one output channel (logits); unknown names raise InputError."""
+    """An smp model with one output channel (logits); bad names or weights raise InputError.
+
+    `encoder_weights` is None (random init), a named set such as "imagenet" that smp/timm
+    download, or the path of a local file loaded by `load_encoder_weights`.
+    """
+    local = encoder_weights is not None and is_weights_path(encoder_weights)
+    named = None if local else encoder_weights
+    if named and spec.encoder_name.startswith("tu-"):
+        named = True  # timm takes the pretrained tag from the name (tu-<model>.<tag>)
     try:
-        return smp.create_model(
-            spec.arch, encoder_name=spec.encoder_name, encoder_weights=encoder_weights,
+        model = smp.create_model(
+            spec.arch, encoder_name=spec.encoder_name, encoder_weights=named,
             encoder_depth=spec.encoder_depth, decoder_channels=list(spec.decoder_channels),
             in_channels=spec.in_channels, classes=1,
         )
-    except KeyError as err:
-        raise InputError(f"params.yaml: train.arch/encoder_name: {err.args[0]}") from None
+    except KeyError as err:  # smp: wrong architecture, encoder or weights name (it lists every choice)
+        raise InputError(f"params.yaml: train.arch/encoder_name/encoder_weights: {str(err.args[0])[:300]}") from None
+    except RuntimeError as err:
+        if "Unknown model" not in str(err):  # timm, for a tu-<name> it does not know
+            raise
+        raise InputError(f"params.yaml: train.encoder_name: {spec.encoder_name!r}: {err} "
+                         "(tu-<name> takes any name from timm.list_models())") from None
+    except OSError as err:
+        # What a failed download raises: urllib.error.URLError (torch.hub), requests.ConnectionError,
+        # huggingface_hub's LocalEntryNotFoundError / OfflineModeIsEnabled / HfHubHTTPError: all OSErrors.
+        raise InputError(
+            f"params.yaml: train.encoder_weights: {encoder_weights!r} for {spec.encoder_name} needs a download "
+            f"that failed ({type(err).__name__}: {str(err)[:200]}). Without a network, set train.encoder_weights "
+            "to the path of a local weights file (an encoder state dict or a checkpoint with encoder.* keys)"
+        ) from None
+    if local:
+        load_encoder_weights(model, Path(encoder_weights))
+    return model
+
+
+def is_weights_path(value: str) -> bool:
+    """Whether train.encoder_weights names a file (a path or a weights suffix) rather than a named set."""
+    return "/" in value or "\\" in value or value.endswith(WEIGHT_FILE_SUFFIXES) or Path(value).is_file()
+
+
+def load_encoder_weights(model: nn.Module, path: Path) -> None:
+    """Load `path` strictly into `model.encoder`.
+
+    The file holds an encoder state dict (smp/timm keys), or a checkpoint (a dict with a
+    "model" or "state_dict" entry, e.g. a segpipe fold checkpoint) whose `encoder.*` keys
+    are taken. A missing file or mismatched keys raise InputError naming them.
+    """
+    state = _read_state_dict(path)
+    state = {key.removeprefix("module.").removeprefix("_orig_mod."): value for key, value in state.items()}
+    if any(key.startswith("encoder.") for key in state):
+        state = {key[len("encoder."):]: value for key, value in state.items() if key.startswith("encoder.")}
+    try:
+        model.encoder.load_state_dict(dict(state), strict=True)  # smp's overrides drop fc.* etc.
+    except RuntimeError as err:
+        raise InputError(f"params.yaml: train.encoder_weights: {path}: {_mismatch(model.encoder, state, err)}") \
+            from None
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise InputError(f"params.yaml: train.encoder_weights: {path}: no such weights file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            loaded = load_file(path, device="cpu")
+        else:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code from a user file
+    except Exception as err:  # torch and safetensors raise many types for a damaged file
+        raise InputError(f"params.yaml: train.encoder_weights: {path}: unreadable ({type(err).__name__}: {err})") \
+            from None
+    if isinstance(loaded, dict):
+        loaded = next((loaded[key] for key in ("model", "state_dict") if isinstance(loaded.get(key), dict)), loaded)
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise InputError(f"params.yaml: train.encoder_weights: {path}: not a state dict of tensors")
+    return loaded
+
+
+def _mismatch(encoder: nn.Module, state: dict[str, torch.Tensor], err: RuntimeError, shown: int = 5) -> str:
+    """Name the missing, unexpected and wrongly shaped keys: the first few and their counts."""
+    expected = encoder.state_dict()
+    parts = []
+    for label, keys in (("missing", [k for k in expected if k not in state]),
+                        ("unexpected", [k for k in state if k not in expected]),
+                        ("wrong shape", [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+                                         if k in state and state[k].shape != v.shape])):
+        if keys:
+            parts.append(f"{len(keys)} {label} keys ({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})")
+    detail = "; ".join(parts) or str(err).splitlines()[0]
+    return f"does not match the model's encoder ({type(encoder).__name__}): {detail}"
 
 
 class WeightedLoss(nn.Module):
@@ -53,12 +137,13 @@ class WeightedLoss(nn.Module):
         return sum(w * self.losses[name](logits, target) for name, w in self.weights.items())
 
 
-def save_checkpoint(path: Path, model: nn.Module, spec: ModelSpec, **extra) -> None:
-    """Save weights with the spec that rebuilds them (atomically, via a temp file)."""
+def save_checkpoint(path: Path, model: nn.Module | dict[str, torch.Tensor], spec: ModelSpec, **extra) -> None:
+    """Save weights (a model or its state dict) with the spec that rebuilds them, atomically."""
     from segpipe.runtime import atomic_path
 
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if isinstance(model, nn.Module):
+        model = getattr(model, "_orig_mod", model).state_dict()  # unwrap torch.compile
+    state = {k: v.detach().cpu() for k, v in model.items()}
     with atomic_path(path) as tmp:
         torch.save({"spec": asdict(spec), "model": state, **extra}, tmp)
 

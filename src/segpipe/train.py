@@ -2,10 +2,12 @@
 
 The loop times data loading and the step separately and reports images/s, so a slow
 loader shows at a glance. On CUDA it runs channels_last under bf16/fp16 autocast with
-cudnn.benchmark; on CPU the same code runs in fp32.
+cudnn.benchmark; on CPU the same code runs in fp32. With a resume path, every epoch ends
+with an atomic checkpoint (`segpipe.checkpoint`) that an interrupted run continues from.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -14,15 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from numpy.lib.format import open_memmap
 from torch import nn
 
+from segpipe.checkpoint import TrainingState, mark_finished, resume, run_fingerprint, save_resume, trim_live_history
 from segpipe.config import Train
-from segpipe.data import SliceDataset, build_augmentation, make_loader, to_model_input
+from segpipe.data import SliceDataset, build_augmentation, lesion_weights, make_loader, mask_areas, to_model_input
+from segpipe.distributed import Distributed
 from segpipe.inference import autocast, predict_batches, prepare_for_inference
 from segpipe.metrics import image_dice
 from segpipe.model import ModelSpec, WeightedLoss, build_model, save_checkpoint
-from segpipe.runtime import atomic_path, pick_device, seed_everything
+from segpipe.runtime import atomic_path, create_npy, pick_device, seed_everything
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class FoldPaths:
     model: Path  # best checkpoint
     oof: Path  # (n_val,H,W) uint8 probabilities, rows in folds.csv order
     live_dir: Path  # dvclive folder
+    last: Path | None = None  # per-epoch resume state; None = no resume
 
 
 def model_spec(cfg: Train) -> ModelSpec:
@@ -70,73 +74,148 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
     return sum(losses) / len(loader.dataset), float(np.concatenate(dices).mean())
 
 
-def train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int) -> dict:
+def build_loaders(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows: np.ndarray, seed: int,
+                  dist: Distributed = Distributed()):
+    """The augmented training loader (uniform or lesion-weighted draws) and the plain val loader.
+
+    Under DDP each process takes its shard of every pass, in batches of batch_size / world
+    size, so the global batch matches a single-device run.
+    """
+    train_set = SliceDataset(paths.images, paths.masks, train_rows, build_augmentation(cfg.augment), seed)
+    weights = lesion_weights(mask_areas(paths.masks, train_rows)) if cfg.sampling == "lesion" else None
+    batch_size = max(1, cfg.batch_size // dist.world_size)
+    train_loader = make_loader(train_set, batch_size, shuffle=True, seed=seed, num_workers=cfg.num_workers,
+                               weights=weights, drop_last=len(train_rows) > cfg.batch_size,
+                               shard=(dist.rank, dist.world_size))
+    val_loader = make_loader(SliceDataset(paths.images, paths.masks, val_rows), cfg.batch_size * 2, shuffle=False,
+                             seed=seed, num_workers=cfg.num_workers)
+    return train_loader, val_loader
+
+
+def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: TrainingState, device: torch.device,
+                    cfg: Train) -> tuple[float, int, float, float, float]:
+    """One pass over `loader`: (mean loss, images seen, data seconds, step seconds, last lr used)."""
+    model.train()
+    seen, loss_sum, data_time, step_time, lr = 0, 0.0, 0.0, 0.0, 0.0
+    tick = time.perf_counter()
+    for images, masks in loader:
+        loaded = time.perf_counter()
+        x = to_model_input(images, device, cfg.channels_last, cfg.in_channels)
+        target = masks.to(device, non_blocking=True).unsqueeze(1).float()
+        with autocast(device, cfg.amp):
+            loss = criterion(model(x).float(), target)
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        lr = state.optimizer.param_groups[0]["lr"]  # the rate this step used, before the schedule moves on
+        state.scheduler.step()
+        loss_sum += loss.item() * len(images)
+        seen += len(images)
+        done = time.perf_counter()
+        data_time, step_time, tick = data_time + loaded - tick, step_time + done - loaded, done
+    return loss_sum / seen, seen, data_time, step_time, lr
+
+
+def train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int,
+               dist: Distributed = Distributed()) -> dict:
     """Train fold `fold` (validating on it), keep the best checkpoint, write its OOF probabilities.
 
-    Returns the fold's metrics: best epoch, its val loss and Dice, and the OOF Dice with TTA.
+    Resumes from `paths.last` when it holds an unfinished run of the same inputs. Stops early
+    after `cfg.patience` epochs without a val Dice gain (0 = never). With `dist` from torchrun,
+    each process trains on its shard with DDP and only rank 0 writes. Returns the fold's
+    metrics (on rank 0): best epoch, its val loss and Dice, the OOF Dice with TTA, epochs run.
     """
-    from dvclive import Live
+    with dist.group():
+        return _train_fold(cfg, folds, fold, paths, seed, dist)
 
+
+def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> dict:
     seed_everything(seed + fold)
-    device = pick_device()
+    device = dist.device() if dist.enabled else pick_device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    train_rows = np.flatnonzero(folds.fold.to_numpy() != fold)
-    val_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
-    train_set = SliceDataset(paths.images, paths.masks, train_rows, build_augmentation(cfg.augment), seed + fold)
-    val_set = SliceDataset(paths.images, paths.masks, val_rows)
-    train_loader = make_loader(train_set, cfg.batch_size, shuffle=True, seed=seed + fold,
-                               num_workers=cfg.num_workers, drop_last=len(train_rows) > cfg.batch_size)
-    val_loader = make_loader(val_set, cfg.batch_size * 2, shuffle=False, seed=seed, num_workers=cfg.num_workers)
-
     spec = model_spec(cfg)
-    model = build_model(spec, cfg.encoder_weights).to(device)
+    model = build_model(spec, cfg.encoder_weights).to(device)  # first: a failed download stops before any data
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = dist.wrap(torch.compile(model) if cfg.compile else model, find_unused=cfg.encoder_depth < 5)
+    train_rows = np.flatnonzero(folds.fold.to_numpy() != fold)
+    val_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
+    train_loader, val_loader = build_loaders(cfg, paths, train_rows, val_rows, seed + fold, dist)
     criterion = WeightedLoss(cfg.loss).to(device)
     optimizer, scheduler = build_optimizer(model, cfg, cfg.epochs * len(train_loader))
     use_fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
+    state = TrainingState(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_fp16),
+                          train_loader.generator)
 
-    best = {"val_dice": -math.inf}
-    with Live(dir=str(paths.live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-        for epoch in range(cfg.epochs):
-            train_set.set_epoch(epoch)
-            model.train()
-            seen, loss_sum, data_time, step_time = 0, 0.0, 0.0, 0.0
-            tick = time.perf_counter()
-            for images, masks in train_loader:
-                loaded = time.perf_counter()
-                x = to_model_input(images, device, cfg.channels_last, cfg.in_channels)
-                target = masks.to(device, non_blocking=True).unsqueeze(1).float()
-                with autocast(device, cfg.amp):
-                    loss = criterion(step_model(x).float(), target)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                loss_sum += loss.item() * len(images)
-                seen += len(images)
-                done = time.perf_counter()
-                data_time, step_time, tick = data_time + loaded - tick, step_time + done - loaded, done
-            val_loss, val_dice = evaluate(model, val_loader, criterion, device, cfg)
-            lr = optimizer.param_groups[0]["lr"]
-            for name, value in (("train/loss", loss_sum / seen), ("val/loss", val_loss), ("val/dice", val_dice), ("lr", lr)):
+    shapes = [np.load(path, mmap_mode="r").shape for path in (paths.images, paths.masks)]
+    key = run_fingerprint(cfg, fold, seed, folds, shapes)
+    resumed = resume(paths.last, key, state) if paths.last else None
+    done, best, best_model = resumed or (0, {"epoch": 0, "val_dice": -math.inf}, None)
+    if resumed and dist.main:  # DVC removed the best checkpoint before rerunning the stage
+        save_checkpoint(paths.model, best_model, spec, fold=fold, **best)
+    with open_live(paths.live_dir, resumed=bool(resumed), main=dist.main) as live:
+        if resumed and dist.main:
+            trim_live_history(paths.live_dir, done)
+            live.step = done
+        for epoch in range(done, cfg.epochs):
+            if cfg.patience and epoch - best["epoch"] >= cfg.patience:
+                print(f"fold {fold}: early stop after epoch {epoch}: no val Dice gain for {cfg.patience} epochs "
+                      f"(best epoch {best['epoch']})", flush=True)
+                break
+            train_loader.dataset.set_epoch(epoch)
+            train_loss, seen, data_time, step_time, lr = train_one_epoch(step_model, train_loader, criterion, state,
+                                                                         device, cfg)
+            loss_sum, seen = dist.total(train_loss * seen, seen)  # over all ranks' shards
+            # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
+            val_loss, val_dice = dist.from_main(*evaluate(model, val_loader, criterion, device, cfg))
+            for name, value in (("train/loss", loss_sum / seen), ("val/loss", val_loss), ("val/dice", val_dice),
+                                ("lr", lr)):
                 live.log_metric(name, value)
-            print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: train loss {loss_sum / seen:.4f} "
-                  f"val loss {val_loss:.4f} val dice {val_dice:.4f} lr {lr:.2e} | data {data_time:.1f}s "
-                  f"step {step_time:.1f}s {seen / max(data_time + step_time, 1e-9):.0f} img/s", flush=True)
+            if dist.main:
+                print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: train loss {loss_sum / seen:.4f} "
+                      f"val loss {val_loss:.4f} val dice {val_dice:.4f} lr {lr:.2e} | data {data_time:.1f}s "
+                      f"step {step_time:.1f}s {seen / max(data_time + step_time, 1e-9):.0f} img/s", flush=True)
             if val_dice > best["val_dice"]:
                 best = {"epoch": epoch + 1, "val_dice": val_dice, "val_loss": val_loss}
-                save_checkpoint(paths.model, model, spec, fold=fold, **best)
+                best_model = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                if dist.main:
+                    save_checkpoint(paths.model, best_model, spec, fold=fold, **best)
             live.next_step()
+            done = epoch + 1
+            if paths.last and dist.main:
+                save_resume(paths.last, key, done, state, best, best_model)
 
-    checkpoint = torch.load(paths.model, map_location="cpu", weights_only=False)
-    model.load_state_dict(checkpoint["model"])
-    best["oof_dice"] = write_oof(model, paths, val_rows, device, cfg)
-    return best
+    metrics = {}
+    if dist.main:
+        model.load_state_dict(best_model)
+        metrics = {**best, "oof_dice": write_oof(model, paths, val_rows, device, cfg), "epochs_run": done}
+        if paths.last:
+            mark_finished(paths.last, key, done)
+    dist.barrier()  # the others wait until rank 0's files are complete
+    return metrics
+
+
+class _Silent:
+    """What ranks other than 0 log into: nothing."""
+
+    step = 0
+
+    def log_metric(self, name: str, value: float) -> None:
+        pass
+
+    def next_step(self) -> None:
+        pass
+
+
+def open_live(live_dir: Path, *, resumed: bool, main: bool):
+    """dvclive on rank 0 (resuming its history when the run resumes); a silent logger elsewhere."""
+    if not main:
+        return contextlib.nullcontext(_Silent())
+    from dvclive import Live
+
+    return Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=resumed)
 
 
 def write_oof(model: nn.Module, paths: FoldPaths, val_rows: np.ndarray, device: torch.device, cfg: Train) -> float:
@@ -146,7 +225,7 @@ def write_oof(model: nn.Module, paths: FoldPaths, val_rows: np.ndarray, device: 
     masks = np.load(paths.masks, mmap_mode="r")
     dices = []
     with atomic_path(paths.oof) as tmp:
-        out = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(val_rows), *images.shape[1:3]))
+        out = create_npy(tmp, (len(val_rows), *images.shape[1:3]))  # disk reserved: a full disk errors here
         start = 0
         for probs in predict_batches([model], images, cfg.batch_size * 2, device, rows=val_rows, amp=cfg.amp,
                                      channels_last=cfg.channels_last, in_channels=cfg.in_channels):
