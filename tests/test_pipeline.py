@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,33 @@ def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["id", "rle_mask"]
     assert submission.id.str.extract(r"^(p\d+)_")[0].nunique() == 1
+
+
+def test_queued_experiments_run_and_compare(repo, first_run):
+    """`dvc exp run --queue` + `dvc queue start`: how folds or settings run side by side."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], repo)
+    run(["dvc", "exp", "run", "--queue", "--name", "slow-lr", "-S", "train.lr=0.001"], repo)
+    run(["dvc", "queue", "start", "-j", "1"], repo)
+    deadline = time.monotonic() + 600
+    while "Success" not in (status := run(["dvc", "queue", "status"], repo)):
+        assert "Failed" not in status, run(["dvc", "queue", "logs", "slow-lr"], repo)
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    shown = run(["dvc", "exp", "show", "--csv"], repo)
+    header, *rows = shown.splitlines()
+    assert "dice" in header and any("slow-lr" in row and "0.001" in row for row in rows)
+    run(["dvc", "queue", "stop"], repo)
+
+
+def test_a_second_machine_reuses_the_first_ones_results(repo, first_run, tmp_path):
+    """A shared DVC remote: push from one checkout, pull into another, and nothing reruns."""
+    run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], repo)
+    run(["dvc", "push"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results"], repo)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    assert ran_stages(run(["dvc", "repro"], clone)) == set()
+    assert (clone / "submissions/submit.csv.gz").read_bytes() == (repo / "submissions/submit.csv.gz").read_bytes()
