@@ -2,8 +2,8 @@
 
 Each test probability map is resized back to its original size, thresholded, emptied if
 smaller than the minimum area, and encoded in the competition's pixel order. Rows are
-made in parallel (ordered `imap`) and streamed into a gzip with a fixed mtime, so the same
-inputs give the same bytes and memory does not grow with the test set.
+made in parallel (in order, a bounded number in flight) and streamed into a gzip with a
+fixed mtime, so the same inputs give the same bytes and memory does not grow with the test set.
 """
 from __future__ import annotations
 

@@ -1,0 +1,141 @@
+"""Time the pipeline's training loop against a bare loop of the same model on in-memory tensors.
+
+Model, batch size, loss, optimizer and image size are the defaults in params.yaml (`train`,
+`prepare.size`). The usual way is the floor: forward, loss, backward, AdamW step on one
+random batch already in memory, nothing else. Ours is `segpipe.train.train_fold` on a
+prepared memmap cache (loader, augmentation, uint8-to-float on the device, scheduler,
+loss bookkeeping, per-epoch dvclive logging and checkpointing), timed from outside:
+`train_one_epoch` and `evaluate` are wrapped, not changed. Before each epoch the wrapper
+runs the bare loop for as many images, so the two alternate every few seconds and each
+epoch gives one paired ratio; an epoch's time runs from its start to the next one's,
+minus its validation. The loop's own log line ("... N img/s", data + step time) is
+paired the same way. The first epoch (warm-up) is left out.
+Target: ours >= 0.9x the bare loop. Run as `python bench/bench_train_step.py`.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from numpy.lib.format import open_memmap
+from side_by_side import print_table
+
+from segpipe import train
+from segpipe.config import Train, load_params
+from segpipe.inference import autocast
+from segpipe.model import WeightedLoss, build_model
+from segpipe.runtime import pick_device
+from segpipe.train import FoldPaths, model_spec, train_fold
+
+TRAIN_IMAGES, VAL_IMAGES, EPOCHS = 320, 16, 6
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def bare_loop(cfg: Train, size: tuple[int, int], steps: int):
+    """The usual floor: `steps` optimizer steps of the same model on one batch already on the device."""
+    device = pick_device()
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = build_model(model_spec(cfg)).to(device, memory_format=memory_format).train()
+    criterion = WeightedLoss(cfg.loss).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    x = torch.randn(cfg.batch_size, cfg.in_channels, *size, device=device).contiguous(memory_format=memory_format)
+    target = (torch.rand(cfg.batch_size, 1, *size, device=device) > 0.5).float()
+
+    def run() -> None:
+        for _ in range(steps):
+            with autocast(device, cfg.amp):
+                loss = criterion(model(x).float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return run
+
+
+def write_cache(folder: Path, size: tuple[int, int], channels: int) -> tuple[FoldPaths, pd.DataFrame]:
+    """A prepared cache of random images with one blob each, the last VAL_IMAGES rows fold 0."""
+    rng = np.random.default_rng(0)
+    count = TRAIN_IMAGES + VAL_IMAGES
+    images = open_memmap(folder / "images.npy", mode="w+", dtype=np.uint8, shape=(count, *size, channels))
+    masks = open_memmap(folder / "masks.npy", mode="w+", dtype=np.uint8, shape=(count, *size))
+    images[:] = rng.integers(0, 256, images.shape, dtype=np.uint8)
+    y, x = np.ogrid[:size[0], :size[1]]
+    for i in range(count):
+        cy, cx, r = rng.uniform(0.3, 0.7) * size[0], rng.uniform(0.3, 0.7) * size[1], size[0] / 6
+        masks[i] = (y - cy) ** 2 + (x - cx) ** 2 <= r**2
+    images.flush()
+    masks.flush()
+    folds = pd.DataFrame({"id": [str(i) for i in range(count)], "group": [str(i) for i in range(count)],
+                          "fold": [1] * TRAIN_IMAGES + [0] * VAL_IMAGES})
+    paths = FoldPaths(folder / "images.npy", folder / "masks.npy", folder / "model.pt", folder / "oof.npy",
+                      folder / "live")
+    return paths, folds
+
+
+def paired_epochs(cfg: Train, folds: pd.DataFrame, paths: FoldPaths, bare, per_epoch: int) -> dict[str, list]:
+    """Run train_fold for EPOCHS epochs, the bare loop before each: per-epoch images/s of the bare
+    loop, of the epoch timed from outside and of its log line, epochs 2 to EPOCHS-1, paired."""
+    real_epoch, real_evaluate = train.train_one_epoch, train.evaluate
+    times: dict[str, list[float]] = {"bare": [], "starts": [], "evaluate": []}
+
+    def epoch(*args, **kwargs):
+        start = time.perf_counter()
+        bare()
+        times["bare"].append(time.perf_counter() - start)
+        times["starts"].append(time.perf_counter())
+        return real_epoch(*args, **kwargs)
+
+    def evaluate(*args, **kwargs):
+        start = time.perf_counter()
+        result = real_evaluate(*args, **kwargs)
+        times["evaluate"].append(time.perf_counter() - start)
+        return result
+
+    train.train_one_epoch, train.evaluate = epoch, evaluate
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            train_fold(cfg.model_copy(update={"epochs": EPOCHS, "patience": 0}), folds, 0, paths, seed=0)
+    finally:
+        train.train_one_epoch, train.evaluate = real_epoch, real_evaluate
+    # epoch k runs from its start to epoch k+1's start (the bare loop ran in between), less its validation
+    ours = [per_epoch / (times["starts"][k + 1] - times["bare"][k + 1] - times["starts"][k] - times["evaluate"][k])
+            for k in range(EPOCHS - 1)]
+    logged = [float(rate) for rate in re.findall(r"(\d+) img/s", out.getvalue())]
+    bare_rates = [per_epoch / seconds for seconds in times["bare"]]
+    return {"bare": bare_rates[1:EPOCHS - 1], "ours": ours[1:], "logged": logged[1:EPOCHS - 1]}
+
+
+def main() -> None:
+    params = load_params(PARAMS)
+    cfg, size = params.train, tuple(params.prepare.size)
+    per_epoch = TRAIN_IMAGES // cfg.batch_size * cfg.batch_size  # the loader drops the last partial batch
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, folds = write_cache(Path(tmp), size, cfg.in_channels)
+        cwd = os.getcwd()
+        os.chdir(tmp)  # keep dvclive away from this repo's git and DVC
+        try:
+            rates = paired_epochs(cfg, folds, paths, bare_loop(cfg, size, per_epoch // cfg.batch_size), per_epoch)
+        finally:
+            os.chdir(cwd)
+    bare, rows = rates["bare"], []
+    for name, key in (("train_fold epoch (outside)", "ours"), ("train_fold log line (data+step)", "logged")):
+        ratio = statistics.median(ours / usual for ours, usual in zip(rates[key], bare))
+        rows.append((name, statistics.median(bare), statistics.median(rates[key]), ratio, ">= 0.9", ratio >= 0.9))
+    print_table(f"train step: {cfg.arch} {cfg.encoder_name} at {size[0]}x{size[1]}, batch {cfg.batch_size}, "
+                f"{torch.get_num_threads()} torch threads, {pick_device().type}; {per_epoch} images per epoch, "
+                f"median over epochs 2-{EPOCHS - 1}", "training images/s (usual = bare loop on in-memory tensors; "
+                "ratio = median of per-epoch ratios)", rows)
+
+
+if __name__ == "__main__":
+    main()
