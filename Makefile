@@ -15,8 +15,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt -e '.[test]'
 	touch $@
 
+# After the run, link outputs to the cache: DVC leaves the files inside directory outputs
+# (data/raw, data/prepared) as second copies (iterative/dvc#10549).
 run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc checkout --relink --quiet
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q

@@ -73,7 +73,8 @@ def first_run(repo) -> str:
 
 # Outputs that must be byte-identical whenever params and code are: not models/*.pt (a pickle
 # may differ in bytes while holding the same weights) nor dvclive/ (it records timestamps).
-REPRODUCIBLE = ("data/prepared/*", "data/folds.csv", "preds/test.npy", "metrics/*.json", "submissions/submit.csv.gz")
+REPRODUCIBLE = ("data/prepared/*", "data/folds.csv", "preds/test.npy", "metrics/*.json", "submissions/submit.csv.gz",
+                "plots/*.png")
 
 
 def digests(repo: Path) -> dict[str, str]:
@@ -88,7 +89,8 @@ def first_digests(repo, first_run) -> dict[str, str]:
 
 
 def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run, first_digests):
-    assert ran_stages(first_run) == {"download", "prepare", "folds", "train@0", "train@1", "predict", "threshold", "submit"}
+    assert ran_stages(first_run) == {"download", "prepare", "folds", "train@0", "train@1", "predict", "threshold", "submit",
+                                     "report"}
     sample = pd.read_csv(repo / "data/raw/synthetic/sample_submission.csv", dtype=str)
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["img", "rle_mask"]
@@ -121,9 +123,9 @@ def test_same_params_and_code_give_the_same_bytes(first_digests, tmp_path):
     assert digests(again) == first_digests
 
 
-def test_a_threshold_param_reruns_only_threshold_and_submit(repo, first_run):
+def test_a_threshold_param_reruns_only_threshold_submit_and_report(repo, first_run):
     edit_params(repo, {"threshold": {"step": 0.1}})
-    assert ran_stages(run(["dvc", "repro"], repo)) == {"threshold", "submit"}
+    assert ran_stages(run(["dvc", "repro"], repo)) == {"threshold", "submit", "report"}
 
 
 def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):

@@ -1,0 +1,41 @@
+"""DVC stage `report`: pictures of the OOF results (best/median/worst cases, Dice per fold)."""
+import json
+
+import numpy as np
+import pandas as pd
+
+from segpipe.cli import parse_paths, run_stage
+from segpipe.config import load_params
+from segpipe.oof import oof_histograms
+from segpipe.prepare import TRAIN_IMAGES, TRAIN_MASKS
+from segpipe.report import case_grid, fold_bar_chart, image_scores, oof_rows, pick_cases, write_png
+
+
+def main() -> None:
+    args = parse_paths(__doc__, "folds", "prepared", "oof", "cv", "cases", "bars")
+    params = load_params()
+    cv = json.loads(args.cv.read_text())
+    folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
+    oof_paths = {k: args.oof / f"fold{k}.npy" for k in params.folds.train}
+    fg, bg, rows = oof_histograms(folds, oof_paths, args.prepared / TRAIN_MASKS)
+    dice, truth_area, pred_area = image_scores(fg, bg, cv["threshold"], cv["min_area"])
+    cases = pick_cases(dice, truth_area, pred_area)
+    picked = np.concatenate(list(cases.values()))
+    shown = rows[picked]  # folds.csv rows, which are also rows of the prepared arrays
+    images = np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r")[shown]
+    masks = np.load(args.prepared / TRAIN_MASKS, mmap_mode="r")[shown]
+    probs = oof_rows(folds, oof_paths, shown)
+    # positions into the loaded arrays, group by group
+    bounds = np.cumsum([0] + [len(c) for c in cases.values()])
+    local = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(cases)}
+    grid = case_grid(images, masks, probs, folds.id.to_numpy()[shown], folds.group.to_numpy()[shown],
+                     dice[picked], local, cv["threshold"], cv["min_area"])
+    write_png(args.cases, grid)
+    fold_dice = {name: score["dice"] for name, score in cv["folds"].items()}
+    counts = {f"fold{k}": int((folds.fold == k).sum()) for k in params.folds.train}
+    fold_bar_chart(fold_dice, cv["dice"], args.bars, images=counts)
+    print(f"wrote {args.cases} ({', '.join(f'{len(c)} {name}' for name, c in cases.items())}) and {args.bars}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,144 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from segpipe.metrics import probability_histograms
+from segpipe.report import (BOTH, PRED, TRUTH, case_grid, case_panels, fold_bar_chart, image_scores, oof_rows,
+                            pick_cases, predicted_mask, write_png)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def has_colour(image: np.ndarray, colour) -> bool:
+    return bool(np.all(image == np.array(colour, np.uint8), axis=-1).any())
+
+
+def square(size: int, top: int, left: int, side: int) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    mask[top:top + side, left:left + side] = 1
+    return mask
+
+
+def test_pick_cases_best_median_worst_and_no_empty_on_empty():
+    #                0    1    2    3    4    5    6    7    8    9
+    dice = np.array([1.0, 0.9, 0.0, 0.5, 1.0, 0.7, 0.0, 0.3, 0.8, 1.0])
+    truth = np.array([0, 10, 0, 20, 30, 20, 50, 20, 20, 0])
+    pred = np.array([0, 10, 5, 20, 30, 20, 0, 20, 20, 0])
+    cases = pick_cases(dice, truth, pred, per_group=2)
+    assert cases["worst"].tolist() == [6, 2]  # both Dice 0: the larger miss first
+    assert cases["best"].tolist() == [4, 1]  # 0 and 9 score 1 but are empty on empty
+    assert cases["median"].tolist() == [3, 5]  # the middle of 7, 3, 5, 8 by Dice
+    shown = np.concatenate(list(cases.values()))
+    assert len(set(shown.tolist())) == len(shown) and not {0, 9} & set(shown.tolist())
+
+
+def test_pick_cases_with_few_images_never_repeats_one():
+    cases = pick_cases(np.array([0.2, 0.6, 1.0]), np.array([5, 5, 0]), np.array([5, 5, 0]), per_group=4)
+    assert cases["worst"].tolist() == [0, 1] and len(cases["best"]) == 0 and len(cases["median"]) == 0
+
+
+def test_the_drawn_prediction_is_the_one_the_dice_counts():
+    rng = np.random.default_rng(0)
+    probs = rng.integers(0, 256, (6, 16, 16), dtype=np.uint8)
+    probs[2] = 0
+    probs[2, :2, :2] = 200  # 4 pixels, under min area 5
+    masks = (rng.random((6, 16, 16)) < 0.3).astype(np.uint8)
+    fg, bg = probability_histograms(probs, masks)
+    dice, truth, pred = image_scores(fg, bg, 0.45, 5)
+    for i in range(6):
+        drawn = predicted_mask(probs[i], 0.45, 5)
+        assert drawn.sum() == pred[i] and masks[i].sum() == truth[i]
+        total = drawn.sum() + masks[i].sum()
+        assert dice[i] == pytest.approx(2 * (drawn & masks[i]).sum() / total if total else 1.0)
+    assert pred[2] == 0
+
+
+def test_panels_draw_truth_prediction_and_overlap_upscaled():
+    image = np.full((16, 16, 1), 90, np.uint8)  # gray images are shown as RGB
+    truth = square(16, 2, 2, 8)
+    prob = (square(16, 2, 6, 8) * 255).astype(np.uint8)  # shares the top edge with the truth
+    panels = case_panels(image, truth, prob, threshold=0.5, min_area=0, tile=48)
+    assert panels.shape == (48, 3 * 48 + 2 * 6, 3)  # 16 px shown 3x, three panels
+    overlay = panels[:, 54:102]
+    assert has_colour(overlay, TRUTH) and has_colour(overlay, PRED) and has_colour(overlay, BOTH)
+    assert not has_colour(panels[:, :48], TRUTH)  # the first panel is the bare image
+
+
+def test_grid_shape_and_rows():
+    n, size, tile = 5, 16, 48
+    images = np.zeros((n, size, size, 3), np.uint8)
+    masks = np.stack([square(size, 4, 4, 6)] * n)
+    probs = (masks * 255).astype(np.uint8)
+    cases = {"best": np.array([0, 1]), "median": np.array([2]), "worst": np.array([3, 4])}
+    grid = case_grid(images, masks, probs, [f"p1_{i}" for i in range(n)], ["p1"] * n, np.ones(n), cases,
+                     0.5, 0, tile=tile)
+    case_width = 3 * tile + 2 * 6
+    assert grid.dtype == np.uint8 and grid.shape == (54 + 3 * (tile + 38) + 2 * 12, 80 + 2 * case_width + 18, 3)
+    assert has_colour(grid[54:], BOTH)  # the predictions match the truths
+
+
+def test_grid_without_cases_is_just_the_header():
+    empty = np.zeros((0, 16, 16), np.uint8)
+    cases = {name: np.array([], int) for name in ("best", "median", "worst")}
+    grid = case_grid(empty[..., None], empty, empty, [], [], np.zeros(0), cases, 0.5, 0)
+    assert grid.shape[0] == 54 and grid.ndim == 3
+
+
+def test_oof_rows_reads_each_row_from_its_fold(tmp_path):
+    folds = pd.DataFrame({"id": list("abcde"), "group": list("ppqqr"), "fold": [1, 0, 1, 0, 1]})
+    paths = {}
+    for k in (0, 1):
+        count = int((folds.fold == k).sum())
+        paths[k] = tmp_path / f"fold{k}.npy"
+        np.save(paths[k], np.arange(count, dtype=np.uint8)[:, None, None] + 10 * k + np.zeros((1, 2, 2), np.uint8))
+    assert oof_rows(folds, paths, np.array([4, 1, 0]))[:, 0, 0].tolist() == [12, 0, 10]
+
+
+def test_pngs_are_byte_identical_and_carry_no_timestamp(tmp_path):
+    image = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    for name in ("a", "b"):
+        write_png(tmp_path / f"{name}.png", image)
+        fold_bar_chart({"fold0": 0.9, "fold1": 0.7}, 0.8, tmp_path / f"{name}_bars.png",
+                       images={"fold0": 3, "fold1": 4})
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    bars = (tmp_path / "a_bars.png").read_bytes()
+    assert bars == (tmp_path / "b_bars.png").read_bytes() and bars.startswith(b"\x89PNG")
+    assert b"tIME" not in bars and b"Software" not in bars
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], image)
+    assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+def test_stage_end_to_end(tmp_path):
+    rng = np.random.default_rng(2)
+    n, size = 18, 16  # 6 patients of 3 slices, the first slice of each empty
+    folds = pd.DataFrame({"id": [f"p{i // 3}_{i % 3}" for i in range(n)], "group": [f"p{i // 3}" for i in range(n)],
+                          "fold": [(i // 3) % 2 for i in range(n)]})
+    folds.to_csv(tmp_path / "folds.csv", index=False)
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    masks = np.stack([square(size, 3, 3, 4 + i % 5) if i % 3 else np.zeros((size, size), np.uint8) for i in range(n)])
+    np.save(prepared / "train_images.npy", rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))
+    np.save(prepared / "train_masks.npy", masks)
+    (tmp_path / "oof").mkdir()
+    for k in (0, 1):
+        rows = folds.fold.to_numpy() == k
+        noisy = masks[rows] * 200 + rng.integers(0, 60, (int(rows.sum()), size, size))
+        np.save(tmp_path / "oof" / f"fold{k}.npy", noisy.astype(np.uint8))
+    cv = {"dice": 0.8, "threshold": 0.5, "min_area": 5, "folds": {"fold0": {"dice": 0.9}, "fold1": {"dice": 0.7}}}
+    (tmp_path / "cv.json").write_text(json.dumps(cv))
+    (tmp_path / "params.yaml").write_text("folds:\n  n_splits: 2\n  train: [0, 1]\n")
+    cmd = [sys.executable, str(REPO / "stages" / "report.py"), "--folds", "folds.csv", "--prepared", "prepared",
+           "--oof", "oof", "--cv", "cv.json", "--cases", "plots/oof_cases.png", "--bars", "plots/fold_dice.png"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    cases = cv2.imread(str(tmp_path / "plots" / "oof_cases.png"))
+    bars = cv2.imread(str(tmp_path / "plots" / "fold_dice.png"))
+    assert cases is not None and bars is not None
+    assert cases.shape[0] == 54 + 3 * (192 + 38) + 2 * 12  # best, median, worst rows of 16 px shown 12x
+    assert "4 best, 4 median, 4 worst" in done.stdout
