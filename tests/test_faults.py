@@ -7,8 +7,6 @@ output half-written, no temporary file left behind, and nothing that was there b
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import resource
 import shlex

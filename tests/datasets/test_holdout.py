@@ -3,7 +3,6 @@ import dataclasses
 import gzip
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from segpipe import datasets, rle
