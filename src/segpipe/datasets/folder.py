@@ -120,10 +120,9 @@ def _compile(group_regex: str | None) -> re.Pattern | None:
 
 
 def _glob(base: Path, pattern: str) -> list[Path]:
-    try:
-        found = [Path(os.path.normpath(p)) for p in base.glob(pattern) if p.is_file()]
-    except (NotImplementedError, ValueError) as err:  # absolute or empty pattern
-        raise InputError(f"glob {pattern!r} must be relative to {base}: {err}") from None
+    if not pattern or Path(pattern).is_absolute():  # pathlib globs only relative patterns
+        raise InputError(f"glob {pattern!r} must be a non-empty pattern relative to {base}")
+    found = [Path(os.path.normpath(p)) for p in base.glob(pattern) if p.is_file()]
     if not found:
         raise InputError(f"{base}: no files match {pattern!r}")
     return found
