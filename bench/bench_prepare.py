@@ -25,7 +25,7 @@ from side_by_side import median_seconds, print_table, spin_in_processes, write_c
 from segpipe.datasets import Competition, SubmissionSpec, readers
 from segpipe.prepare import cache_split
 
-COUNT, SIZES, REPEATS = 40, [(256, 256), (512, 512)], 5
+COUNT, SIZES, REPEATS = 120, [(256, 256), (512, 512)], 5
 
 
 def pil_way(paths: list[Path], size: tuple[int, int]) -> np.ndarray:

@@ -47,7 +47,7 @@ def _spin(loops: int) -> int:
     return total
 
 
-def spin_in_processes(workers: int, tasks: int = 8, loops: int = 300_000) -> Callable[[], None]:
+def spin_in_processes(workers: int, tasks: int = 8, loops: int = 1_500_000) -> Callable[[], None]:
     """Fixed pure-CPU work split over `workers` processes, pool start-up included.
 
     Its 1-to-2-worker speed-up is how much of a second core the machine has free right now

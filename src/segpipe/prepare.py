@@ -52,20 +52,31 @@ def _decode_row(
 ) -> tuple[int, int, int, int]:
     index, image_file, mask_file = row
     image, original = read_image(Path(image_file), at_least=size)
-    images = np.load(images_path, mmap_mode="r+")
+    images = np.load(images_path, mmap_mode="r")
     if image.shape[2] != images.shape[3]:
         raise InputError(f"{image_file}: has {image.shape[2]} channels, expected {images.shape[3]}")
-    images[index] = resize_image(image, size)
+    _write_row(images, images_path, index, resize_image(image, size))
     area = 0
     if masks_path is not None:
         mask = read_mask(Path(mask_file))
         if mask.shape != tuple(original):
             raise InputError(f"{mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
                              f"{original[1]}x{original[0]} ({image_file})")
-        masks = np.load(masks_path, mmap_mode="r+")
-        masks[index] = resize_mask(mask, size)
-        area = int(masks[index].sum())
+        resized = resize_mask(mask, size)
+        _write_row(np.load(masks_path, mmap_mode="r"), masks_path, index, resized)
+        area = int(np.count_nonzero(resized))
     return index, original[0], original[1], area
+
+
+def _write_row(array: np.memmap, path: Path, index: int, row: np.ndarray) -> None:
+    """Write `row` as row `index` of the .npy file `path` (`array` is its read-only memmap).
+
+    One pwrite copies the row into the page cache: cheaper than faulting in each page of a
+    writable mapping, and workers writing different rows never share a page table.
+    """
+    with open(path, "r+b") as handle:
+        os.pwrite(handle.fileno(), np.ascontiguousarray(row, np.uint8).data,
+                  array.offset + index * array[0].nbytes)
 
 
 def cache_split(
@@ -93,9 +104,16 @@ def cache_split(
     # of a small split (40 rows in chunks of 16: 24 rows on one worker, 16 on the other).
     chunksize = max(1, min(16, len(rows) // (4 * workers)))
     results = []
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for result in tqdm(pool.imap_unordered(decode, rows, chunksize=chunksize), total=len(rows), desc=desc):
-            results.append(result)
+    # One OpenCV thread per worker: its own resize threads would fight the other workers for
+    # the cores. Set here, before the fork (a forked child that reconfigures them hangs).
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for result in tqdm(pool.imap_unordered(decode, rows, chunksize=chunksize), total=len(rows), desc=desc):
+                results.append(result)
+    finally:
+        cv2.setNumThreads(threads)
     results.sort()
     index = frame[[c for c in ("id", "group") if c in frame]].reset_index(drop=True)
     index["height"] = [r[1] for r in results]
