@@ -4,7 +4,9 @@ Model, batch size, loss, optimizer and image size are the defaults in params.yam
 `prepare.size`). The usual way is the floor: forward, loss, backward, AdamW step on one
 random batch already in memory, nothing else. Ours is `segpipe.train.train_fold` on a
 prepared memmap cache (loader, augmentation, uint8-to-float on the device, scheduler,
-loss bookkeeping, per-epoch dvclive logging and checkpointing), timed from outside:
+loss bookkeeping, per-epoch dvclive logging and checkpointing), timed from outside, once
+with each augmentation engine (`train.augment.batched`: whole batches on the device, the
+default, or albumentations per sample in the loader):
 `train_one_epoch` and `evaluate` are wrapped, not changed. Before each epoch the wrapper
 runs the bare loop for as many images, so the two alternate every few seconds and each
 epoch gives one paired ratio; an epoch's time runs from its start to the next one's,
@@ -36,7 +38,7 @@ from segpipe.model import WeightedLoss, build_model
 from segpipe.runtime import pick_device
 from segpipe.train import FoldPaths, model_spec, train_fold
 
-TRAIN_IMAGES, VAL_IMAGES, EPOCHS = 320, 16, 6
+TRAIN_IMAGES, VAL_IMAGES, EPOCHS = 320, 16, 8
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
@@ -117,23 +119,29 @@ def paired_epochs(cfg: Train, folds: pd.DataFrame, paths: FoldPaths, bare, per_e
 
 def main() -> None:
     params = load_params(PARAMS)
-    cfg, size = params.train, tuple(params.prepare.size)
-    per_epoch = TRAIN_IMAGES // cfg.batch_size * cfg.batch_size  # the loader drops the last partial batch
+    size = tuple(params.prepare.size)
+    per_epoch = TRAIN_IMAGES // params.train.batch_size * params.train.batch_size  # the loader drops the last partial batch
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        paths, folds = write_cache(Path(tmp), size, cfg.in_channels)
+        paths, folds = write_cache(Path(tmp), size, params.train.in_channels)
         cwd = os.getcwd()
         os.chdir(tmp)  # keep dvclive away from this repo's git and DVC
         try:
-            rates = paired_epochs(cfg, folds, paths, bare_loop(cfg, size, per_epoch // cfg.batch_size), per_epoch)
+            for batched, engine in ((True, "batched"), (False, "per-sample")):
+                cfg = params.train.model_copy(update={"augment": params.train.augment.model_copy(
+                    update={"batched": batched})})
+                rates = paired_epochs(cfg, folds, paths, bare_loop(cfg, size, per_epoch // cfg.batch_size), per_epoch)
+                for name, key in (("epoch (outside)", "ours"), ("log line (data+step)", "logged")):
+                    ratio = statistics.median(ours / usual for ours, usual in zip(rates[key], rates["bare"]))
+                    rows.append((f"{engine}: {name}", statistics.median(rates["bare"]),
+                                 statistics.median(rates[key]), ratio, ">= 0.9", ratio >= 0.9))
         finally:
             os.chdir(cwd)
-    bare, rows = rates["bare"], []
-    for name, key in (("train_fold epoch (outside)", "ours"), ("train_fold log line (data+step)", "logged")):
-        ratio = statistics.median(ours / usual for ours, usual in zip(rates[key], bare))
-        rows.append((name, statistics.median(bare), statistics.median(rates[key]), ratio, ">= 0.9", ratio >= 0.9))
+    cfg = params.train
     print_table(f"train step: {cfg.arch} {cfg.encoder_name} at {size[0]}x{size[1]}, batch {cfg.batch_size}, "
                 f"{torch.get_num_threads()} torch threads, {pick_device().type}; {per_epoch} images per epoch, "
-                f"median over epochs 2-{EPOCHS - 1}", "training images/s (usual = bare loop on in-memory tensors; "
+                f"median over epochs 2-{EPOCHS - 1}; augmentation batched on the device (default: "
+                f"{cfg.augment.batched}) or per sample with albumentations", "training images/s (usual = bare loop on in-memory tensors; "
                 "ratio = median of per-epoch ratios)", rows)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import segpipe.train as train_module
-from segpipe.config import Train
+from segpipe.config import Augment, Train
 from segpipe.errors import InputError
 from segpipe.folds import stratified_group_folds
 from segpipe.predict import predict_test
@@ -134,9 +134,10 @@ def test_early_stopping_keeps_the_best_epoch(prepared_dir, folds, tmp_path, monk
     assert torch.load(paths.model, weights_only=False)["epoch"] == 2
 
 
-def test_lesion_sampling_sgd_cosine_focal_lovasz_train(prepared_dir, folds, tmp_path):
+def test_lesion_sampling_sgd_cosine_focal_lovasz_per_sample_augmentation_train(prepared_dir, folds, tmp_path):
     cfg = FAST.model_copy(update={"epochs": 1, "sampling": "lesion", "optimizer": "sgd", "scheduler": "cosine",
-                                  "loss": {"focal": 1.0, "lovasz": 0.5}})
+                                  "loss": {"focal": 1.0, "lovasz": 0.5},
+                                  "augment": Augment(batched=False, brightness=0.2)})
     metrics, paths = run_fold(prepared_dir, folds, tmp_path, cfg=cfg)
     assert np.isfinite([metrics["val_loss"], metrics["val_dice"], metrics["oof_dice"]]).all()
     assert float(curve_rows(paths, "lr")[-1].split("\t")[-1]) < cfg.lr * 0.3  # the last step's rate, cosine-annealed

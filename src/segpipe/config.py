@@ -98,6 +98,7 @@ class Augment(Section):
     rotate: float = Field(15.0, ge=0, le=180)
     hflip: float = Field(0.5, ge=0, le=1)
     brightness: float = Field(0.0, ge=0, le=1)
+    batched: bool = True  # whole batches on the training device (segpipe.augment); False: albumentations per sample
 
 
 class Train(Section):

@@ -1,4 +1,4 @@
-"""Training data: the prepared uint8 cache, augmented with albumentations.
+"""Training data: the prepared uint8 cache, optionally augmented per sample with albumentations.
 
 Samples stay uint8 all the way to the device, where `to_model_input` normalises them, so
 the loader moves a quarter of the bytes a float pipeline would.
@@ -133,20 +133,29 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
                       persistent_workers=False)
 
 
-def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bool,
-                   in_channels: int | None = None) -> torch.Tensor:
-    """(N,H,W,C) uint8 -> normalised (N,C,H,W) float on `device`; the cast happens there.
+def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(N,H,W,C) uint8 -> (N,C,H,W) float in 0-255 on `device`; the cast happens there."""
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
 
-    Grayscale caches (C=1) are repeated to `in_channels` on the device, so a 3-channel
+
+def normalize(x: torch.Tensor, channels_last: bool, in_channels: int | None = None) -> torch.Tensor:
+    """(N,C,H,W) float in 0-255 -> ImageNet-normalised model input.
+
+    Grayscale caches (C=1) are repeated to `in_channels` here, on the device, so a 3-channel
     encoder reads ultrasound without the cache storing three copies.
     """
-    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
     if in_channels and x.shape[1] != in_channels:
         if x.shape[1] != 1:
             raise InputError(f"the cached images have {x.shape[1]} channels but train.in_channels is {in_channels}")
         x = x.expand(-1, in_channels, -1, -1)
     channels = x.shape[1]
-    mean = torch.as_tensor(np.resize(MEAN, channels), dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    std = torch.as_tensor(np.resize(STD, channels), dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    mean = torch.as_tensor(np.resize(MEAN, channels), dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(np.resize(STD, channels), dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     x = (x - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bool,
+                   in_channels: int | None = None) -> torch.Tensor:
+    """(N,H,W,C) uint8 -> normalised (N,C,H,W) float on `device` (`to_device`, then `normalize`)."""
+    return normalize(to_device(images, device), channels_last, in_channels)

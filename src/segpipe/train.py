@@ -19,8 +19,10 @@ import torch
 from torch import nn
 
 from segpipe.checkpoint import TrainingState, mark_finished, resume, run_fingerprint, save_resume, trim_live_history
+from segpipe.augment import BatchAugment
 from segpipe.config import Train
-from segpipe.data import SliceDataset, build_augmentation, lesion_weights, make_loader, mask_areas, to_model_input
+from segpipe.data import (SliceDataset, build_augmentation, lesion_weights, make_loader, mask_areas, normalize,
+                          to_device, to_model_input)
 from segpipe.distributed import Distributed
 from segpipe.inference import autocast, predict_batches, prepare_for_inference
 from segpipe.metrics import image_dice
@@ -76,12 +78,15 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
 
 def build_loaders(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows: np.ndarray, seed: int,
                   dist: Distributed = Distributed()):
-    """The augmented training loader (uniform or lesion-weighted draws) and the plain val loader.
+    """The training loader (uniform or lesion-weighted draws) and the plain val loader.
 
-    Under DDP each process takes its shard of every pass, in batches of batch_size / world
-    size, so the global batch matches a single-device run.
+    The training loader augments with albumentations only when `augment.batched` is off;
+    otherwise `BatchAugment` does it on the device. Under DDP each process takes its shard
+    of every pass, in batches of batch_size / world size, so the global batch matches a
+    single-device run.
     """
-    train_set = SliceDataset(paths.images, paths.masks, train_rows, build_augmentation(cfg.augment), seed)
+    augmentation = None if cfg.augment.batched else build_augmentation(cfg.augment)
+    train_set = SliceDataset(paths.images, paths.masks, train_rows, augmentation, seed)
     weights = lesion_weights(mask_areas(paths.masks, train_rows)) if cfg.sampling == "lesion" else None
     batch_size = max(1, cfg.batch_size // dist.world_size)
     train_loader = make_loader(train_set, batch_size, shuffle=True, seed=seed, num_workers=cfg.num_workers,
@@ -93,15 +98,22 @@ def build_loaders(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: TrainingState, device: torch.device,
-                    cfg: Train) -> tuple[float, int, float, float, float]:
-    """One pass over `loader`: (mean loss, images seen, data seconds, step seconds, last lr used)."""
+                    cfg: Train, augment: BatchAugment | None = None) -> tuple[float, int, float, float, float]:
+    """One pass over `loader`: (mean loss, images seen, data seconds, step seconds, last lr used).
+
+    Step time covers everything after the batch left the loader: the copy to the device,
+    `augment` there, normalisation, forward, backward and the optimizer step.
+    """
     model.train()
     seen, loss_sum, data_time, step_time, lr = 0, 0.0, 0.0, 0.0, 0.0
     tick = time.perf_counter()
     for images, masks in loader:
         loaded = time.perf_counter()
-        x = to_model_input(images, device, cfg.channels_last, cfg.in_channels)
+        x = to_device(images, device)
         target = masks.to(device, non_blocking=True).unsqueeze(1).float()
+        if augment is not None:
+            x, target = augment(x, target)
+        x = normalize(x, cfg.channels_last, cfg.in_channels)
         with autocast(device, cfg.amp):
             loss = criterion(model(x).float(), target)
         state.optimizer.zero_grad(set_to_none=True)
@@ -143,6 +155,7 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
     train_rows = np.flatnonzero(folds.fold.to_numpy() != fold)
     val_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
     train_loader, val_loader = build_loaders(cfg, paths, train_rows, val_rows, seed + fold, dist)
+    augment = BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None
     criterion = WeightedLoss(cfg.loss).to(device)
     optimizer, scheduler = build_optimizer(model, cfg, cfg.epochs * len(train_loader))
     use_fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
@@ -165,8 +178,10 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
                       f"(best epoch {best['epoch']})", flush=True)
                 break
             train_loader.dataset.set_epoch(epoch)
+            if augment is not None:
+                augment.set_epoch(epoch, dist.rank)
             train_loss, seen, data_time, step_time, lr = train_one_epoch(step_model, train_loader, criterion, state,
-                                                                         device, cfg)
+                                                                         device, cfg, augment)
             loss_sum, seen = dist.total(train_loss * seen, seen)  # over all ranks' shards
             # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
             val_loss, val_dice = dist.from_main(*evaluate(model, val_loader, criterion, device, cfg))
