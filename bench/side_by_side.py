@@ -17,8 +17,18 @@ CARVANA = (1280, 1918)  # (H, W) of every Carvana image
 
 
 class Seconds(NamedTuple):
-    wall: float
-    cpu: float  # this process and its reaped children (a pool's workers, once the pool is closed)
+    wall: float  # median over rounds
+    cpu: float  # median; this process and its reaped children (a pool's workers, once the pool is closed)
+    walls: tuple[float, ...]  # each round's wall time, in round order
+
+
+def paired_speedup(seconds: dict[str, Seconds], slow: str, fast: str) -> float:
+    """Median over rounds of slow's time / fast's time in the same round.
+
+    Pairs share a round's conditions (another job holding a core, a frequency change), so
+    their ratio drifts less than the ratio of the two medians.
+    """
+    return float(np.median([s / f for s, f in zip(seconds[slow].walls, seconds[fast].walls)]))
 
 
 def _cpu_seconds() -> float:
@@ -37,7 +47,8 @@ def median_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[
             wall, cpu = time.perf_counter(), _cpu_seconds()
             run()
             samples[name].append((time.perf_counter() - wall, _cpu_seconds() - cpu))
-    return {name: Seconds(*map(float, np.median(values, axis=0))) for name, values in samples.items()}
+    return {name: Seconds(*map(float, np.median(values, axis=0)), tuple(wall for wall, _ in values))
+            for name, values in samples.items()}
 
 
 def _spin(loops: int) -> int:
