@@ -2,12 +2,13 @@
 
 Training then reads `np.load(..., mmap_mode="r")` slices instead of decoding files in
 every `__getitem__`. Decoding runs in a process pool; each worker writes its rows straight
-into the memory-mapped output, so nothing large crosses process boundaries.
+into the output .npy files, so nothing large crosses process boundaries.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -41,42 +42,51 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return (soft >= 128).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class _NpyRows:
+    """Where the rows of a .npy file lie, so a worker can write row i without opening it as an array."""
+
+    path: Path
+    offset: int  # header size
+    row_bytes: int
+
+    @classmethod
+    def of(cls, path: Path, array: np.memmap) -> _NpyRows:
+        return cls(path, array.offset, array[0].nbytes)
+
+    def write(self, index: int, row: np.ndarray) -> None:
+        """One pwrite into the page cache: cheaper than faulting in each page of a writable
+        mapping, and workers writing different rows never share a page table."""
+        with open(self.path, "r+b") as handle:
+            os.pwrite(handle.fileno(), np.ascontiguousarray(row, np.uint8).data,
+                      self.offset + index * self.row_bytes)
+
+
 def _decode_row(
     row: tuple[int, str, str | None],
     *,
     read_image: Callable,
     read_mask: Callable,
     size: tuple[int, int],
-    images_path: Path,
-    masks_path: Path | None,
+    channels: int,
+    images: _NpyRows,
+    masks: _NpyRows | None,
 ) -> tuple[int, int, int, int]:
     index, image_file, mask_file = row
     image, original = read_image(Path(image_file), at_least=size)
-    images = np.load(images_path, mmap_mode="r")
-    if image.shape[2] != images.shape[3]:
-        raise InputError(f"{image_file}: has {image.shape[2]} channels, expected {images.shape[3]}")
-    _write_row(images, images_path, index, resize_image(image, size))
+    if image.shape[2] != channels:
+        raise InputError(f"{image_file}: has {image.shape[2]} channels, expected {channels}")
+    images.write(index, resize_image(image, size))
     area = 0
-    if masks_path is not None:
+    if masks is not None:
         mask = read_mask(Path(mask_file))
         if mask.shape != tuple(original):
             raise InputError(f"{mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
                              f"{original[1]}x{original[0]} ({image_file})")
         resized = resize_mask(mask, size)
-        _write_row(np.load(masks_path, mmap_mode="r"), masks_path, index, resized)
+        masks.write(index, resized)
         area = int(np.count_nonzero(resized))
     return index, original[0], original[1], area
-
-
-def _write_row(array: np.memmap, path: Path, index: int, row: np.ndarray) -> None:
-    """Write `row` as row `index` of the .npy file `path` (`array` is its read-only memmap).
-
-    One pwrite copies the row into the page cache: cheaper than faulting in each page of a
-    writable mapping, and workers writing different rows never share a page table.
-    """
-    with open(path, "r+b") as handle:
-        os.pwrite(handle.fileno(), np.ascontiguousarray(row, np.uint8).data,
-                  array.offset + index * array[0].nbytes)
 
 
 def cache_split(
@@ -94,12 +104,12 @@ def cache_split(
     for labelled splits, the mask area in pixels at training size.
     """
     channels = competition.read_image(Path(frame.image.iloc[0]), at_least=size)[0].shape[2]
-    create_npy(images_path, (len(frame), *size, channels)).flush()  # space reserved: see create_npy
-    if masks_path is not None:
-        create_npy(masks_path, (len(frame), *size)).flush()
+    # space reserved up front: see create_npy
+    images = _NpyRows.of(images_path, create_npy(images_path, (len(frame), *size, channels)))
+    masks = _NpyRows.of(masks_path, create_npy(masks_path, (len(frame), *size))) if masks_path else None
     rows = list(zip(range(len(frame)), frame.image.astype(str), frame["mask"].astype(str) if masks_path else [None] * len(frame)))
     decode = partial(_decode_row, read_image=competition.read_image, read_mask=competition.read_mask,
-                     size=size, images_path=images_path, masks_path=masks_path)
+                     size=size, channels=channels, images=images, masks=masks)
     # Chunks amortise inter-process traffic (~0.1 ms each, against ~5-10 ms an image), but a
     # worker left without a chunk idles while the last ones finish: at least 16 chunks a
     # worker keep that tail short (120 rows in chunks of 15 cost 2 workers ~10 %).
