@@ -120,7 +120,8 @@ def paired_epochs(cfg: Train, folds: pd.DataFrame, paths: FoldPaths, bare, per_e
 def main() -> None:
     params = load_params(PARAMS)
     size = tuple(params.prepare.size)
-    per_epoch = TRAIN_IMAGES // params.train.batch_size * params.train.batch_size  # the loader drops the last partial batch
+    batch_size = params.train.batch_size
+    per_epoch = TRAIN_IMAGES // batch_size * batch_size  # the loader drops the last partial batch
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         paths, folds = write_cache(Path(tmp), size, params.train.in_channels)
@@ -141,8 +142,8 @@ def main() -> None:
     print_table(f"train step: {cfg.arch} {cfg.encoder_name} at {size[0]}x{size[1]}, batch {cfg.batch_size}, "
                 f"{torch.get_num_threads()} torch threads, {pick_device().type}; {per_epoch} images per epoch, "
                 f"median over epochs 2-{EPOCHS - 1}; augmentation batched on the device (default: "
-                f"{cfg.augment.batched}) or per sample with albumentations", "training images/s (usual = bare loop on in-memory tensors; "
-                "ratio = median of per-epoch ratios)", rows)
+                f"{cfg.augment.batched}) or per sample with albumentations",
+                "training images/s (usual = bare loop on in-memory tensors; ratio = median of per-epoch ratios)", rows)
 
 
 if __name__ == "__main__":

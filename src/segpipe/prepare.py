@@ -107,7 +107,8 @@ def cache_split(
     # space reserved up front: see create_npy
     images = _NpyRows.of(images_path, create_npy(images_path, (len(frame), *size, channels)))
     masks = _NpyRows.of(masks_path, create_npy(masks_path, (len(frame), *size))) if masks_path else None
-    rows = list(zip(range(len(frame)), frame.image.astype(str), frame["mask"].astype(str) if masks_path else [None] * len(frame)))
+    mask_files = frame["mask"].astype(str) if masks_path else [None] * len(frame)
+    rows = list(zip(range(len(frame)), frame.image.astype(str), mask_files))
     decode = partial(_decode_row, read_image=competition.read_image, read_mask=competition.read_mask,
                      size=size, channels=channels, images=images, masks=masks)
     # Chunks amortise inter-process traffic (~0.1 ms each, against ~5-10 ms an image), but a
@@ -145,7 +146,8 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
             raise InputError(f"{competition.name}: duplicate {split} ids {duplicated[:5]}")
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        train = cache_split(competition.train, competition, size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS, workers, "train")
+        train = cache_split(competition.train, competition, size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS, workers,
+                            "train")
         train.to_csv(tmp / TRAIN_INDEX, index=False)
         test = cache_split(competition.test, competition, size, tmp / TEST_IMAGES, None, workers, "test")
         test.to_csv(tmp / TEST_INDEX, index=False)

@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from segpipe.checkpoint import TrainingState, mark_finished, resume, run_fingerprint, save_resume, trim_live_history
 from segpipe.augment import BatchAugment
+from segpipe.checkpoint import TrainingState, mark_finished, resume, run_fingerprint, save_resume, trim_live_history
 from segpipe.config import Train
 from segpipe.data import (SliceDataset, build_augmentation, lesion_weights, make_loader, mask_areas, normalize,
                           to_device, to_model_input)
