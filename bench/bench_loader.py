@@ -4,7 +4,9 @@
 globs the files once, then in every `__getitem__` decodes the JPEG and the mask with
 cv2.imread, resizes both to 256x256 and augments. Ours is `segpipe.data.SliceDataset` over
 the cache that `segpipe.prepare.cache_split` wrote: one memmap row copy, then the same
-augmentation (`build_augmentation(Augment())`: scale, rotate, flip).
+augmentation (`build_augmentation(Augment())`: scale, rotate, flip), as with
+`train.augment.batched: false`. By default training moves augmentation to the device, so
+its loader does only the row copy.
 Target: ours >= 20x the usual samples/s. Run as `python bench/bench_loader.py`.
 """
 from __future__ import annotations
