@@ -1,4 +1,5 @@
-"""DVC stage `report`: pictures of the OOF results (best/median/worst cases, Dice per fold)."""
+"""DVC stage `report`: pictures of the OOF results (best/median/worst cases, Dice per fold)
+and of the training and threshold curves (PNGs, which show offline unlike vega plots)."""
 import json
 
 import numpy as np
@@ -6,15 +7,20 @@ import pandas as pd
 
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
+from segpipe.curves import fold_curves, read_table, threshold_chart, training_curves_chart
 from segpipe.oof import oof_histograms
 from segpipe.prepare import TRAIN_IMAGES, TRAIN_MASKS
 from segpipe.report import case_grid, fold_bar_chart, image_scores, oof_rows, pick_cases, write_png
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "folds", "prepared", "oof", "cv", "cases", "bars")
+    args = parse_paths(__doc__, "folds", "prepared", "oof", "cv", "cases", "bars", "live", "threshold_csv", "curves",
+                       "threshold_png")
     params = load_params()
     cv = json.loads(args.cv.read_text())
+    # the small inputs first, so a missing one fails before the slow drawing
+    curves = fold_curves(args.live, list(params.folds.train))
+    sweep = read_table(args.threshold_csv, ["threshold", "dice"])
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     oof_paths = {k: args.oof / f"fold{k}.npy" for k in params.folds.train}
     fg, bg, rows = oof_histograms(folds, oof_paths, args.prepared / TRAIN_MASKS)
@@ -34,7 +40,10 @@ def main() -> None:
     fold_dice = {name: score["dice"] for name, score in cv["folds"].items()}
     counts = {f"fold{k}": int((folds.fold == k).sum()) for k in params.folds.train}
     fold_bar_chart(fold_dice, cv["dice"], args.bars, images=counts)
-    print(f"wrote {args.cases} ({', '.join(f'{len(c)} {name}' for name, c in cases.items())}) and {args.bars}")
+    training_curves_chart(curves, args.curves)
+    threshold_chart(sweep, cv["threshold"], cv["min_area"], args.threshold_png)
+    picked_counts = ", ".join(f"{len(c)} {name}" for name, c in cases.items())
+    print(f"wrote {args.cases} ({picked_counts}), {args.bars}, {args.curves} and {args.threshold_png}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segpipe.curves import (TRAINING_CURVES, _spans_a_decade, chosen_point, fold_curves, read_table,
+                            threshold_chart, training_curves_chart)
+from segpipe.errors import InputError
 from segpipe.metrics import probability_histograms
 from segpipe.report import (BOTH, PRED, TRUTH, case_grid, case_panels, fold_bar_chart, image_scores, oof_rows,
                             pick_cases, predicted_mask, write_png)
@@ -114,6 +117,73 @@ def test_pngs_are_byte_identical_and_carry_no_timestamp(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary files left
 
 
+def write_live(live: Path, fold: int, epochs: int = 3) -> None:
+    """A tiny made-up dvclive folder: val Dice rising, losses falling, one val loss spike."""
+    for name, column, _, _ in TRAINING_CURVES:
+        path = live / f"fold{fold}" / "plots" / "metrics" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        values = [0.3 + 0.2 * e + 0.05 * fold for e in range(epochs)] if column == "dice" else \
+                 [1.0 / (e + 1) + fold * 0.1 for e in range(epochs)]
+        if name == "val/loss.tsv":
+            values[1] = 100.0  # the spike a log scale keeps readable
+        pd.DataFrame({"step": range(epochs), column: values}).to_csv(path, sep="\t", index=False)
+
+
+def write_sweep(path: Path) -> pd.DataFrame:
+    """A made-up plots/threshold.csv peaking at 0.55 (float steps, as np.arange gives)."""
+    thresholds = [0.1 + 0.05 * i for i in range(17)]
+    table = pd.DataFrame({"threshold": thresholds, "dice": [0.9 - abs(t - 0.55) for t in thresholds],
+                          "dice_no_min_area": [0.88 - abs(t - 0.6) for t in thresholds]})
+    table.to_csv(path, index=False)
+    return table
+
+
+def test_curves_are_drawn_for_the_given_folds_and_byte_identical(tmp_path):
+    for k in (0, 1, 4):
+        write_live(tmp_path / "dvclive", k)
+    curves = fold_curves(tmp_path / "dvclive", [0, 1])
+    assert list(curves) == [0, 1]  # fold4 is on disk but not trained now: not drawn
+    assert [list(t.columns) for t in curves[1]] == [["step", "dice"], ["step", "loss"], ["step", "loss"]]
+    assert curves[1][2]["loss"].max() == 100.0
+    for name in ("a", "b"):
+        training_curves_chart(curves, tmp_path / f"{name}.png")
+    png = (tmp_path / "a.png").read_bytes()
+    assert png == (tmp_path / "b.png").read_bytes() and b"tIME" not in png and b"Software" not in png
+    image = cv2.imread(str(tmp_path / "a.png"))
+    assert image.shape[1] > 2 * image.shape[0]  # three panels side by side
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50  # lines, text and legend, not a blank canvas
+
+
+def test_losses_get_a_log_scale_only_when_they_span_a_decade():
+    assert _spans_a_decade(pd.Series([0.5, 100.0, 0.04]))  # a val loss spike
+    assert not _spans_a_decade(pd.Series([0.69, 0.75]))  # a 1-epoch run reads better linear
+    assert not _spans_a_decade(pd.Series([0.0, 5.0]))  # a log axis cannot show 0
+
+
+def test_a_missing_fold_curve_is_an_input_error_naming_the_file(tmp_path):
+    write_live(tmp_path / "dvclive", 0)
+    with pytest.raises(InputError, match=r"dvclive/fold1/plots/metrics/val/dice\.tsv: not found"):
+        fold_curves(tmp_path / "dvclive", [0, 1])
+    (tmp_path / "dvclive" / "fold0" / "plots" / "metrics" / "train" / "loss.tsv").write_text("step\tvalue\n0\t1\n")
+    with pytest.raises(InputError, match=r"train/loss\.tsv: no column loss"):
+        fold_curves(tmp_path / "dvclive", [0])
+
+
+def test_threshold_chart_marks_the_chosen_cut(tmp_path):
+    sweep = write_sweep(tmp_path / "threshold.csv")
+    table = read_table(tmp_path / "threshold.csv", ["threshold", "dice"])
+    best_t, best_dice = chosen_point(table, 0.55)  # cv.json rounds; the csv may hold 0.5500000000000002
+    assert best_t == pytest.approx(0.55) and best_dice == pytest.approx(0.9) == sweep.dice.max()
+    with pytest.raises(InputError, match="no row at the chosen threshold 0.57"):
+        chosen_point(table, 0.57)
+    for name in ("a", "b"):
+        threshold_chart(table, 0.55, 10, tmp_path / f"{name}.png")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    image = cv2.imread(str(tmp_path / "a.png"))[..., ::-1]
+    red = (image[..., 0] > 180) & (image[..., 1] < 80) & (image[..., 2] < 80)  # matplotlib C3, the marker
+    assert red.sum() > 50
+
+
 def test_stage_end_to_end(tmp_path):
     rng = np.random.default_rng(2)
     n, size = 18, 16  # 6 patients of 3 slices, the first slice of each empty
@@ -133,12 +203,31 @@ def test_stage_end_to_end(tmp_path):
     cv = {"dice": 0.8, "threshold": 0.5, "min_area": 5, "folds": {"fold0": {"dice": 0.9}, "fold1": {"dice": 0.7}}}
     (tmp_path / "cv.json").write_text(json.dumps(cv))
     (tmp_path / "params.yaml").write_text("folds:\n  n_splits: 2\n  train: [0, 1]\n")
+    for k in (0, 1):
+        write_live(tmp_path / "dvclive", k)
+    write_sweep(tmp_path / "threshold.csv")
     cmd = [sys.executable, str(REPO / "stages" / "report.py"), "--folds", "folds.csv", "--prepared", "prepared",
-           "--oof", "oof", "--cv", "cv.json", "--cases", "plots/oof_cases.png", "--bars", "plots/fold_dice.png"]
+           "--oof", "oof", "--cv", "cv.json", "--cases", "plots/oof_cases.png", "--bars", "plots/fold_dice.png",
+           "--live", "dvclive", "--threshold_csv", "threshold.csv", "--curves", "plots/curves.png",
+           "--threshold_png", "plots/threshold.png"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     cases = cv2.imread(str(tmp_path / "plots" / "oof_cases.png"))
     bars = cv2.imread(str(tmp_path / "plots" / "fold_dice.png"))
     assert cases is not None and bars is not None
+    assert cv2.imread(str(tmp_path / "plots" / "curves.png")) is not None
+    assert cv2.imread(str(tmp_path / "plots" / "threshold.png")) is not None
     assert cases.shape[0] == 54 + 3 * (192 + 38) + 2 * 12  # best, median, worst rows of 16 px shown 12x
     assert "4 best, 4 median, 4 worst" in done.stdout
+
+
+def test_stage_names_a_missing_fold_curve_and_fails_fast(tmp_path):
+    (tmp_path / "params.yaml").write_text("folds:\n  n_splits: 2\n  train: [0, 1]\n")
+    (tmp_path / "cv.json").write_text(json.dumps({"threshold": 0.5, "min_area": 0}))
+    write_live(tmp_path / "dvclive", 0)
+    cmd = [sys.executable, str(REPO / "stages" / "report.py"), "--folds", "folds.csv", "--prepared", "prepared",
+           "--oof", "oof", "--cv", "cv.json", "--cases", "c.png", "--bars", "b.png", "--live", "dvclive",
+           "--threshold_csv", "threshold.csv", "--curves", "curves.png", "--threshold_png", "t.png"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "dvclive/fold1/plots/metrics/val/dice.tsv: not found" in done.stderr

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from segpipe.curves import pyplot, save_figure
 from segpipe.metrics import apply_min_area, counts_at_thresholds, image_dice, threshold_to_uint8
 from segpipe.runtime import atomic_path
 
@@ -178,11 +179,7 @@ def fold_bar_chart(fold_dice: dict[str, float], overall: float, path: Path | str
 
     fold_dice maps a name ("fold0") to its Dice; `images` optionally its image count.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(fold_dice)
     values = [fold_dice[name] for name in names]
     labels = [f"{name}\n{images[name]} images" if images else name for name in names]
@@ -196,7 +193,4 @@ def fold_bar_chart(fold_dice: dict[str, float], overall: float, path: Path | str
     ax.set_title("Out-of-fold Dice per fold at the chosen cut")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        # no "Software" entry (the matplotlib version) and no date: same inputs, same bytes
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path)
