@@ -18,11 +18,12 @@ def main() -> None:
     parser.add_argument("--message", help="submission description (default: commit and CV score)")
     parser.add_argument("--cv", type=Path, default=Path("metrics/cv.json"))
     parser.add_argument("--raw", type=Path, default=Path("data/raw"))
+    parser.add_argument("--sources", type=Path, default=Path("data/sources"))
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))  # original test image sizes
     args = parser.parse_args()
     params = load_params()
     name = params.base.dataset
-    competition = load_competition(params, args.raw / name)
+    competition = load_competition(params, args.raw / name, args.sources)
     slug = competition.submission.competition
     if slug is None:
         raise InputError(f"{name} is not a Kaggle competition (or {name}.holdout_patients made its test set a "

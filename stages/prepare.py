@@ -5,9 +5,9 @@ from segpipe.prepare import prepare_competition
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "raw", "out")
+    args = parse_paths(__doc__, "raw", "sources", "out")
     params = load_params()
-    competition = load_competition(params, args.raw)
+    competition = load_competition(params, args.raw, args.sources)
     prepare_competition(competition, args.out, tuple(params.prepare.size), params.prepare.workers)
 
 

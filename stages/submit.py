@@ -15,9 +15,9 @@ from segpipe.submit import score_holdout, write_submission
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "raw", "prepared", "probs", "cv", "out", "holdout")
+    args = parse_paths(__doc__, "raw", "sources", "prepared", "probs", "cv", "out", "holdout")
     params = load_params()
-    competition = load_competition(params, args.raw)
+    competition = load_competition(params, args.raw, args.sources)
     cv = json.loads(args.cv.read_text())
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
     write_submission(args.probs, test_index, competition.submission, cv["threshold"], cv["min_area"], args.out)

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from segpipe import kaggle
+from segpipe.datasets.tree import Tree
 from segpipe.errors import InputError
 
 SLUG = "carvana-image-masking-challenge"
@@ -124,15 +125,15 @@ def serve_carvana(folder: Path, name: str) -> None:
                                                     "29bb3ece3180_11.jpg": b"sample"}))
 
 
-def test_competition_download_extracts_nested_zips_once(fake, tmp_path):
+def test_competition_download_keeps_the_zips_and_their_members_read_in_place(fake, tmp_path):
     fake.serve = serve_carvana
-    dest = tmp_path / "raw" / "carvana"
+    dest = tmp_path / "sources" / "carvana"
     kaggle.download_competition(SLUG, dest)
-    files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
-    expected = ["29bb3ece3180_11.jpg", "train/car1_01.jpg", "train/car1_02.jpg", "train_masks.csv"]
-    assert files == sorted(expected + [".complete"])
-    assert (dest / ".complete").read_text().split() == expected
-    assert (dest / "train" / "car1_02.jpg").read_bytes() == b"jpg2"
+    assert sorted(p.name for p in dest.iterdir()) == [".complete", f"{SLUG}.zip"]  # nothing extracted
+    assert (dest / ".complete").read_text().split() == [f"{SLUG}.zip"]
+    tree = Tree.scan(dest)
+    assert sorted(tree.entries) == ["29bb3ece3180_11.jpg", "train/car1_01.jpg", "train/car1_02.jpg", "train_masks.csv"]
+    assert tree.read_bytes("train/car1_02.jpg") == b"jpg2"  # a member of train.zip inside the competition zip
     assert fake.calls == [("files", SLUG, False)] and leftovers(dest.parent) == []
 
     kaggle.download_competition(SLUG, dest)  # complete: no API call at all
@@ -150,7 +151,8 @@ def test_chosen_files_arrive_as_name_or_name_zip(fake, tmp_path):
     dest = tmp_path / "carvana"
     kaggle.download_competition(SLUG, dest, files=["train.zip", "sample_submission.csv"])
     assert fake.calls == [("file", SLUG, "train.zip"), ("file", SLUG, "sample_submission.csv")]
-    assert (dest / ".complete").read_text().split() == ["sample_submission.csv", "train/a.jpg"]
+    assert (dest / ".complete").read_text().split() == ["sample_submission.csv.zip", "train.zip"]
+    assert sorted(Tree.scan(dest).entries) == ["sample_submission.csv", "train/a.jpg"]
 
 
 def test_dataset_download(fake, tmp_path):
@@ -159,7 +161,16 @@ def test_dataset_download(fake, tmp_path):
     dest = tmp_path / "lgg"
     kaggle.download_dataset("mateuszbuda/lgg-mri-segmentation", dest)
     assert fake.calls == [("dataset", "mateuszbuda/lgg-mri-segmentation", False)]
-    assert (dest / "kaggle_3m/p1/p1_1.tif").read_bytes() == b"tif" and not list(dest.rglob("*.zip"))
+    assert Tree.scan(dest).read_bytes("kaggle_3m/p1/p1_1.tif") == b"tif"
+
+
+def test_the_placeholder_that_keeps_the_folder_in_git_survives(fake, tmp_path):
+    fake.serve = lambda folder, name: (folder / "data.zip").write_bytes(zip_bytes({"kaggle_3m/a.tif": b"tif"}))
+    dest = tmp_path / "lgg"
+    dest.mkdir()
+    (dest / ".gitkeep").touch()
+    kaggle.download_dataset("mateuszbuda/lgg-mri-segmentation", dest)
+    assert sorted(p.name for p in dest.iterdir()) == [".complete", ".gitkeep", "data.zip"]
 
 
 def partial_then(error: BaseException):
@@ -217,9 +228,10 @@ def test_interrupted_download_leaves_nothing_behind(fake, tmp_path):
 
 def test_zip_entry_escaping_the_folder_is_refused(fake, tmp_path):
     fake.serve = lambda folder, name: (folder / "evil.zip").write_bytes(zip_bytes({"../../escaped.txt": b"x"}))
+    kaggle.download_competition(SLUG, tmp_path / "sources" / "carvana")  # kept zipped: nothing is written out
     with pytest.raises(InputError, match="outside"):
-        kaggle.download_competition(SLUG, tmp_path / "raw" / "carvana")
-    assert not list(tmp_path.rglob("escaped.txt")) and list((tmp_path / "raw").iterdir()) == []
+        Tree.scan(tmp_path / "sources" / "carvana")
+    assert not list(tmp_path.rglob("escaped.txt"))
 
 
 def test_submit_passes_file_message_and_slug(fake, tmp_path):

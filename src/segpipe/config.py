@@ -22,6 +22,7 @@ class Section(BaseModel):
 class Base(Section):
     seed: int = 42
     dataset: Literal["synthetic", "carvana", "nerve", "lgg", "folder"] = "synthetic"
+    kaggle_input: str = "/kaggle/input"  # where a Kaggle Notebook mounts its inputs
 
 
 class DatasetSection(Section):
@@ -43,19 +44,20 @@ class Synthetic(DatasetSection):
 
 
 class Carvana(DatasetSection):
-    pass
+    source: str = "data/sources/carvana"  # an existing copy (folder or zip); this default is segpipe's own
 
 
 class Nerve(DatasetSection):
-    pass
+    source: str = "data/sources/nerve"
 
 
 class Lgg(DatasetSection):
+    source: str = "data/sources/lgg"
     holdout_patients: float = Field(0.2, ge=0, lt=1)
 
 
 class Folder(DatasetSection):
-    source: str | None = None  # the user's data folder
+    source: str = "data/sources/folder"  # the user's data folder (or a zip of it)
     train_images: str = "train/*.png"
     mask: str = "{stem}_mask.png"
     test_images: str | None = None
@@ -188,10 +190,14 @@ def load_params(path: Path | str = "params.yaml") -> Params:
         raise InputError(f"{path}: {problems}") from None
 
 
-def load_competition(params: Params, raw: Path):
-    """The chosen dataset, indexed from its raw folder, with its holdout applied."""
+def load_competition(params: Params, raw: Path, sources: Path):
+    """The chosen dataset, indexed from its raw folder (and its source), with its holdout applied.
+
+    `sources` is segpipe's own folder of downloads (the default sources).
+    """
     from segpipe import datasets
 
     section = params.dataset
     return datasets.load(params.base.dataset, raw, holdout_patients=section.holdout_patients,
-                         seed=params.base.seed, **section.adapter_options())
+                         seed=params.base.seed, sources=sources, kaggle_input=Path(params.base.kaggle_input),
+                         **section.adapter_options())

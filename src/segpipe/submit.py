@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from segpipe import rle
 from segpipe.datasets import SubmissionSpec
+from segpipe.datasets.tree import read_bytes
 from segpipe.errors import InputError
 from segpipe.metrics import threshold_to_uint8
 from segpipe.runtime import atomic_path
@@ -121,7 +122,7 @@ def write_submission(probs_path: Path, test_index: pd.DataFrame, spec: Submissio
 
 def read_ids(sample_submission: Path, id_column: str) -> list[str]:
     """The ids of a sample submission, as strings, in file order."""
-    sample = pd.read_csv(sample_submission, dtype=str, keep_default_na=False)
+    sample = pd.read_csv(io.BytesIO(read_bytes(sample_submission)), dtype=str, keep_default_na=False)
     if id_column not in sample:
         raise InputError(f"{sample_submission}: no column {id_column!r} (columns: {list(sample.columns)})")
     return sample[id_column].tolist()

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from segpipe import folds, prepare, rle, submit
+from segpipe import datasets, folds, prepare, rle, submit
 from segpipe.datasets import carvana, readers
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.errors import InputError
@@ -84,14 +84,21 @@ def test_download_asks_for_exactly_the_parts_load_reads(tmp_path: Path, monkeypa
                 for path in [top, *sorted(top.rglob("*"))]:
                     if path.is_file():
                         archive.write(path, path.relative_to(source))
-            zipfile.ZipFile(buffer).extractall(dest)
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(buffer.getvalue())  # kept zipped: members are read in place
         (dest / ".complete").touch()
 
     monkeypatch.setattr(kaggle, "download_competition", fake_download, raising=False)
-    carvana.download(tmp_path / "data", cache="ignored")
+    sources, raw = tmp_path / "sources", tmp_path / "raw" / "carvana"
+    options = dict(sources=sources, kaggle_input=tmp_path / "no-kaggle-input", source=str(sources / "carvana"))
+    datasets.download("carvana", raw, **options)
     assert calls == [(carvana.SLUG, ["train.zip", "train_masks.zip", "train_masks.csv.zip", "test.zip",
                                      "sample_submission.csv.zip"])]
-    assert len(carvana.load(tmp_path / "data").train) == len(CARS) * len(VIEWS)
+    competition = datasets.load("carvana", raw, **options)
+    assert len(competition.train) == len(CARS) * len(VIEWS)
+    assert all(".zip!train/" in str(path) for path in competition.train.image)
+    datasets.download("carvana", raw, **options)  # a finished download is not fetched again
+    assert len(calls) == 1
 
 
 def test_load(root: Path) -> None:

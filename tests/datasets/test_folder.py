@@ -1,9 +1,8 @@
 """The user's-own-folder adapter: mask rules, groups, mask encodings, copying, and prepare/submit."""
 from __future__ import annotations
 
-import os
+import hashlib
 import re
-import shutil
 from pathlib import Path
 
 import cv2
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 
 from segpipe import rle
+from segpipe import datasets
 from segpipe.datasets import folder
 from segpipe.errors import InputError
 from segpipe.prepare import prepare_competition
@@ -104,34 +104,49 @@ def test_errors_name_the_file_or_setting(tmp_path: Path) -> None:
         folder.load(source, **options("beside", rle_order="row-major"))
 
 
-def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+def _index(tmp_path: Path, source: Path, **extra) -> Path:
+    """Run the download stage's indexing of `source`; the raw folder it fills."""
+    raw = tmp_path / "raw" / "folder"
+    datasets.download("folder", raw, sources=tmp_path / "sources", kaggle_input=tmp_path / "none",
+                      source=str(source), **extra)
+    return raw
 
 
 @pytest.mark.parametrize("layout", RULES)
-def test_download_copies_the_matched_tree(tmp_path: Path, layout: str) -> None:
+def test_download_indexes_the_matched_files_in_place(tmp_path: Path, layout: str) -> None:
     source = make_source(tmp_path / "src", layout)
-    root = tmp_path / "data" / "folder"
-    folder.download(root, source=str(source), **options(layout))
-    copied = _files(root)
-    assert copied == {k: v for k, v in _files(source).items() if k != "notes.txt"}
-    # copies, not links: DVC's read-only cache must never reach the user's originals
-    assert not os.path.samefile(root / "images" / "case1_1.png", source / "images" / "case1_1.png")
-    assert folder.load(root, source=str(source), **options(layout)).train.id.tolist() == TRAIN
+    raw = _index(tmp_path, source, **options(layout))
+    assert [p.name for p in raw.iterdir()] == ["manifest.csv"]  # nothing copied
+    manifest = pd.read_csv(raw / "manifest.csv")
+    on_disk = sorted(str(p.relative_to(source)) for p in source.rglob("*.png"))
+    assert manifest.name.tolist() == on_disk  # every matched file, not notes.txt
+    assert (manifest["size"] == [(source / n).stat().st_size for n in on_disk]).all()
+    assert manifest.fingerprint.tolist() == [
+        "blake2b:" + hashlib.blake2b((source / n).read_bytes(), digest_size=16).hexdigest() for n in on_disk]
+    loaded = datasets.load("folder", raw, sources=tmp_path / "sources", kaggle_input=tmp_path / "none",
+                           source=str(source), **options(layout))
+    assert loaded.train.id.tolist() == TRAIN
+    assert all(Path(p).is_relative_to(source) for p in loaded.train.image)  # read from the source itself
 
 
-def test_download_failing_midway_leaves_no_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_file_after_indexing_is_named(tmp_path: Path) -> None:
     source = make_source(tmp_path / "src", "beside")
-    copy2, calls = shutil.copy2, []
-    def full_disk(src, dst):
-        calls.append(dst)
-        if len(calls) == 4:
-            raise OSError(28, "No space left on device")
-        copy2(src, dst)
-    monkeypatch.setattr(shutil, "copy2", full_disk)
-    with pytest.raises(InputError, match=re.escape(str(tmp_path / "data")) + r": no room to write it \(No space"):
-        folder.download(tmp_path / "data", source=str(source), **options("beside"))
-    assert len(calls) == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+    raw = _index(tmp_path, source, **options("beside"))
+    _write(source / "images" / "case1_1.png", np.full((20, 20, 3), 7, np.uint8))
+    with pytest.raises(InputError, match="changed or missing since the download stage indexed them .*case1_1.png"):
+        datasets.load("folder", raw, sources=tmp_path / "sources", kaggle_input=tmp_path / "none",
+                      source=str(source), **options("beside"))
+
+
+def test_a_full_disk_while_indexing_leaves_no_raw_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = make_source(tmp_path / "src", "beside")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    with pytest.raises(InputError, match=re.escape(str(tmp_path / "raw" / "folder")) + r": no room to write it"):
+        _index(tmp_path, source, **options("beside"))
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == []
 
 
 def test_prepare_and_submit(tmp_path: Path) -> None:
@@ -160,6 +175,5 @@ def test_overlapping_or_escaping_globs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"share a file name \(ids must be unique\): .*images/case1_1.png.*test/"):
         folder.load(source, train_images="*/case1_*.png", mask="../masks/{stem}.png")
     with pytest.raises(InputError, match="outside the source folder"):
-        folder.download(tmp_path / "data", source=str(source / "images"), train_images="*.png",
-                        mask="../masks/{stem}.png")
-    assert not (tmp_path / "data").exists()
+        _index(tmp_path, source / "images", train_images="*.png", mask="../masks/{stem}.png")
+    assert not (tmp_path / "raw" / "folder").exists()

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from segpipe.datasets.layout import sample_ordered_test
+from segpipe.datasets.tree import Tree
 from segpipe.errors import InputError
 
 
 def load_test(root: Path):
-    return sample_ordered_test(root / "sample_submission.csv", "img", (root / "test").glob("*.tif"),
-                               lambda image_id: root / "test" / f"{image_id}.tif", root / "test")
+    tree = Tree.scan(root)
+    return sample_ordered_test(tree, "sample_submission.csv", "img", tree.glob("test/*.tif"),
+                               lambda image_id: f"test/{image_id}.tif", f"{root}/test")
 
 
 @pytest.fixture

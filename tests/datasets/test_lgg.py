@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segpipe import rle
+from segpipe import datasets, rle
 from segpipe.datasets import lgg
 from segpipe.errors import InputError
 from segpipe.folds import stratified_group_folds
@@ -99,15 +99,23 @@ def test_mask_without_image_is_named(root: Path) -> None:
 
 def test_no_patient_dirs_names_both_folders(tmp_path: Path) -> None:
     (tmp_path / "kaggle_3m").mkdir()
-    with pytest.raises(InputError, match="kaggle_3m and .*lgg-mri-segmentation/kaggle_3m"):
+    with pytest.raises(InputError, match="no LGG slices found in .*kaggle_3m/<patient>/<patient>_<slice>.tif"):
         lgg.load(tmp_path)
 
 
-def test_download_delegates_to_kaggle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_download_delegates_to_kaggle(root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls = []
-    monkeypatch.setattr("segpipe.kaggle.download_dataset", lambda *args: calls.append(args), raising=False)
-    lgg.download(tmp_path / "raw", anything="ignored")
-    assert calls == [("mateuszbuda/lgg-mri-segmentation", tmp_path / "raw")]
+
+    def fake_download(handle: str, dest: Path) -> None:
+        calls.append((handle, dest))
+        shutil.copytree(root, dest)
+        (dest / ".complete").touch()
+
+    monkeypatch.setattr("segpipe.kaggle.download_dataset", fake_download, raising=False)
+    sources = tmp_path / "sources"
+    datasets.download("lgg", tmp_path / "raw" / "lgg", sources=sources, kaggle_input=tmp_path / "none",
+                      source=str(sources / "lgg"))
+    assert calls == [("mateuszbuda/lgg-mri-segmentation", sources / "lgg")]
 
 
 def test_prepare_folds_and_submit(root: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from segpipe import folds, prepare, rle, submit
+from segpipe import datasets, folds, prepare, rle, submit
 from segpipe.datasets import nerve
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.errors import InputError
@@ -75,13 +75,16 @@ def test_download_takes_the_whole_competition(tmp_path: Path, monkeypatch) -> No
             for path in sorted(source.rglob("*")):
                 if path.is_file():
                     archive.write(path, path.relative_to(source))
-        zipfile.ZipFile(buffer).extractall(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / f"{slug}.zip").write_bytes(buffer.getvalue())  # kept zipped: members are read in place
         (dest / ".complete").touch()
 
     monkeypatch.setattr(kaggle, "download_competition", fake_download, raising=False)
-    nerve.download(tmp_path / "data", cache="ignored")
+    sources, raw = tmp_path / "sources", tmp_path / "raw" / "nerve"
+    options = dict(sources=sources, kaggle_input=tmp_path / "no-kaggle-input", source=str(sources / "nerve"))
+    datasets.download("nerve", raw, **options)
     assert calls == [(nerve.SLUG, None)]
-    assert len(nerve.load(tmp_path / "data").train) == len(SUBJECTS) * len(IMAGES)
+    assert len(datasets.load("nerve", raw, **options).train) == len(SUBJECTS) * len(IMAGES)
 
 
 def test_load(root: Path) -> None:

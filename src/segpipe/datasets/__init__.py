@@ -1,9 +1,12 @@
 """Dataset adapters, chosen by name (`base.dataset`).
 
-Each adapter module provides `download(root, **options)`, which fills `root` with the files
-of a Kaggle-style download (atomically; a complete download is not repeated), and
-`load(root, **options) -> Competition`. Stages call only the functions here, which also
-apply the generic patient holdout.
+The synthetic adapter generates its files into the raw folder. Every real dataset is read in
+place from its source (see `source.py`): `download` indexes the source into the raw folder's
+manifest, fetching it from Kaggle first only when segpipe's own folder is still empty, and
+`load` reads the source back through that manifest. An adapter module provides
+`load(tree, **options) -> Competition` over a `Tree` of the source, and `KAGGLE`, where
+the dataset lives on Kaggle. Stages call only the functions here, which also apply the
+generic patient holdout.
 """
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from segpipe.datasets import source as source_files
 from segpipe.datasets.base import Competition, SubmissionSpec
+from segpipe.datasets.tree import Tree
 from segpipe.errors import InputError
 
 # name -> module under segpipe.datasets; modules are imported only when chosen, so that a
@@ -35,24 +40,53 @@ def _adapter(name: str):
     return importlib.import_module(ADAPTERS[name])
 
 
-def download(name: str, root: Path, **options) -> None:
-    """Fill `root` with dataset `name` laid out as its Kaggle download."""
-    _adapter(name).download(Path(root), **options)
+def download(name: str, root: Path, *, sources: Path = Path("data/sources"), kaggle_input: Path = Path("/kaggle/input"),
+             source: str | None = None, seed: int = 0, **options) -> None:
+    """Fill the raw folder `root`: the synthetic files, or the manifest of a real dataset's source."""
+    adapter = _adapter(name)
+    if name == "synthetic":
+        adapter.download(Path(root), seed=seed, **options)
+        return
+    if Path(source).resolve().is_relative_to(Path(root).parent.resolve()):
+        raise InputError(f"{name}.source {source} is inside {Path(root).parent}, which DVC owns and rewrites: "
+                         "never put data there; point the source at a folder of your own")
+    tree = _source_tree(name, adapter, source, sources, kaggle_input, fetch=True)
+    competition = adapter.load(tree, **options)
+    files = source_files.used_files(competition, tree)
+    source_files.write_manifest(tree, files, Path(root))
+    print(f"{name}: indexed {len(files)} files of {tree.where} into {Path(root) / source_files.MANIFEST}")
 
 
-def load(name: str, root: Path, *, holdout_patients: float = 0.0, seed: int = 0, **options) -> Competition:
-    """Index the downloaded dataset `name` under `root`.
+def load(name: str, root: Path, *, holdout_patients: float = 0.0, seed: int = 0, sources: Path = Path("data/sources"),
+         kaggle_input: Path = Path("/kaggle/input"), source: str | None = None, **options) -> Competition:
+    """Index dataset `name` from its raw folder `root` (and, for a real dataset, its source).
 
     With `holdout_patients` > 0, that fraction of the train patients (seeded) becomes a
     labelled test set that the submit stage scores. A dataset without a test set needs it.
     """
-    competition = _adapter(name).load(Path(root), **options)
+    adapter = _adapter(name)
+    if name == "synthetic":
+        competition = adapter.load(Path(root), **options)
+    else:
+        tree = _source_tree(name, adapter, source, sources, kaggle_input, fetch=False)
+        competition = adapter.load(source_files.read_manifest(Path(root), tree), **options)
     if holdout_patients > 0:
         return hold_out_patients(competition, holdout_patients, seed)
     if competition.test.empty:
         raise InputError(f"{name} has no test set: set {name}.holdout_patients in params.yaml (e.g. 0.2) "
                          "to hold out patients as a scored test set")
     return competition
+
+
+def _source_tree(name: str, adapter, source: str | None, sources: Path, kaggle_input: Path, fetch: bool) -> Tree:
+    if source is None:
+        raise InputError(f"params.yaml: {name}.source is not set: give the folder or zip that holds the data")
+    where = source_files.locate(name, Path(source), Path(sources), Path(kaggle_input), getattr(adapter, "KAGGLE", None),
+                                fetch=fetch)
+    tree = Tree.scan(where, unzip_dir=source_files.unzip_dir(sources, name))
+    if not tree.entries:
+        raise InputError(f"{where}: holds no files: set {name}.source to the folder or zip with your data")
+    return tree
 
 
 def hold_out_patients(competition: Competition, fraction: float, seed: int) -> Competition:

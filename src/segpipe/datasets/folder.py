@@ -10,80 +10,66 @@ A file the train glob matches that is some matched image's mask is skipped, so "
 "{stem}_mask.png" works. Ids are file stems, sorted naturally (`case2` before `case10`).
 Masks may be {0,1}, {0,255} or RGB: any non-zero pixel is foreground.
 
-`download` copies exactly the matched files from `source` into the data folder, keeping
-their relative paths, and renames the folder into place only when every file is there.
-Copies, not hard links: DVC makes cached files read-only, which would reach through a
-link to the user's originals.
+The folder (or a zip of it) is read in place through the download stage's manifest; nothing
+is copied, and editing, adding or removing a file there shows in `dvc status`.
 """
 from __future__ import annotations
 
-import os
+import posixpath
 import re
-import shutil
 import string
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 from segpipe.errors import InputError
-from segpipe.runtime import atomic_path
 
 from . import readers
 from .base import Competition, SubmissionSpec
 from .layout import name_few, pair_images_with_masks
+from .tree import Tree, as_tree, natural_key
 
 
-def download(root: Path, *, source: str, train_images: str, mask: str, test_images: str | None = None,
-             group_regex: str | None = None, rle_order: str = "F", **_options) -> None:
-    """Copy the matched train images, their masks and the test images from `source` into `root`."""
-    source = Path(source)
-    if not source.is_dir():
-        raise InputError(f"{source}: the source folder does not exist (params: dataset source)")
-    train, test = _index(source, train_images, mask, test_images, group_regex)
-    files = [*train.image, *train["mask"], *test.image]
-    relative = [Path(os.path.relpath(path, source)) for path in files]
-    outside = [str(path) for path, rel in zip(files, relative) if rel.parts[0] == os.pardir]
-    if outside:
-        raise InputError(f"files outside the source folder {source}: {name_few(outside)}")
-    with atomic_path(root) as tmp:
-        for path, rel in zip(files, relative):
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, tmp / rel)
-
-
-def load(root: Path, *, source: str | None = None, train_images: str, mask: str, test_images: str | None = None,
+def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | None = None,
          group_regex: str | None = None, rle_order: str = "F", **_options) -> Competition:
-    """Index the copied folder `root` (`source` is only used by `download`)."""
+    """Index the folder `root` (a path, or the Tree of the source)."""
     if rle_order not in ("C", "F"):
         raise InputError(f"rle_order must be 'C' (row-major) or 'F' (column-major), got {rle_order!r}")
-    train, test = _index(Path(root), train_images, mask, test_images, group_regex)
+    tree = as_tree(root)
+    train, test = _index(tree, train_images, mask, test_images, group_regex)
     return Competition(name="folder", train=train, test=test,
                        submission=SubmissionSpec("id", "rle_mask", rle_order, None, competition=None),
                        read_image=readers.read_rgb, read_mask=readers.read_binary_mask)
 
 
-def _index(base: Path, train_images: str, rule: str, test_images: str | None,
+def _index(tree: Tree, train_images: str, rule: str, test_images: str | None,
            group_regex: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The train table (id, group, image, mask) and test table (id, image) of the folder `base`."""
+    """The train table (id, group, image, mask) and test table (id, image) of the folder `tree`."""
     _check_rule(rule)
     pattern = _compile(group_regex)
     mask_for = partial(_mask_path, rule=rule)
-    candidates = _glob(base, train_images)
-    masks = {mask_for(path) for path in candidates}
-    images = sorted((path for path in candidates if path not in masks), key=_natural)
-    pairs = pair_images_with_masks(images, [m for m in map(mask_for, images) if m.is_file()], mask_for, base)
-    stems = [image.stem for image, _ in pairs]
+    candidates = _glob(tree, train_images)
+    masks = {mask_for(name) for name in candidates}
+    outside = sorted(m for m in masks if m.startswith("../"))
+    if outside:
+        raise InputError(f"mask rule {rule!r} reaches outside the source folder {tree.where} "
+                         f"({name_few(outside)}): point the source at a folder that holds images and masks")
+    images = sorted((name for name in candidates if name not in masks), key=_natural)
+    pairs = pair_images_with_masks(images, [m for m in map(mask_for, images) if m in tree], mask_for, tree.where)
+    stems = [PurePosixPath(image).stem for image, _ in pairs]
     unmatched = [stem for stem in stems if pattern and not pattern.search(stem)]
     if unmatched:
         raise InputError(f"group_regex {pattern.pattern!r} does not match the image names {name_few(unmatched)}")
     train = pd.DataFrame({"id": stems, "group": [pattern.search(s)[1] if pattern else s for s in stems],
-                          "image": [image for image, _ in pairs], "mask": [m for _, m in pairs]})
-    tests = sorted(_glob(base, test_images), key=_natural) if test_images else []
-    clash = sorted(str(p) for p in set(tests) & (set(images) | masks))
+                          "image": [tree.locate(image) for image, _ in pairs],
+                          "mask": [tree.locate(m) for _, m in pairs]})
+    tests = sorted(_glob(tree, test_images), key=_natural) if test_images else []
+    clash = sorted(set(tests) & (set(images) | masks))
     if clash:
         raise InputError(f"test_images {test_images!r} matches training files too: {name_few(clash)}")
-    test = pd.DataFrame({"id": pd.Series([p.stem for p in tests], dtype=str), "image": pd.Series(tests, dtype=object)})
+    test = pd.DataFrame({"id": pd.Series([PurePosixPath(n).stem for n in tests], dtype=str),
+                         "image": pd.Series([tree.locate(n) for n in tests], dtype=object)})
     for split, frame in (("train", train), ("test", test)):
         twice = frame[frame.id.duplicated(keep=False)]
         if len(twice):
@@ -102,9 +88,11 @@ def _check_rule(rule: str) -> None:
         raise InputError(f"mask rule {rule!r} names the same file for every image: use {{stem}} or {{name}}")
 
 
-def _mask_path(image: Path, rule: str) -> Path:
-    # normpath, not resolve: "../masks" must stay comparable with glob results and symlinks kept
-    return Path(os.path.normpath(image.parent / rule.format(stem=image.stem, name=image.name, suffix=image.suffix)))
+def _mask_path(image: str, rule: str) -> str:
+    """The name of `image`'s mask; "../masks/{stem}.png" climbs out of the image's folder."""
+    path = PurePosixPath(image)
+    return posixpath.normpath(posixpath.join(path.parent.as_posix(),
+                                             rule.format(stem=path.stem, name=path.name, suffix=path.suffix)))
 
 
 def _compile(group_regex: str | None) -> re.Pattern | None:
@@ -119,17 +107,17 @@ def _compile(group_regex: str | None) -> re.Pattern | None:
     return pattern
 
 
-def _glob(base: Path, pattern: str) -> list[Path]:
-    if not pattern or Path(pattern).is_absolute():  # pathlib globs only relative patterns
-        raise InputError(f"glob {pattern!r} must be a non-empty pattern relative to {base}")
-    found = [Path(os.path.normpath(p)) for p in base.glob(pattern) if p.is_file()]
+def _glob(tree: Tree, pattern: str) -> list[str]:
+    if not pattern or PurePosixPath(pattern).is_absolute():
+        raise InputError(f"glob {pattern!r} must be a non-empty pattern relative to {tree.where}")
+    if ".." in PurePosixPath(pattern).parts:
+        raise InputError(f"glob {pattern!r} reaches outside the source folder {tree.where}: point the source higher")
+    found = tree.glob(pattern)
     if not found:
-        raise InputError(f"{base}: no files match {pattern!r}")
+        raise InputError(f"{tree.where}: no files match {pattern!r}")
     return found
 
 
-def _natural(path: Path) -> tuple[list, list]:
-    """Sort key comparing the digit runs of the stem (then the whole path) as numbers."""
-    def key(text: str) -> list:
-        return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", text))]
-    return key(path.stem), key(str(path))
+def _natural(name: str) -> tuple[list, list]:
+    """Sort key comparing the digit runs of the stem (then the whole name) as numbers."""
+    return natural_key(PurePosixPath(name).stem), natural_key(name)

@@ -5,12 +5,14 @@ half-extracted or renamed download is caught at `load` instead of deep inside `p
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
 from segpipe.errors import InputError
+
+from .tree import Tree
 
 
 def name_few(names: Iterable[str], limit: int = 5) -> str:
@@ -20,18 +22,18 @@ def name_few(names: Iterable[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def pair_images_with_masks(images: Sequence[Path], masks: Iterable[Path],
-                           mask_for: Callable[[Path], Path], where: Path) -> list[tuple[Path, Path]]:
+def pair_images_with_masks(images: Sequence[str], masks: Iterable[str],
+                           mask_for: Callable[[str], str], where: str) -> list[tuple[str, str]]:
     """Pair each of `images` with `mask_for(image)`; keeps the order of `images`.
 
-    `masks` are all mask files found on disk; every one must belong to an image. `where`
-    is the folder the images were searched in, named when there are none.
+    Images and masks are names in a source's Tree. `masks` are all mask files found; every
+    one must belong to an image. `where` is the folder the images were searched in.
     Raises InputError for no images, an image without a mask or a mask without an image.
     """
     if not images:
         raise InputError(f"{where}: no training images (is the download complete?)")
     pairs = [(image, mask_for(image)) for image in images]
-    unclaimed = {Path(m) for m in masks}
+    unclaimed = set(masks)
     missing = [mask for _, mask in pairs if mask not in unclaimed]
     if missing:
         raise InputError(f"training images without a mask ({len(missing)}): expected {name_few(map(str, missing))}")
@@ -42,31 +44,32 @@ def pair_images_with_masks(images: Sequence[Path], masks: Iterable[Path],
     return pairs
 
 
-def sample_ordered_test(sample_csv: Path, id_column: str, images: Iterable[Path],
-                        image_for: Callable[[str], Path], where: Path) -> pd.DataFrame:
-    """The test set as columns id, image, in the row order of the sample submission.
+def sample_ordered_test(tree: Tree, sample: str, id_column: str, images: Iterable[str],
+                        image_for: Callable[[str], str], where: str) -> pd.DataFrame:
+    """The test set as columns id, image (locators), in the row order of the sample submission.
 
-    Ids are kept as the strings the sample file holds (so "1" stays "1", "a_01.jpg" keeps
-    its suffix). `images` are all test image files on disk, found in the folder `where`;
-    `image_for(id)` is an id's file.
+    `sample` is the sample submission's name in `tree`. Ids are kept as the strings the
+    sample file holds (so "1" stays "1", "a_01.jpg" keeps its suffix). `images` are the
+    names of all test images, found in the folder `where`; `image_for(id)` is an id's name.
     Raises InputError if the sample lacks `id_column`, lists an id twice, lists an id with
     no image, or if an image on disk is not listed.
     """
+    shown = f"{tree.where}/{sample}"
+    if sample not in tree:
+        raise InputError(f"{shown}: missing (is the download complete?)")
     try:
-        sample = pd.read_csv(sample_csv, dtype=str, keep_default_na=False, usecols=[id_column])
-    except FileNotFoundError:
-        raise InputError(f"{sample_csv}: missing (is the download complete?)") from None
+        table = tree.read_csv(sample, dtype=str, keep_default_na=False, usecols=[id_column])
     except ValueError:  # pandas' message for a missing usecols column
-        raise InputError(f"{sample_csv}: no column {id_column!r}") from None
-    ids = sample[id_column].tolist()
-    wanted = [Path(image_for(i)) for i in ids]
-    on_disk = {Path(p) for p in images}
+        raise InputError(f"{shown}: no column {id_column!r}") from None
+    ids = table[id_column].tolist()
+    wanted = [image_for(i) for i in ids]
+    on_disk = set(images)
     problems = {
-        "ids listed twice": sorted(set(sample[id_column][sample[id_column].duplicated()])),
-        f"ids with no image in {where}": [i for i, path in zip(ids, wanted) if path not in on_disk],
-        f"images in {where} not in the sample": sorted(p.name for p in on_disk.difference(wanted)),
+        "ids listed twice": sorted(set(table[id_column][table[id_column].duplicated()])),
+        f"ids with no image in {where}": [i for i, name in zip(ids, wanted) if name not in on_disk],
+        f"images in {where} not in the sample": sorted(PurePosixPath(n).name for n in on_disk.difference(wanted)),
     }
     found = "; ".join(f"{what}: {name_few(bad)}" for what, bad in problems.items() if bad)
     if found:
-        raise InputError(f"{sample_csv} disagrees with the test images: {found}")
-    return pd.DataFrame({"id": ids, "image": wanted})
+        raise InputError(f"{shown} disagrees with the test images: {found}")
+    return pd.DataFrame({"id": ids, "image": [tree.locate(name) for name in wanted]})

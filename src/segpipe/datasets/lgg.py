@@ -18,7 +18,7 @@ patients into it; the submission for them is column-major RLE, like most Kaggle 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -26,77 +26,56 @@ from segpipe.errors import InputError
 
 from . import readers
 from .base import Competition, SubmissionSpec
-from .layout import name_few, pair_images_with_masks
+from .layout import pair_images_with_masks
+from .source import KaggleHome
+from .tree import Tree, as_tree
 
 HANDLE = "mateuszbuda/lgg-mri-segmentation"
-# Where a slice tree may sit under the download root, in order of preference: the top-level
-# tree, else the duplicate (some extractions keep only one of them).
-TREES = (Path("kaggle_3m"), Path("lgg-mri-segmentation") / "kaggle_3m")
+KAGGLE = KaggleHome("dataset", HANDLE)
+TREE = "kaggle_3m/"  # the slice tree; the shallowest copy is read (the top-level one, else the duplicate)
 SUBMISSION = SubmissionSpec(id_column="id", rle_column="rle_mask", rle_order="F",
                             sample_submission=None, competition=None)
 
 
-def download(root: Path, **_options) -> None:
-    """Download and extract the dataset into `root` (a no-op once it is complete)."""
-    from segpipe import kaggle  # late: the Kaggle client is only needed when downloading
-
-    kaggle.download_dataset(HANDLE, Path(root))
-
-
-def load(root: Path, **_options) -> Competition:
+def load(root: Path | Tree, **_options) -> Competition:
     """Index every slice of every patient once; the test table is empty (see module doc)."""
-    tree = slice_tree(Path(root))
+    tree = as_tree(root).rooted(TREE)
     return Competition(name="lgg", train=_train_table(tree),
                        test=pd.DataFrame({"id": pd.Series(dtype=str), "image": pd.Series(dtype=object)}),
                        submission=SUBMISSION, read_image=readers.read_rgb,
                        read_mask=readers.read_binary_mask)
 
 
-def slice_tree(root: Path) -> Path:
-    """The one `kaggle_3m` folder to read: the first of TREES that holds patient folders."""
-    for tree in TREES:
-        if _patient_dirs(root / tree):
-            return root / tree
-    looked = " and ".join(str(root / tree) for tree in TREES)
-    raise InputError(f"no LGG patient folders found: looked in {looked} (expected "
-                     f"kaggle_3m/<patient>/<patient>_<slice>.tif; is the download complete?)")
-
-
-def _patient_dirs(tree: Path) -> list[Path]:
-    if not tree.is_dir():
-        return []
-    return sorted(p for p in tree.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _slices(patient: Path) -> tuple[list[tuple[int, Path]], list[Path]]:
-    """(slice number, image) pairs sorted by number, and the mask files, of one patient folder."""
-    pattern = re.compile(re.escape(patient.name) + r"_(\d+)(_mask)?\.tif")
-    images, masks = [], []
-    for path in patient.iterdir():
-        match = pattern.fullmatch(path.name)
-        if match is None or not path.is_file():
-            continue  # not a slice: data.csv, notes, thumbnails
+def _slices(tree: Tree) -> dict[str, tuple[list[tuple[int, str]], list[str]]]:
+    """Per patient folder: (slice number, image name) pairs sorted by number, and the mask names."""
+    patients: dict[str, tuple[list, list]] = {}
+    for name in tree.glob(TREE + "*/*.tif"):
+        patient, file = PurePosixPath(name).parts[1:]
+        match = re.fullmatch(re.escape(patient) + r"_(\d+)(_mask)?\.tif", file)
+        if match is None:
+            continue  # not a slice: notes, thumbnails
+        images, masks = patients.setdefault(patient, ([], []))
         if match[2]:
-            masks.append(path)
+            masks.append(name)
         else:
-            images.append((int(match[1]), path))
-    return sorted(images), masks
+            images.append((int(match[1]), name))
+    return {patient: (sorted(images), masks) for patient, (images, masks) in sorted(patients.items())}
 
 
-def _train_table(tree: Path) -> pd.DataFrame:
+def _train_table(tree: Tree) -> pd.DataFrame:
     images, masks, groups = [], [], []
-    for patient in _patient_dirs(tree):
-        numbered, patient_masks = _slices(patient)
-        images += [path for _, path in numbered]
-        groups += [patient.name] * len(numbered)
+    for patient, (numbered, patient_masks) in _slices(tree).items():
+        images += [name for _, name in numbered]
+        groups += [patient] * len(numbered)
         masks += patient_masks
     if not images and not masks:
-        empty = name_few(p.name for p in _patient_dirs(tree))
-        raise InputError(f"{tree}: no <patient>_<slice>.tif files in the patient folders ({empty})")
-    pairs = pair_images_with_masks(images, masks, _mask_for, where=tree)
-    return pd.DataFrame({"id": [image.stem for image, _ in pairs], "group": groups,
-                         "image": [image for image, _ in pairs], "mask": [mask for _, mask in pairs]})
+        raise InputError(f"no LGG slices found in {tree.where} (expected "
+                         f"kaggle_3m/<patient>/<patient>_<slice>.tif; is the download complete?)")
+    pairs = pair_images_with_masks(images, masks, _mask_for, where=f"{tree.where}/{TREE}")
+    return pd.DataFrame({"id": [PurePosixPath(image).stem for image, _ in pairs], "group": groups,
+                         "image": [tree.locate(image) for image, _ in pairs],
+                         "mask": [tree.locate(mask) for _, mask in pairs]})
 
 
-def _mask_for(image: Path) -> Path:
-    return image.with_name(f"{image.stem}_mask.tif")
+def _mask_for(image: str) -> str:
+    return image.removesuffix(".tif") + "_mask.tif"

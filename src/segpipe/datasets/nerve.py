@@ -1,6 +1,7 @@
 """Ultrasound Nerve Segmentation (Kaggle competition `ultrasound-nerve-segmentation`).
 
-Layout after `download` (the whole competition zip, extracted):
+The layout `load` reads (the competition extracted, as a Kaggle Notebook mounts it, or
+still zipped):
 
     train/<subject>_<img>.tif         580 x 420 8-bit grayscale TIFF
     train/<subject>_<img>_mask.tif    its mask, in the same folder; non-zero is nerve
@@ -16,7 +17,7 @@ empty for no nerve. Images load as (H, W, 1): the model repeats the channel as n
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -24,55 +25,51 @@ from segpipe.errors import InputError
 
 from . import layout, readers
 from .base import Competition, SubmissionSpec
+from .source import KaggleHome
+from .tree import Tree, as_tree
 
 SLUG = "ultrasound-nerve-segmentation"
 NAME = re.compile(r"(?P<subject>\d+)_(?P<img>\d+)\.tif")  # <subject>_<img>.tif
+KAGGLE = KaggleHome("competition", SLUG)
+MARKER = "sample_submission.csv"  # the layout's top folder holds this file
 
 
-def download(root: Path, **_options) -> None:
-    """Fetch the competition into `root` and extract it (train/, test/ and the two csvs)."""
-    from segpipe import kaggle  # only now: the Kaggle client wants credentials at import
-
-    kaggle.download_competition(SLUG, Path(root))
-
-
-def load(root: Path, **_options) -> Competition:
-    """Index an extracted download under `root`; InputError names what is missing or extra."""
-    root = Path(root)
-    sample = root / "sample_submission.csv"
-    test = layout.sample_ordered_test(sample, "img", (root / "test").glob("*.tif"),
-                                      lambda image_id: root / "test" / f"{image_id}.tif", root / "test")
+def load(root: Path | Tree, **_options) -> Competition:
+    """Index the dataset in `root` (a folder, a zip, or a Tree); InputError names what is missing or extra."""
+    tree = as_tree(root).rooted(MARKER)
+    test = layout.sample_ordered_test(tree, MARKER, "img", tree.glob("test/*.tif"),
+                                      lambda image_id: f"test/{image_id}.tif", f"{tree.where}/test")
     return Competition(
         name="nerve",
-        train=_train_table(root),
+        train=_train_table(tree),
         test=test,
-        submission=SubmissionSpec("img", "pixels", "F", sample, competition=SLUG),
+        submission=SubmissionSpec("img", "pixels", "F", tree.locate(MARKER), competition=SLUG),
         read_image=readers.read_gray,
         read_mask=readers.read_binary_mask,
     )
 
 
-def _numbers(image: Path) -> tuple[int, int]:
-    match = NAME.fullmatch(image.name)
+def _numbers(image: str) -> tuple[int, int]:
+    match = NAME.fullmatch(PurePosixPath(image).name)
     return int(match["subject"]), int(match["img"])
 
 
-def _mask_for(image: Path) -> Path:
-    return image.with_name(f"{image.stem}_mask.tif")
+def _mask_for(image: str) -> str:
+    return image.removesuffix(".tif") + "_mask.tif"
 
 
-def _train_table(root: Path) -> pd.DataFrame:
-    files = list((root / "train").glob("*.tif"))
-    images = [f for f in files if not f.stem.endswith("_mask")]
-    odd = [image.name for image in images if not NAME.fullmatch(image.name)]
+def _train_table(tree: Tree) -> pd.DataFrame:
+    files = tree.glob("train/*.tif")
+    images = [f for f in files if not f.endswith("_mask.tif")]
+    odd = [PurePosixPath(image).name for image in images if not NAME.fullmatch(PurePosixPath(image).name)]
     if odd:
-        raise InputError(f"{root / 'train'}: expected <subject>_<img>.tif, found {layout.name_few(sorted(odd))}")
+        raise InputError(f"{tree.where}/train: expected <subject>_<img>.tif, found {layout.name_few(sorted(odd))}")
     images.sort(key=_numbers)
-    pairs = layout.pair_images_with_masks(images, [f for f in files if f.stem.endswith("_mask")],
-                                          _mask_for, root / "train")
+    pairs = layout.pair_images_with_masks(images, [f for f in files if f.endswith("_mask.tif")],
+                                          _mask_for, f"{tree.where}/train")
     return pd.DataFrame({
-        "id": [image.stem for image, _ in pairs],
+        "id": [PurePosixPath(image).stem for image, _ in pairs],
         "group": [str(_numbers(image)[0]) for image, _ in pairs],
-        "image": [image for image, _ in pairs],
-        "mask": [mask for _, mask in pairs],
+        "image": [tree.locate(image) for image, _ in pairs],
+        "mask": [tree.locate(mask) for _, mask in pairs],
     })

@@ -1,18 +1,22 @@
 """Image and mask readers shared by the dataset adapters (OpenCV, no per-pixel Python).
 
-Image readers return the decoded image and the file's original (height, width). Given
+Files are read as bytes (a plain file or a zip member read in place) and decoded from
+memory. Image readers return the decoded image and the file's original (height, width). Given
 `at_least`, a JPEG is decoded at 1/2, 1/4 or 1/8 scale when that still covers the training
 size (libjpeg's DCT scaling: far cheaper than a full decode plus resize); the original size
 is then read from the header.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from segpipe.errors import InputError
+
+from .tree import read_bytes
 
 _REDUCED = {  # scale -> (colour flag, grayscale flag)
     8: (cv2.IMREAD_REDUCED_COLOR_8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
@@ -22,12 +26,21 @@ _REDUCED = {  # scale -> (colour flag, grayscale flag)
 _JPEG = {".jpg", ".jpeg"}
 
 
-def image_size(path: Path) -> tuple[int, int]:
+def _read(path: Path, what: str) -> np.ndarray:
+    """The file's bytes (a plain file or a zip member, see `tree.read_bytes`) as a uint8 buffer."""
+    try:
+        return np.frombuffer(read_bytes(path), np.uint8)
+    except OSError as err:
+        raise InputError(f"{path}: cannot decode {what} (missing or unreadable: {err.strerror or err})") from None
+
+
+def image_size(path: Path, data: np.ndarray | None = None) -> tuple[int, int]:
     """(height, width) from the file header, without decoding the pixels."""
     from PIL import Image, UnidentifiedImageError
 
+    data = _read(path, "image") if data is None else data
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
     except (OSError, UnidentifiedImageError) as err:
         raise InputError(f"{path}: cannot read image header ({err})") from None
@@ -36,31 +49,30 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def _decode(path: Path, gray: bool, at_least: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
+    data = _read(path, "image")
+    jpeg = Path(path).suffix.lower() in _JPEG
     original = None
-    if at_least is not None and Path(path).suffix.lower() in _JPEG:
-        original = image_size(path)
+    if at_least is not None and jpeg:
+        original = image_size(path, data)
         for scale, flags in _REDUCED.items():
             if -(-original[0] // scale) >= at_least[0] and -(-original[1] // scale) >= at_least[1]:
                 flag = flags[gray]
                 break
-    image = cv2.imread(str(path), flag)
+    if jpeg and data.size:
+        _check_jpeg_end(path, data)
+    image = cv2.imdecode(data, flag) if data.size else None
     if image is None:
         raise InputError(f"{path}: cannot decode image (missing, truncated or not an image)")
-    if Path(path).suffix.lower() in _JPEG:
-        _check_jpeg_end(path)
     return image, original or image.shape[:2]
 
 
-def _check_jpeg_end(path: Path) -> None:
+def _check_jpeg_end(path: Path, data: np.ndarray) -> None:
     """Refuse a JPEG cut short: libjpeg decodes one anyway, grey below the cut, with no error.
 
     A complete JPEG ends with the end-of-image marker FF D9, which cannot occur inside the
     compressed data; a little trailing padding after it is allowed.
     """
-    with open(path, "rb") as handle:
-        handle.seek(max(0, handle.seek(0, 2) - 4096))
-        tail = handle.read()
-    if b"\xff\xd9" not in tail:
+    if b"\xff\xd9" not in data[-4096:].tobytes():
         raise InputError(f"{path}: truncated JPEG (it has no end-of-image marker); download or copy it again")
 
 
@@ -86,9 +98,10 @@ def read_binary_mask(path: Path) -> np.ndarray:
     varying alpha channel, or more than one foreground value (a JPEG-compressed, anti-aliased
     or multi-label mask, where "non-zero" would silently move the mask's edge).
     """
-    mask = _palette_indices(path)
-    if mask is None:
-        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    data = _read(path, "mask")
+    mask = _palette_indices(data)
+    if mask is None and data.size:
+        mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise InputError(f"{path}: cannot decode mask (missing, truncated or not an image)")
     if mask.ndim == 3 and mask.shape[2] == 4:
@@ -109,12 +122,12 @@ def read_binary_mask(path: Path) -> np.ndarray:
     return foreground
 
 
-def _palette_indices(path: Path) -> np.ndarray | None:
+def _palette_indices(data: np.ndarray) -> np.ndarray | None:
     """A palette image's (H, W) indices, or None for any other file (OpenCV reads those)."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image) if image.mode == "P" else None
     except (OSError, ValueError, SyntaxError):  # unreadable here: OpenCV tries, then we report it
         return None
