@@ -37,10 +37,9 @@ def expected_image(patient: int, number: int) -> np.ndarray:
     return image
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """kaggle_3m/ with data.csv and a stray file, plus the byte-identical duplicate tree."""
-    tree = tmp_path / "lgg" / "kaggle_3m"
+def build(base: Path) -> Path:
+    """`base`/kaggle_3m/ with data.csv and a stray file, plus the byte-identical duplicate tree."""
+    tree = base / "kaggle_3m"
     for p, (patient, slices) in enumerate(PATIENTS.items()):
         (tree / patient).mkdir(parents=True)
         for number in range(1, slices + 1):
@@ -49,10 +48,15 @@ def root(tmp_path: Path) -> Path:
             assert cv2.imwrite(f"{stem}_mask.tif", expected_mask(p, number).astype(np.uint8) * 255)
     (tree / "data.csv").write_text("Patient,RNASeqCluster\nTCGA_CS_4941,2\nTCGA_CS_4942,1\n")
     (tree / HELD_OUT / "notes.txt").write_text("not a slice")
-    copy = tmp_path / "lgg" / "lgg-mri-segmentation" / "kaggle_3m"
+    copy = base / "lgg-mri-segmentation" / "kaggle_3m"
     shutil.copytree(tree, copy)
     (copy / "data.csv").write_bytes(b"Patient;RNASeqCluster\r\nTCGA_CS_4941;2\r\n")
-    return tmp_path / "lgg"
+    return base
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return build(tmp_path / "lgg")
 
 
 def test_each_slice_once_in_numeric_order(root: Path) -> None:
