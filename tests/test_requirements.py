@@ -1,0 +1,42 @@
+"""requirements.txt pins every third-party package that src/, stages/ and bench/ import."""
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = {"segpipe", "bench_rle", "side_by_side"}  # our package and the benchmarks' shared helpers
+
+
+def imported_modules() -> set[str]:
+    names = set()
+    for folder in ("src", "stages", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - OURS - {"__future__"}
+
+
+def pinned() -> dict[str, str]:
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    return {re.split("[=<>~!]", line)[0].lower().replace("_", "-"): line for line in lines if line}
+
+
+def test_every_imported_package_is_pinned_exactly() -> None:
+    distributions = packages_distributions()
+    requirements = pinned()
+    modules = imported_modules()
+    assert {"torch", "cv2", "pydantic", "yaml", "PIL"} <= modules  # the scan works
+    for module in sorted(modules):
+        names = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
+        assert names, f"{module}: imported but no installed package provides it"
+        listed = names & set(requirements)
+        assert listed, f"{module} (package {sorted(names)}) is imported but not in requirements.txt"
+        for name in listed:
+            assert "==" in requirements[name], f"{requirements[name]}: pin it with =="
