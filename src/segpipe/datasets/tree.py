@@ -85,12 +85,12 @@ class Tree:
         """
         tops = set()
         for name in self.entries:
-            at = name.find(marker) if marker.endswith("/") else (len(name) - len(marker) if name.endswith(marker) else -1)
-            while at >= 0:
-                if at == 0 or name[at - 1] == "/":
-                    tops.add(name[:at])
+            parts = name.split("/")
+            for depth in range(len(parts)):
+                rest = "/".join(parts[depth:])
+                if rest.startswith(marker) if marker.endswith("/") else rest == marker:
+                    tops.add("".join(part + "/" for part in parts[:depth]))
                     break
-                at = name.find(marker, at + 1) if marker.endswith("/") else -1
         if not tops:
             return self
         top = max(tops, key=lambda p: (-p.count("/"), natural_key(p)))
