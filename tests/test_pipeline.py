@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from segpipe import datasets, rle
+from segpipe.probmaps import count_maps
 
 from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run
 
@@ -32,7 +33,7 @@ def first_run(repo) -> str:
 
 # Outputs that must be byte-identical whenever params and code are: not models/*.pt (a pickle
 # may differ in bytes while holding the same weights) nor dvclive/ (it records timestamps).
-REPRODUCIBLE = ("data/prepared/*", "data/folds.csv", "preds/test.npy", "metrics/*.json", "submissions/submit.csv.gz",
+REPRODUCIBLE = ("data/prepared/*", "data/folds.csv", "preds/test.npz", "metrics/*.json", "submissions/submit.csv.gz",
                 "plots/*.png")
 
 
@@ -67,7 +68,8 @@ def test_metrics_and_plots_are_there(repo, first_run):
     shown = run(["dvc", "metrics", "show", "--json"], repo)
     assert "fold1.json" in shown and "cv.json" in shown
     run(["dvc", "plots", "show", "--json"], repo)
-    assert np.load(repo / "preds/test.npy").dtype == np.uint8
+    assert count_maps(repo / "preds/test.npz") == len(pd.read_csv(repo / "data/prepared/test.csv"))
+    assert not (repo / "data/prepared/test_images.npy").exists()  # predict read the test images from the raw files
 
 
 def test_second_repro_runs_nothing(repo, first_run):

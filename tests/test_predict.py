@@ -1,12 +1,14 @@
-"""Predict-time faults: a missing or damaged fold checkpoint names the fold and how to rebuild it."""
+"""Predict-time faults: a damaged fold checkpoint or test image is named, and nothing is written."""
 import re
 
+import cv2
 import numpy as np
 import pytest
 
+from segpipe.datasets import readers
 from segpipe.errors import InputError
 from segpipe.model import ModelSpec, build_model, save_checkpoint
-from segpipe.predict import predict_test
+from segpipe.predict import ImagesToPredict, predict_test
 
 SPEC = ModelSpec(encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
 
@@ -25,9 +27,20 @@ def test_a_bad_fold_checkpoint_names_the_fold_and_writes_nothing(fold0, tmp_path
         broken.write_bytes(fold0.read_bytes()[:5000])
     elif damage == "not a checkpoint":
         broken.write_text("version https://git-lfs.github.com/spec/v1\n")  # e.g. an LFS pointer
-    images = tmp_path / "test_images.npy"
-    np.save(images, np.zeros((3, 32, 32, 3), np.uint8))
-    out = tmp_path / "preds" / "test.npy"
+    images = ImagesToPredict([], lambda path, at_least: None, (32, 32), 3)
+    out = tmp_path / "preds" / "test.npz"
     with pytest.raises(InputError, match=re.escape(str(broken)) + r": checkpoint .*`dvc repro train@1`"):
         predict_test({0: fold0, 1: broken}, images, out, batch_size=2)
     assert not out.parent.exists() or not list(out.parent.iterdir())
+
+
+def test_a_bad_test_image_is_named_without_the_workers_traceback(fold0, tmp_path):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    cv2.imwrite(str(good), np.zeros((20, 20, 3), np.uint8))
+    bad.write_bytes(b"not a png")
+    images = ImagesToPredict([good, bad, good], readers.read_rgb, (32, 32), 3)
+    out = tmp_path / "preds" / "test.npz"
+    with pytest.raises(InputError) as err:
+        predict_test({0: fold0}, images, out, batch_size=1, workers=2)
+    assert str(err.value) == f"{bad}: cannot decode image (missing, truncated or not an image)"
+    assert not out.exists()

@@ -15,17 +15,18 @@ from tests.conftest import TINY, TINY_SIZE
 def test_cache_has_training_size_uint8_arrays_and_an_index(prepared_dir, competition):
     images = np.load(prepared_dir / "train_images.npy", mmap_mode="r")
     masks = np.load(prepared_dir / "train_masks.npy", mmap_mode="r")
-    test = np.load(prepared_dir / "test_images.npy", mmap_mode="r")
     n_train = TINY["train_patients"] * TINY["slices_per_patient"]
     assert images.shape == (n_train, *TINY_SIZE, 3) and images.dtype == np.uint8
     assert masks.shape == (n_train, *TINY_SIZE) and set(np.unique(masks)) <= {0, 1}
-    assert test.shape[0] == len(competition.test)
+    assert not (prepared_dir / "test_images.npy").exists()  # test images are read by predict, not cached
     index = pd.read_csv(prepared_dir / "train.csv", dtype={"id": str, "group": str})
     assert list(index.columns) == ["id", "group", "height", "width", "mask_area"]
     assert index.id.tolist() == competition.train.id.tolist()
     assert (index.height == TINY["height"]).all() and (index.width == TINY["width"]).all()
     assert (index.mask_area == masks.reshape(len(masks), -1).sum(1)).all()
-    assert pd.read_csv(prepared_dir / "test.csv", dtype={"id": str}).id.tolist() == competition.test.id.tolist()
+    test = pd.read_csv(prepared_dir / "test.csv", dtype={"id": str})
+    assert test.id.tolist() == competition.test.id.tolist()
+    assert (test.height == TINY["height"]).all() and (test.width == TINY["width"]).all()  # from the headers
 
 
 def test_rows_match_decoding_each_file_by_hand(prepared_dir, competition):

@@ -12,6 +12,7 @@ from segpipe import rle
 from segpipe.datasets import SubmissionSpec
 from segpipe.errors import InputError
 from segpipe.submit import probability_to_mask, validate_submission, write_submission
+from segpipe.probmaps import write_maps
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def case(tmp_path):
     rng = np.random.default_rng(0)
     probs = rng.integers(0, 256, (5, 32, 32), dtype=np.uint8)
     probs[2] = 0  # one image predicts nothing
-    np.save(tmp_path / "test.npy", probs)
+    write_maps(tmp_path / "test.npz", probs)
     index = pd.DataFrame({"id": ["7", "3", "12", "1", "5"], "height": [40, 32, 40, 64, 20], "width": [48, 32, 48, 30, 20]})
     sample = tmp_path / "sample_submission.csv"
     pd.DataFrame({"img": index.id, "pixels": "1 1"}).to_csv(sample, index=False)
@@ -34,7 +35,7 @@ def rows(path):
 def test_rows_follow_the_sample_and_decode_to_the_resized_masks(case):
     tmp_path, probs, index, spec = case
     out = tmp_path / "submit.csv.gz"
-    write_submission(tmp_path / "test.npy", index, spec, threshold=0.5, min_area=0, out_path=out, workers=2)
+    write_submission(tmp_path / "test.npz", index, spec, threshold=0.5, min_area=0, out_path=out, workers=2)
     table = rows(out)
     assert list(table.columns) == ["img", "pixels"] and table.img.tolist() == index.id.tolist()
     for i, row in index.iterrows():
@@ -47,7 +48,7 @@ def test_same_inputs_same_bytes(case):
     tmp_path, _, index, spec = case
     digests = []
     for name in ("a.csv.gz", "b.csv.gz"):
-        write_submission(tmp_path / "test.npy", index, spec, 0.4, 10, tmp_path / name, workers=2)
+        write_submission(tmp_path / "test.npz", index, spec, 0.4, 10, tmp_path / name, workers=2)
         digests.append(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
@@ -88,7 +89,7 @@ def test_a_failed_validation_publishes_nothing(case, monkeypatch):
     tmp_path, _, index, spec = case
     monkeypatch.setattr("segpipe.submit.rle.encode", lambda mask, order: "0 5")  # malformed: 0-indexed
     with pytest.raises(InputError, match="malformed RLE"):
-        write_submission(tmp_path / "test.npy", index, spec, 0.5, 0, tmp_path / "submit.csv.gz", workers=1)
+        write_submission(tmp_path / "test.npz", index, spec, 0.5, 0, tmp_path / "submit.csv.gz", workers=1)
     assert not list(tmp_path.glob("*submit*"))
 
 
@@ -115,16 +116,16 @@ def test_a_bad_submission_never_reaches_submissions_and_the_old_one_is_kept(case
         monkeypatch.setattr("segpipe.submit.rle.encode", lambda mask, order: "0 5")
     out = _old_submission(tmp_path)
     with pytest.raises(InputError, match=problem):
-        write_submission(tmp_path / "test.npy", index, spec, 0.5, 0, out, workers=1)
+        write_submission(tmp_path / "test.npz", index, spec, 0.5, 0, out, workers=1)
     assert [p.name for p in out.parent.iterdir()] == ["submit.csv.gz"]
     assert out.read_bytes() == b"yesterday's submission"
 
 
 def test_stale_probabilities_are_refused(case):
     tmp_path, probs, index, spec = case
-    np.save(tmp_path / "test.npy", probs[:4])
-    with pytest.raises(InputError, match=r"test.npy: 4 probability maps for the 5 test images.*dvc repro predict"):
-        write_submission(tmp_path / "test.npy", index, spec, 0.5, 0, tmp_path / "submit.csv.gz", workers=1)
+    write_maps(tmp_path / "test.npz", probs[:4])
+    with pytest.raises(InputError, match=r"test.npz: 4 probability maps for the 5 test images.*dvc repro predict"):
+        write_submission(tmp_path / "test.npz", index, spec, 0.5, 0, tmp_path / "submit.csv.gz", workers=1)
     assert not list(tmp_path.glob("*submit*"))
 
 
@@ -137,6 +138,6 @@ def test_a_full_disk_names_the_submission_and_keeps_the_old_one(case, monkeypatc
     monkeypatch.setattr(gzip.GzipFile, "write", fill_up)
     out = _old_submission(tmp_path)
     with pytest.raises(InputError, match=re.escape(str(out)) + r": no room to write it \(No space left on device"):
-        write_submission(tmp_path / "test.npy", index, spec, 0.5, 0, out, workers=1)
+        write_submission(tmp_path / "test.npz", index, spec, 0.5, 0, out, workers=1)
     assert [p.name for p in out.parent.iterdir()] == ["submit.csv.gz"]
     assert out.read_bytes() == b"yesterday's submission"

@@ -11,8 +11,12 @@ import segpipe.train as train_module
 from segpipe.config import Augment, Train
 from segpipe.errors import InputError
 from segpipe.folds import stratified_group_folds
-from segpipe.predict import predict_test
+from segpipe.inference import ensemble_batches, prepare_for_inference
+from segpipe.model import load_checkpoint
+from segpipe.predict import ImagesToPredict, predict_test
+from segpipe.probmaps import count_maps, read_map
 from segpipe.train import FoldPaths, train_fold
+from tests.conftest import TINY_SIZE
 
 FAST = Train(encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8), epochs=2, batch_size=8)
 CURVES = ("train/loss", "val/loss", "val/dice", "lr")
@@ -152,11 +156,16 @@ def test_named_weights_without_network_fail_before_any_data_is_read(folds, tmp_p
         train_fold(FAST.model_copy(update={"encoder_weights": "imagenet"}), folds, 1, paths, seed=5)
 
 
-def test_predict_averages_folds_into_a_uint8_stream(prepared_dir, straight, tmp_path):
+def test_predict_decodes_the_test_images_and_averages_folds_into_compressed_maps(competition, straight, tmp_path):
     model = straight[1].model
-    out = tmp_path / "test.npy"
-    predict_test({1: model}, prepared_dir / "test_images.npy", out, batch_size=3)
-    one = np.load(out)
-    predict_test({0: model, 1: model}, prepared_dir / "test_images.npy", out, batch_size=5)
-    assert one.dtype == np.uint8 and one.shape == np.load(prepared_dir / "test_images.npy").shape[:3]
-    np.testing.assert_array_equal(np.load(out), one)  # the mean of two copies is the copy
+    images = ImagesToPredict(competition.test.image, competition.read_image, TINY_SIZE, channels=3)
+    out = tmp_path / "test.npz"
+    predict_test({1: model}, images, out, batch_size=3, workers=2)
+    one = [read_map(out, row) for row in range(len(images))]
+    predict_test({0: model, 1: model}, images, out, batch_size=5, workers=0)
+    assert count_maps(out) == len(competition.test) and one[0].dtype == np.uint8 and one[0].shape == TINY_SIZE
+    for row, prob in enumerate(one):  # the mean of two copies is the copy; workers or not, the same order
+        np.testing.assert_array_equal(read_map(out, row), prob)
+    by_hand = next(ensemble_batches([prepare_for_inference(load_checkpoint(model, "x")[0], torch.device("cpu"), True)],
+                                    [images[0][None]], torch.device("cpu")))
+    np.testing.assert_array_equal(by_hand[0], one[0])  # row 0 is the first test image, decoded like prepare does

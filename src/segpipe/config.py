@@ -139,6 +139,7 @@ class Train(Section):
 
 class Predict(Section):
     batch_size: PositiveInt = 64
+    workers: int = Field(2, ge=0)  # DataLoader processes decoding test images; 0 = in the main process
 
 
 class Threshold(Section):

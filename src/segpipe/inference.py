@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,20 +24,26 @@ def prepare_for_inference(model: nn.Module, device: torch.device, channels_last:
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-@torch.inference_mode()
 def predict_batches(models: Sequence[nn.Module], images: np.ndarray, batch_size: int, device: torch.device,
-                    *, rows: np.ndarray | None = None, tta: bool = True, amp: bool = True,
-                    channels_last: bool = True, in_channels: int | None = None) -> Iterator[np.ndarray]:
-    """Yield (B,H,W) uint8 probabilities (0-255) for `images[rows]`, batch by batch.
+                    *, rows: np.ndarray | None = None, **options) -> Iterator[np.ndarray]:
+    """`ensemble_batches` over `images[rows]` (a memmap is fine: one batch is in memory at a time)."""
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    batches = (torch.from_numpy(np.ascontiguousarray(images[rows[start:start + batch_size]]))
+               for start in range(0, len(rows), batch_size))
+    return ensemble_batches(models, batches, device, **options)
+
+
+@torch.inference_mode()
+def ensemble_batches(models: Sequence[nn.Module], batches: Iterable[torch.Tensor], device: torch.device, *,
+                     tta: bool = True, amp: bool = True, channels_last: bool = True,
+                     in_channels: int | None = None) -> Iterator[np.ndarray]:
+    """Yield (B,H,W) uint8 probabilities (0-255) for each (B,H,W,C) uint8 batch of `batches`.
 
     Probabilities are averaged over `models` and, with `tta`, over the horizontal flip.
-    `images` may be a memmap: only one batch is in memory at a time.
     """
-    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
     views = 2 if tta else 1
-    for start in range(0, len(rows), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[rows[start:start + batch_size]]))
-        if device.type == "cuda":
+    for batch in batches:
+        if device.type == "cuda" and not batch.is_pinned():
             batch = batch.pin_memory()
         x = to_model_input(batch, device, channels_last, in_channels)
         total = torch.zeros((x.shape[0], x.shape[2], x.shape[3]), device=device)

@@ -1,23 +1,49 @@
-"""Ensemble the fold models on the prepared test images, streaming to a uint8 .npy."""
+"""Ensemble the fold models on the test images, decoded straight from the raw files.
+
+There is no test-image cache: a DataLoader's workers decode and resize each test image
+(from the source, zip members included) while the main process runs the models, and the
+probabilities go, in test order, into a compressed .npz as they come (`probmaps`).
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence
 
-import numpy as np
+import cv2
+import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from segpipe.errors import InputError
-from segpipe.inference import predict_batches, prepare_for_inference
+from segpipe.inference import ensemble_batches, prepare_for_inference
 from segpipe.model import load_checkpoint
-from segpipe.runtime import atomic_path, create_npy, pick_device
+from segpipe.prepare import resize_image
+from segpipe.probmaps import write_maps
+from segpipe.runtime import atomic_path, pick_device
 
 
-def predict_test(model_paths: dict[int, Path], images_path: Path, out_path: Path, batch_size: int,
+class ImagesToPredict(Dataset):
+    """Test images decoded and resized to the training `size`, as (H, W, C) uint8 tensors."""
+
+    def __init__(self, images: Sequence, read_image: Callable, size: tuple[int, int], channels: int):
+        self.images, self.read_image, self.size, self.channels = list(images), read_image, tuple(size), channels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, item: int) -> torch.Tensor:
+        image, _ = self.read_image(Path(self.images[item]), at_least=self.size)
+        if image.shape[2] != self.channels:
+            raise InputError(f"{self.images[item]}: has {image.shape[2]} channels, the training images {self.channels}")
+        return torch.from_numpy(resize_image(image, self.size))
+
+
+def predict_test(model_paths: dict[int, Path], images: ImagesToPredict, out_path: Path, batch_size: int, workers: int = 0,
                  amp: bool = True, channels_last: bool = True) -> None:
-    """Average every fold model's hflip-TTA probabilities over the test set into `out_path`.
+    """Average every fold model's hflip-TTA probabilities over `images` into the .npz `out_path`.
 
-    `model_paths` maps fold -> checkpoint. The output is (N,H,W) uint8 in the prepared test
-    order, written batch by batch, so memory stays flat however large the test set is.
+    `model_paths` maps fold -> checkpoint. Maps are (H,W) uint8 in `images` order, written
+    as they come, so memory stays flat however large the test set is.
     """
     device = pick_device()
     models, in_channels = [], set()
@@ -28,14 +54,17 @@ def predict_test(model_paths: dict[int, Path], images_path: Path, out_path: Path
     if len(in_channels) > 1:
         raise InputError(f"fold models take different input channels {sorted(in_channels)}; retrain them with one "
                          "train.in_channels")
-    images = np.load(images_path, mmap_mode="r")
-    with atomic_path(out_path) as tmp:
-        out = create_npy(tmp, images.shape[:3])
-        start = 0
-        batches = predict_batches(models, images, batch_size, device, amp=amp, channels_last=channels_last,
-                                  in_channels=in_channels.pop())
-        for probs in tqdm(batches, total=-(-len(images) // batch_size), desc="predict"):
-            out[start:start + len(probs)] = probs
-            start += len(probs)
-        out.flush()
-        del out
+    # One OpenCV thread per decoding worker, set before the workers fork (see prepare.cache_split).
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1 if workers else threads)
+    try:
+        loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers,
+                            pin_memory=device.type == "cuda")
+        batches = ensemble_batches(models, loader, device, amp=amp, channels_last=channels_last,
+                                   in_channels=in_channels.pop())
+        with atomic_path(out_path) as tmp:
+            write_maps(tmp, tqdm(batches, total=len(loader), desc="predict"))
+    except InputError as err:  # from a worker, wrapped with its traceback: keep the message alone
+        raise InputError(str(err).strip().splitlines()[-1].removeprefix("segpipe.errors.InputError: ")) from None
+    finally:
+        cv2.setNumThreads(threads)

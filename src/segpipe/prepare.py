@@ -1,8 +1,10 @@
-"""Decode every image and mask once, resize to training size, cache as uint8 arrays.
+"""Decode every training image and mask once, resize to training size, cache as uint8 arrays.
 
 Training then reads `np.load(..., mmap_mode="r")` slices instead of decoding files in
 every `__getitem__`. Decoding runs in a process pool; each worker writes its rows straight
-into the output .npy files, so nothing large crosses process boundaries.
+into the output .npy files, so nothing large crosses process boundaries. Test images are
+not cached (predict reads them once, straight from the source): only their ids and
+original sizes, read from the file headers, go into the test index.
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from segpipe.datasets import Competition
+from segpipe.datasets.readers import image_size
 from segpipe.errors import InputError
 from segpipe.runtime import atomic_path, create_npy
 
 # Files written into the prepared folder.
 TRAIN_IMAGES, TRAIN_MASKS, TRAIN_INDEX = "train_images.npy", "train_masks.npy", "train.csv"
-TEST_IMAGES, TEST_INDEX = "test_images.npy", "test.csv"
+TEST_INDEX = "test.csv"
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -135,8 +138,18 @@ def cache_split(
     return index
 
 
+def test_index(frame: pd.DataFrame, workers: int) -> pd.DataFrame:
+    """The test index: id (and group, for a holdout) with each image's original height and width."""
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        sizes = list(tqdm(pool.imap(image_size, frame.image.astype(str), chunksize=64), total=len(frame),
+                          desc="test sizes"))
+    index = frame[[c for c in ("id", "group") if c in frame]].reset_index(drop=True)
+    index["height"], index["width"] = [h for h, _ in sizes], [w for _, w in sizes]
+    return index
+
+
 def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int, int], workers: int = 0) -> None:
-    """Write the prepared cache for `competition` into `out_dir` (replaced atomically)."""
+    """Write the prepared training cache and the test index for `competition` into `out_dir` (atomically)."""
     workers = workers or os.cpu_count() or 1
     for split, frame in (("train", competition.train), ("test", competition.test)):
         if frame.empty:
@@ -149,5 +162,4 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
         train = cache_split(competition.train, competition, size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS, workers,
                             "train")
         train.to_csv(tmp / TRAIN_INDEX, index=False)
-        test = cache_split(competition.test, competition, size, tmp / TEST_IMAGES, None, workers, "test")
-        test.to_csv(tmp / TEST_INDEX, index=False)
+        test_index(competition.test, workers).to_csv(tmp / TEST_INDEX, index=False)

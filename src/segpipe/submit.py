@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import functools
 import gzip
 import io
 import multiprocessing
@@ -27,6 +26,7 @@ from segpipe.datasets import SubmissionSpec
 from segpipe.datasets.tree import read_bytes
 from segpipe.errors import InputError
 from segpipe.metrics import threshold_to_uint8
+from segpipe.probmaps import count_maps, read_map
 from segpipe.runtime import atomic_path
 
 
@@ -45,24 +45,9 @@ def probability_to_mask(prob: np.ndarray, height: int, width: int, threshold: fl
     return mask
 
 
-@functools.lru_cache(maxsize=2)
-def _probs_layout(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
-    """(dtype, shape of one map, byte offset of the data) of the (N,H,W) .npy at `path`."""
-    probs = np.load(path, mmap_mode="r")
-    return probs.dtype, probs.shape[1:], probs.offset
-
-
-def _read_prob(path: Path, row: int) -> np.ndarray:
-    # A plain read, not a memory map: every page a worker touches in a map stays in its RSS,
-    # which then grows with the test set (~0.5 GB per 10,000 maps of 256x256 in each worker).
-    dtype, shape, offset = _probs_layout(path)
-    count = int(np.prod(shape))
-    return np.fromfile(path, dtype=dtype, count=count, offset=offset + row * count * dtype.itemsize).reshape(shape)
-
-
 def _encode_row(row: int, *, probs_path: Path, heights: np.ndarray, widths: np.ndarray, threshold: float,
                 min_area: int, order: str) -> str:
-    prob = _read_prob(probs_path, row)
+    prob = read_map(probs_path, row)
     return rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), threshold, min_area), order=order)
 
 
@@ -97,9 +82,9 @@ def write_submission(probs_path: Path, test_index: pd.DataFrame, spec: Submissio
     """Write `out_path` (.csv.gz) with one row per `test_index` row (its order), then validate it.
 
     test_index has columns id, height, width (original sizes) in submission order, matching
-    the rows of the probabilities at `probs_path`.
+    the maps of the probabilities .npz at `probs_path` (see `probmaps`).
     """
-    n_probs = len(np.load(probs_path, mmap_mode="r"))
+    n_probs = count_maps(probs_path)
     if n_probs != len(test_index):
         raise InputError(f"{probs_path}: {n_probs} probability maps for the {len(test_index)} test images of the "
                          "prepared index; it is stale: rerun `dvc repro predict`")

@@ -16,6 +16,7 @@ from segpipe import datasets, folds, prepare, rle, submit
 from segpipe.datasets import carvana, readers
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.errors import InputError
+from segpipe.probmaps import write_maps
 
 CARS = ["0cdf5b5d0ce1", "3c6acfceb552", "fff9b3a5373f"]  # 12-hex-digit car ids, as on Kaggle
 VIEWS = ["01", "02", "16"]
@@ -139,9 +140,9 @@ def test_prepare_folds_and_submit(root: Path, tmp_path: Path) -> None:
     probs = np.zeros((len(TEST), 32, 32), np.uint8)
     probs[0] = 255  # the whole car image
     probs[1, 8:24, 16:32] = 255  # 8x8 blocks: at 4x4, ones at rows 1-2, columns 2-3
-    np.save(tmp_path / "probs.npy", probs)
+    write_maps(tmp_path / "probs.npz", probs)
     written = tmp_path / "submission.csv.gz"
-    submit.write_submission(tmp_path / "probs.npy", test_index, competition.submission, 0.5, 0, written, workers=1)
+    submit.write_submission(tmp_path / "probs.npz", test_index, competition.submission, 0.5, 0, written, workers=1)
     lines = gzip.open(written, "rt").read().splitlines()
     assert lines == ["img,rle_mask", f"fff9b3a5373f_16.jpg,1 {H * W}", "0ce66b539f52_01.jpg,7 2 11 2",
                      "0ce66b539f52_02.jpg,"]

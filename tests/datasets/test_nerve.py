@@ -16,6 +16,7 @@ from segpipe import datasets, folds, prepare, rle, submit
 from segpipe.datasets import nerve
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.errors import InputError
+from segpipe.probmaps import write_maps
 
 # Subjects and image numbers are not zero-padded: 10 must sort after 2, numerically.
 SUBJECTS, IMAGES = [10, 2, 1], [10, 1, 2]
@@ -121,9 +122,9 @@ def test_prepare_folds_and_submit(root: Path, tmp_path: Path) -> None:
     probs[1, 8:24, 16:32] = 255  # 8x8 blocks: at 4x4, ones at rows 1-2, columns 2-3
     probs[2] = 255
     probs[3, :2, :2] = 255  # a speck, removed by min_area
-    np.save(tmp_path / "probs.npy", probs)
+    write_maps(tmp_path / "probs.npz", probs)
     written = tmp_path / "submission.csv.gz"
-    submit.write_submission(tmp_path / "probs.npy", test_index, competition.submission, 0.5, 5, written, workers=1)
+    submit.write_submission(tmp_path / "probs.npz", test_index, competition.submission, 0.5, 5, written, workers=1)
     lines = gzip.open(written, "rt").read().splitlines()
     assert lines == ["img,pixels", "2,", "3,10 2 14 2", f"1,1 {H * W}", "10,"]
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from segpipe.errors import InputError
 
-from .tree import read_bytes
+from .tree import open_file, read_bytes
 
 _REDUCED = {  # scale -> (colour flag, grayscale flag)
     8: (cv2.IMREAD_REDUCED_COLOR_8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
@@ -34,15 +34,14 @@ def _read(path: Path, what: str) -> np.ndarray:
         raise InputError(f"{path}: cannot decode {what} (missing or unreadable: {err.strerror or err})") from None
 
 
-def image_size(path: Path, data: np.ndarray | None = None) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding the pixels."""
+def image_size(path: Path | str, data: np.ndarray | None = None) -> tuple[int, int]:
+    """(height, width) from the header of the file (or of its bytes, `data`), without decoding the pixels."""
     from PIL import Image, UnidentifiedImageError
 
-    data = _read(path, "image") if data is None else data
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with (io.BytesIO(data) if data is not None else open_file(path)) as handle, Image.open(handle) as image:
             width, height = image.size
-    except (OSError, UnidentifiedImageError) as err:
+    except (OSError, UnidentifiedImageError, InputError) as err:
         raise InputError(f"{path}: cannot read image header ({err})") from None
     return height, width
 

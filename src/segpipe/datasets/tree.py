@@ -137,6 +137,18 @@ def read_bytes(locator: Path | str) -> bytes:
         raise InputError(f"{text}: cannot read this zip member ({err})") from None
 
 
+def open_file(locator: Path | str):
+    """A plain file or a zip member (`<zip>!<member>`), opened for reading; only what is read is decoded."""
+    text = str(locator)
+    if ZIP_MARK not in text.lower():
+        return open(text, "rb")
+    *chain, member = _split(text)
+    try:
+        return _open_zip(tuple(chain), os.getpid()).open(member)
+    except (KeyError, zipfile.BadZipFile) as err:
+        raise InputError(f"{text}: cannot read this zip member ({err})") from None
+
+
 def _split(locator: str) -> list[str]:
     parts, start = [], 0
     lowered = locator.lower()
