@@ -6,9 +6,10 @@ import pandas as pd
 
 from segpipe import kaggle
 from segpipe.cli import run_stage
-from segpipe.config import load_competition, load_params
+from segpipe.config import load_params
+from segpipe.datasets import load_chosen
 from segpipe.errors import InputError
-from segpipe.prepare import TEST_INDEX
+from segpipe.cache_files import TEST_INDEX
 from segpipe.submit import validate_submission
 
 
@@ -23,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     name = params.base.dataset
-    competition = load_competition(params, args.raw / name, args.sources)
+    competition = load_chosen(params, args.raw / name, args.sources)
     slug = competition.submission.competition
     if slug is None:
         raise InputError(f"{name} is not a Kaggle competition (or {name}.holdout_patients made its test set a "

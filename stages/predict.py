@@ -3,16 +3,17 @@ import numpy as np
 import pandas as pd
 
 from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_competition, load_params
+from segpipe.config import load_params
+from segpipe.datasets import load_chosen
 from segpipe.errors import InputError
 from segpipe.predict import ImagesToPredict, predict_test
-from segpipe.prepare import TEST_INDEX, TRAIN_IMAGES
+from segpipe.cache_files import TEST_INDEX, TRAIN_IMAGES
 
 
 def main() -> None:
     args = parse_paths(__doc__, "models", "raw", "sources", "prepared", "out")
     params = load_params()
-    competition = load_competition(params, args.raw, args.sources)
+    competition = load_chosen(params, args.raw, args.sources)
     index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str})
     if index.id.tolist() != competition.test.id.astype(str).tolist():
         raise InputError(f"{args.prepared / TEST_INDEX}: its ids are not the test set's; rerun `dvc repro prepare`")

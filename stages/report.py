@@ -9,7 +9,7 @@ from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
 from segpipe.curves import fold_curves, read_table, threshold_chart, training_curves_chart
 from segpipe.oof import oof_histograms
-from segpipe.prepare import TRAIN_IMAGES, TRAIN_MASKS
+from segpipe.cache_files import TRAIN_IMAGES, TRAIN_MASKS
 from segpipe.report import case_grid, fold_bar_chart, image_scores, oof_rows, pick_cases, write_png
 
 

@@ -8,8 +8,9 @@ import json
 import pandas as pd
 
 from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_competition, load_params
-from segpipe.prepare import TEST_INDEX
+from segpipe.config import load_params
+from segpipe.datasets import load_chosen
+from segpipe.cache_files import TEST_INDEX
 from segpipe.runtime import write_json
 from segpipe.submit import score_holdout, write_submission
 
@@ -17,7 +18,7 @@ from segpipe.submit import score_holdout, write_submission
 def main() -> None:
     args = parse_paths(__doc__, "raw", "sources", "prepared", "probs", "cv", "out", "holdout")
     params = load_params()
-    competition = load_competition(params, args.raw, args.sources)
+    competition = load_chosen(params, args.raw, args.sources)
     cv = json.loads(args.cv.read_text())
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
     write_submission(args.probs, test_index, competition.submission, cv["threshold"], cv["min_area"], args.out)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
-from segpipe.prepare import TRAIN_IMAGES, TRAIN_MASKS
+from segpipe.cache_files import TRAIN_IMAGES, TRAIN_MASKS
 from segpipe.runtime import write_json
 
 

@@ -189,16 +189,3 @@ def load_params(path: Path | str = "params.yaml") -> Params:
             f"{'.'.join(str(part) for part in e['loc']) or '<top>'}: {e['msg']}" for e in err.errors()
         )
         raise InputError(f"{path}: {problems}") from None
-
-
-def load_competition(params: Params, raw: Path, sources: Path):
-    """The chosen dataset, indexed from its raw folder (and its source), with its holdout applied.
-
-    `sources` is segpipe's own folder of downloads (the default sources).
-    """
-    from segpipe import datasets
-
-    section = params.dataset
-    return datasets.load(params.base.dataset, raw, holdout_patients=section.holdout_patients,
-                         seed=params.base.seed, sources=sources, kaggle_input=Path(params.base.kaggle_input),
-                         **section.adapter_options())

@@ -20,14 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from segpipe.cache_files import TEST_INDEX, TRAIN_IMAGES, TRAIN_INDEX, TRAIN_MASKS
 from segpipe.datasets import Competition
 from segpipe.datasets.readers import image_size
 from segpipe.errors import InputError
 from segpipe.runtime import atomic_path, create_npy
 
-# Files written into the prepared folder.
-TRAIN_IMAGES, TRAIN_MASKS, TRAIN_INDEX = "train_images.npy", "train_masks.npy", "train.csv"
-TEST_INDEX = "test.csv"
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

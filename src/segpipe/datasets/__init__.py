@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from segpipe.datasets import source as source_files
 from segpipe.datasets.base import Competition, SubmissionSpec
 from segpipe.datasets.tree import Tree
 from segpipe.errors import InputError
+
+if TYPE_CHECKING:
+    from segpipe.config import Params
 
 # name -> module under segpipe.datasets; modules are imported only when chosen, so that a
 # dataset's network-bound imports (the Kaggle client) never run for another.
@@ -31,7 +35,7 @@ ADAPTERS = {
     "folder": "segpipe.datasets.folder",
 }
 
-__all__ = ["ADAPTERS", "Competition", "SubmissionSpec", "download", "hold_out_patients", "load"]
+__all__ = ["ADAPTERS", "Competition", "SubmissionSpec", "download", "hold_out_patients", "load", "load_chosen"]
 
 
 def _adapter(name: str):
@@ -76,6 +80,16 @@ def load(name: str, root: Path, *, holdout_patients: float = 0.0, seed: int = 0,
         raise InputError(f"{name} has no test set: set {name}.holdout_patients in params.yaml (e.g. 0.2) "
                          "to hold out patients as a scored test set")
     return competition
+
+
+def load_chosen(params: "Params", raw: Path, sources: Path) -> Competition:
+    """The dataset that `params` choose (`base.dataset`), with its options and holdout.
+
+    `raw` is its raw folder, `sources` segpipe's own folder of downloads (the default sources).
+    """
+    section = params.dataset
+    return load(params.base.dataset, raw, holdout_patients=section.holdout_patients, seed=params.base.seed,
+                sources=sources, kaggle_input=Path(params.base.kaggle_input), **section.adapter_options())
 
 
 def _source_tree(name: str, adapter, source: str | None, sources: Path, kaggle_input: Path, fetch: bool) -> Tree:

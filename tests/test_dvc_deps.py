@@ -1,0 +1,98 @@
+"""Every library module a stage script imports, directly or through other modules, is a dep of its stage.
+
+Otherwise DVC would not rerun the stage when that module changes, and a stale cache would
+hide the change. Imports inside functions count too (the lazy Kaggle client), and so do
+modules named in strings (the dataset adapters, imported with importlib). Conversely, a dep
+on a module the script never imports would rerun the stage for nothing.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+
+
+def stages() -> dict[str, dict]:
+    """Stage name -> its definition (a foreach stage's `do` block)."""
+    raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in raw.items()}
+
+
+def module_file(name: str) -> Path | None:
+    """The file of module `name` under src/, or None if it is not ours."""
+    path = SRC.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_files(path: Path) -> set[Path]:
+    """Our module files that `path` imports, directly."""
+    package = ".".join(path.relative_to(SRC).with_suffix("").parts[:-1]) if path.is_relative_to(SRC) else ""
+    if path.name == "__init__.py":
+        package = ".".join(path.relative_to(SRC).parts[:-1])
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from . import x, from .tree import Tree
+                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            names += [base] + [f"{base}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("segpipe."):
+            names.append(node.value)  # importlib.import_module("segpipe.datasets.lgg"): the adapters
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        for end in range(1, len(parts) + 1):  # a.b.c imports a and a.b too
+            file = module_file(".".join(parts[:end]))
+            if file is not None:
+                found.add(file)
+    return found
+
+
+def transitive_imports(script: Path) -> set[Path]:
+    seen, todo = set(), [script]
+    while todo:
+        for file in imported_files(todo.pop()):
+            if file not in seen:
+                seen.add(file)
+                todo.append(file)
+    return seen
+
+
+def test_the_scan_finds_imports_through_other_modules():
+    found = transitive_imports(ROOT / "stages" / "prepare.py")
+    assert SRC / "segpipe" / "datasets" / "tree.py" in found  # prepare -> config -> datasets -> tree
+    assert SRC / "segpipe" / "kaggle.py" in found  # a lazy import inside a function
+
+
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_a_stage_depends_on_every_module_its_script_imports(name):
+    stage = stages()[name]
+    script = next(ROOT / word for word in stage["cmd"].split() if word.startswith("stages/"))
+    deps = [ROOT / dep for dep in stage.get("deps", []) if "${" not in dep]
+    assert script in deps, f"{name}: its script {script.name} is not a dep"
+    missing = sorted(str(file.relative_to(ROOT)) for file in transitive_imports(script)
+                     if file.name != "__init__.py" or file.parent != SRC / "segpipe"
+                     if not any(file == dep or file.is_relative_to(dep) for dep in deps))
+    assert not missing, f"dvc.yaml stage {name} imports these but does not depend on them: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_a_stage_depends_on_no_module_it_does_not_import(name):
+    """An extra dep reruns the stage (a retrain, for train@k) on changes it cannot see."""
+    stage = stages()[name]
+    script = next(ROOT / word for word in stage["cmd"].split() if word.startswith("stages/"))
+    imported = transitive_imports(script)
+    extra = [dep for dep in stage.get("deps", []) if dep.startswith("src/")
+             if not any(file == ROOT / dep or file.is_relative_to(ROOT / dep) for file in imported)]
+    assert not extra, f"dvc.yaml stage {name} depends on modules its script never imports: {extra}"
