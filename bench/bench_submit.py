@@ -36,6 +36,7 @@ from bench_rle import numpy_encode
 from side_by_side import CARVANA, car_mask, median_seconds, print_table, spin_in_processes
 
 from segpipe.datasets import SubmissionSpec
+from segpipe.postprocess import Rule
 from segpipe.probmaps import read_map, write_maps
 from segpipe.submit import write_submission
 
@@ -45,11 +46,12 @@ import json, resource, sys
 from pathlib import Path
 import pandas as pd
 from segpipe.datasets import SubmissionSpec
+from segpipe.postprocess import Rule
 from segpipe.submit import write_submission
 folder = Path(sys.argv[1])
 index = pd.read_csv(folder / "test.csv", dtype={"id": str})
 spec = SubmissionSpec("img", "rle_mask", "C", folder / "sample.csv")
-write_submission(folder / "probs.npz", index, spec, 0.5, 0, folder / "submit.csv.gz", workers=2)
+write_submission(folder / "probs.npz", index, spec, Rule(0.5, 0.5, 0), folder / "submit.csv.gz", workers=2)
 own = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps([own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))
 """
@@ -105,7 +107,7 @@ def main() -> None:
         probs = [read_map(tmp / "speed" / "probs.npz", row) for row in range(SPEED_IMAGES)]
 
         def ours(workers: int):
-            return lambda: write_submission(tmp / "speed" / "probs.npz", index, spec, 0.5, 0, tmp / "ours.csv.gz",
+            return lambda: write_submission(tmp / "speed" / "probs.npz", index, spec, Rule(0.5, 0.5, 0), tmp / "ours.csv.gz",
                                             workers)
 
         with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # the progress bar

@@ -10,7 +10,7 @@ from segpipe.config import load_params
 from segpipe.datasets import load_chosen
 from segpipe.errors import InputError
 from segpipe.cache_files import TEST_INDEX
-from segpipe.submit import validate_submission
+from segpipe.submit import default_message, validate_submission
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str})
     sizes = dict(zip(test_index.id, test_index.height * test_index.width))
     rows = validate_submission(args.file, competition.submission, sizes)
-    message = args.message or kaggle.default_message(args.cv, Path.cwd())
+    message = args.message or default_message(args.cv, Path.cwd())
     kaggle.submit(slug, args.file, message)
     print(f"submitted {args.file} ({rows} rows) to {slug}: {message}")
 

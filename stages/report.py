@@ -8,23 +8,25 @@ import pandas as pd
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
 from segpipe.curves import fold_curves, read_table, threshold_chart, training_curves_chart
-from segpipe.oof import oof_histograms
+from segpipe.oof import covered_rows, oof_maps
+from segpipe.postprocess import Rule
 from segpipe.cache_files import TRAIN_IMAGES, TRAIN_MASKS
 from segpipe.report import case_grid, fold_bar_chart, image_scores, oof_rows, pick_cases, write_png
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "folds", "prepared", "oof", "cv", "cases", "bars", "live", "threshold_csv", "curves",
-                       "threshold_png")
+    args = parse_paths(__doc__, "folds", "prepared", "oof", "cv", "rule", "cases", "bars", "live", "threshold_csv",
+                       "curves", "threshold_png")
     params = load_params()
     cv = json.loads(args.cv.read_text())
+    rule = Rule.read(args.rule)
     # the small inputs first, so a missing one fails before the slow drawing
     curves = fold_curves(args.live, list(params.folds.train))
     sweep = read_table(args.threshold_csv, ["threshold", "dice"])
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     oof_paths = {k: args.oof / f"fold{k}.npy" for k in params.folds.train}
-    fg, bg, rows = oof_histograms(folds, oof_paths, args.prepared / TRAIN_MASKS)
-    dice, truth_area, pred_area = image_scores(fg, bg, cv["threshold"], cv["min_area"])
+    rows = covered_rows(folds, oof_paths)
+    dice, truth_area, pred_area = image_scores(oof_maps(folds, oof_paths, args.prepared / TRAIN_MASKS), rule)
     cases = pick_cases(dice, truth_area, pred_area)
     picked = np.concatenate(list(cases.values()))
     shown = rows[picked]  # folds.csv rows, which are also rows of the prepared arrays
@@ -35,13 +37,14 @@ def main() -> None:
     bounds = np.cumsum([0] + [len(c) for c in cases.values()])
     local = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(cases)}
     grid = case_grid(images, masks, probs, folds.id.to_numpy()[shown], folds.group.to_numpy()[shown],
-                     dice[picked], local, cv["threshold"], cv["min_area"])
+                     dice[picked], local, rule)
     write_png(args.cases, grid)
     fold_dice = {name: score["dice"] for name, score in cv["folds"].items()}
     counts = {f"fold{k}": int((folds.fold == k).sum()) for k in params.folds.train}
     fold_bar_chart(fold_dice, cv["dice"], args.bars, images=counts)
     training_curves_chart(curves, args.curves)
-    threshold_chart(sweep, cv["threshold"], cv["min_area"], args.threshold_png)
+    # the curve is the first search step's: thresholds at that step's gate area
+    threshold_chart(sweep, rule.threshold, cv["search"][0]["gate_area"], args.threshold_png)
     picked_counts = ", ".join(f"{len(c)} {name}" for name, c in cases.items())
     print(f"wrote {args.cases} ({picked_counts}), {args.bars}, {args.curves} and {args.threshold_png}")
 

@@ -80,7 +80,7 @@ def temps_under(path: Path) -> list[str]:
     ("prepare", {"prepare": {"size": [100, 64]}}, "multiples of 32"),
     ("prepare", {"prepare": {"sise": [64, 64]}}, "prepare.sise"),  # misspelt key
     ("folds", {"folds": {"n_splits": "five"}}, "folds.n_splits"),  # wrong type
-    ("threshold", {"threshold": {"min_area": [0, 5]}}, "threshold.min_area"),  # min_areas, singular
+    ("threshold", {"threshold": {"gate_area": [0, 5]}}, "threshold.gate_area"),  # gate_areas, singular
 ])
 def test_bad_params_stop_a_stage_at_start_naming_the_key(tmp_path, stage, change, named):
     cwd = workspace(tmp_path, {**PARAMS, **change})

@@ -16,6 +16,7 @@ import requests
 from segpipe import kaggle
 from segpipe.datasets.tree import Tree
 from segpipe.errors import InputError
+from segpipe.submit import default_message
 
 SLUG = "carvana-image-masking-challenge"
 REPO = Path(__file__).resolve().parents[1]
@@ -244,16 +245,17 @@ def test_submit_passes_file_message_and_slug(fake, tmp_path):
 
 def test_default_message(tmp_path):
     cv = tmp_path / "cv.json"
-    cv.write_text(json.dumps({"dice": 0.8991595, "threshold": 0.45, "min_area": 5}))
-    assert kaggle.default_message(cv, tmp_path) == "segpipe no-git CV dice 0.8992 (threshold 0.45, min area 5)"
+    rule = {"threshold": 0.45, "gate_threshold": 0.45, "gate_area": 5, "min_component": 0, "keep_largest": 0}
+    cv.write_text(json.dumps({"dice": 0.8991595, "rule": rule}))
+    assert default_message(cv, tmp_path) == "segpipe no-git CV dice 0.8992 (threshold 0.45, gate 5 px >= 0.45)"
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
     subprocess.run(git + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "cv.json"], check=True)
     subprocess.run(git + ["commit", "-qm", "cv"], check=True)
     commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert kaggle.default_message(cv, tmp_path).startswith(f"segpipe {commit} CV dice 0.8992")
+    assert default_message(cv, tmp_path).startswith(f"segpipe {commit} CV dice 0.8992")
     (tmp_path / "new.txt").write_text("uncommitted")
-    assert kaggle.default_message(cv, tmp_path).startswith(f"segpipe {commit}-dirty CV")
+    assert default_message(cv, tmp_path).startswith(f"segpipe {commit}-dirty CV")
 
 
 def test_submit_stage_refuses_a_dataset_that_is_not_a_competition(raw_dir, tmp_path):

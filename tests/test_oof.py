@@ -7,6 +7,8 @@ import pytest
 
 from segpipe.errors import InputError
 from segpipe.oof import cross_validate
+from segpipe.postprocess import Rule
+from segpipe.tune import Grids
 
 
 @pytest.fixture
@@ -24,12 +26,14 @@ def case(tmp_path):
 
 
 def evaluate(folds, paths, masks):
-    return cross_validate(folds, paths, masks, [0.3, 0.5], [0, 5])
+    return cross_validate(folds, paths, masks, Grids([0.3, 0.5], [0, 5], [0.7], [0, 3], [0, 1]))
 
 
 def test_good_oof_scores_perfectly(case):
-    metrics, _ = evaluate(*case)
+    metrics, rule, _ = evaluate(*case)
     assert metrics["dice"] == 1.0 and metrics["images"] == 8
+    assert rule == Rule(0.3, 0.3, 0)  # nothing beyond the threshold raises a perfect score: no step kept
+    assert [step["kept"] for step in metrics["search"]] == [True, False, False, False]
 
 
 @pytest.mark.parametrize("damage, problem", [

@@ -11,7 +11,7 @@ import pytest
 from segpipe.curves import (TRAINING_CURVES, _spans_a_decade, chosen_point, fold_curves, read_table,
                             threshold_chart, training_curves_chart)
 from segpipe.errors import InputError
-from segpipe.metrics import probability_histograms
+from segpipe.postprocess import Rule
 from segpipe.report import (BOTH, PRED, TRUTH, case_grid, case_panels, fold_bar_chart, image_scores, oof_rows,
                             pick_cases, predicted_mask, write_png)
 
@@ -52,10 +52,10 @@ def test_the_drawn_prediction_is_the_one_the_dice_counts():
     probs[2] = 0
     probs[2, :2, :2] = 200  # 4 pixels, under min area 5
     masks = (rng.random((6, 16, 16)) < 0.3).astype(np.uint8)
-    fg, bg = probability_histograms(probs, masks)
-    dice, truth, pred = image_scores(fg, bg, 0.45, 5)
+    rule = Rule(threshold=0.45, gate_threshold=0.45, gate_area=5, min_component=2)
+    dice, truth, pred = image_scores(zip(probs, masks), rule)
     for i in range(6):
-        drawn = predicted_mask(probs[i], 0.45, 5)
+        drawn = predicted_mask(probs[i], rule)
         assert drawn.sum() == pred[i] and masks[i].sum() == truth[i]
         total = drawn.sum() + masks[i].sum()
         assert dice[i] == pytest.approx(2 * (drawn & masks[i]).sum() / total if total else 1.0)
@@ -66,7 +66,7 @@ def test_panels_draw_truth_prediction_and_overlap_upscaled():
     image = np.full((16, 16, 1), 90, np.uint8)  # gray images are shown as RGB
     truth = square(16, 2, 2, 8)
     prob = (square(16, 2, 6, 8) * 255).astype(np.uint8)  # shares the top edge with the truth
-    panels = case_panels(image, truth, prob, threshold=0.5, min_area=0, tile=48)
+    panels = case_panels(image, truth, prob, Rule(), tile=48)
     assert panels.shape == (48, 3 * 48 + 2 * 6, 3)  # 16 px shown 3x, three panels
     overlay = panels[:, 54:102]
     assert has_colour(overlay, TRUTH) and has_colour(overlay, PRED) and has_colour(overlay, BOTH)
@@ -80,7 +80,7 @@ def test_grid_shape_and_rows():
     probs = (masks * 255).astype(np.uint8)
     cases = {"best": np.array([0, 1]), "median": np.array([2]), "worst": np.array([3, 4])}
     grid = case_grid(images, masks, probs, [f"p1_{i}" for i in range(n)], ["p1"] * n, np.ones(n), cases,
-                     0.5, 0, tile=tile)
+                     Rule(), tile=tile)
     case_width = 3 * tile + 2 * 6
     assert grid.dtype == np.uint8 and grid.shape == (54 + 3 * (tile + 38) + 2 * 12, 80 + 2 * case_width + 18, 3)
     assert has_colour(grid[54:], BOTH)  # the predictions match the truths
@@ -89,7 +89,7 @@ def test_grid_shape_and_rows():
 def test_grid_without_cases_is_just_the_header():
     empty = np.zeros((0, 16, 16), np.uint8)
     cases = {name: np.array([], int) for name in ("best", "median", "worst")}
-    grid = case_grid(empty[..., None], empty, empty, [], [], np.zeros(0), cases, 0.5, 0)
+    grid = case_grid(empty[..., None], empty, empty, [], [], np.zeros(0), cases, Rule())
     assert grid.shape[0] == 54 and grid.ndim == 3
 
 
@@ -200,14 +200,17 @@ def test_stage_end_to_end(tmp_path):
         rows = folds.fold.to_numpy() == k
         noisy = masks[rows] * 200 + rng.integers(0, 60, (int(rows.sum()), size, size))
         np.save(tmp_path / "oof" / f"fold{k}.npy", noisy.astype(np.uint8))
-    cv = {"dice": 0.8, "threshold": 0.5, "min_area": 5, "folds": {"fold0": {"dice": 0.9}, "fold1": {"dice": 0.7}}}
+    cv = {"dice": 0.8, "search": [{"step": "threshold and gate area", "gate_area": 5}],
+          "folds": {"fold0": {"dice": 0.9}, "fold1": {"dice": 0.7}}}
     (tmp_path / "cv.json").write_text(json.dumps(cv))
+    Rule(0.5, 0.5, 5).write(tmp_path / "rule.json")
     (tmp_path / "params.yaml").write_text("folds:\n  n_splits: 2\n  train: [0, 1]\n")
     for k in (0, 1):
         write_live(tmp_path / "dvclive", k)
     write_sweep(tmp_path / "threshold.csv")
     cmd = [sys.executable, str(REPO / "stages" / "report.py"), "--folds", "folds.csv", "--prepared", "prepared",
-           "--oof", "oof", "--cv", "cv.json", "--cases", "plots/oof_cases.png", "--bars", "plots/fold_dice.png",
+           "--oof", "oof", "--cv", "cv.json", "--rule", "rule.json", "--cases", "plots/oof_cases.png",
+           "--bars", "plots/fold_dice.png",
            "--live", "dvclive", "--threshold_csv", "threshold.csv", "--curves", "plots/curves.png",
            "--threshold_png", "plots/threshold.png"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
@@ -223,10 +226,11 @@ def test_stage_end_to_end(tmp_path):
 
 def test_stage_names_a_missing_fold_curve_and_fails_fast(tmp_path):
     (tmp_path / "params.yaml").write_text("folds:\n  n_splits: 2\n  train: [0, 1]\n")
-    (tmp_path / "cv.json").write_text(json.dumps({"threshold": 0.5, "min_area": 0}))
+    (tmp_path / "cv.json").write_text(json.dumps({"search": [{"gate_area": 0}]}))
+    Rule().write(tmp_path / "rule.json")
     write_live(tmp_path / "dvclive", 0)
     cmd = [sys.executable, str(REPO / "stages" / "report.py"), "--folds", "folds.csv", "--prepared", "prepared",
-           "--oof", "oof", "--cv", "cv.json", "--cases", "c.png", "--bars", "b.png", "--live", "dvclive",
+           "--oof", "oof", "--cv", "cv.json", "--rule", "rule.json", "--cases", "c.png", "--bars", "b.png", "--live", "dvclive",
            "--threshold_csv", "threshold.csv", "--curves", "curves.png", "--threshold_png", "t.png"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr

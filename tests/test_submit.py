@@ -11,8 +11,12 @@ import pytest
 from segpipe import rle
 from segpipe.datasets import SubmissionSpec
 from segpipe.errors import InputError
-from segpipe.submit import probability_to_mask, validate_submission, write_submission
+from segpipe.datasets import hold_out_patients
+from segpipe.metrics import image_dice
+from segpipe.postprocess import Rule
 from segpipe.probmaps import write_maps
+from segpipe.submit import probability_to_mask, score_holdout, validate_submission, write_submission
+from segpipe.tune import rule_counts
 
 
 @pytest.fixture
@@ -35,11 +39,11 @@ def rows(path):
 def test_rows_follow_the_sample_and_decode_to_the_resized_masks(case):
     tmp_path, probs, index, spec = case
     out = tmp_path / "submit.csv.gz"
-    write_submission(tmp_path / "test.npz", index, spec, threshold=0.5, min_area=0, out_path=out, workers=2)
+    write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), out_path=out, workers=2)
     table = rows(out)
     assert list(table.columns) == ["img", "pixels"] and table.img.tolist() == index.id.tolist()
     for i, row in index.iterrows():
-        expected = probability_to_mask(probs[i], row.height, row.width, 0.5, 0)
+        expected = probability_to_mask(probs[i], row.height, row.width, Rule(0.5, 0.5, 0))
         np.testing.assert_array_equal(rle.decode(table.pixels[i], (row.height, row.width), order="F"), expected)
     assert table.pixels[2] == ""
 
@@ -48,7 +52,7 @@ def test_same_inputs_same_bytes(case):
     tmp_path, _, index, spec = case
     digests = []
     for name in ("a.csv.gz", "b.csv.gz"):
-        write_submission(tmp_path / "test.npz", index, spec, 0.4, 10, tmp_path / name, workers=2)
+        write_submission(tmp_path / "test.npz", index, spec, Rule(0.4, 0.4, 10), tmp_path / name, workers=2)
         digests.append(hashlib.sha256((tmp_path / name).read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
@@ -56,8 +60,8 @@ def test_same_inputs_same_bytes(case):
 def test_min_area_is_scaled_to_the_original_size():
     prob = np.zeros((32, 32), np.uint8)
     prob[:3, :3] = 255  # 9 training-size pixels, 36 at twice the size
-    assert probability_to_mask(prob, 64, 64, 0.5, 9).sum() == 36
-    assert probability_to_mask(prob, 64, 64, 0.5, 10).sum() == 0
+    assert probability_to_mask(prob, 64, 64, Rule(0.5, 0.5, 9)).sum() == 36
+    assert probability_to_mask(prob, 64, 64, Rule(0.5, 0.5, 10)).sum() == 0
 
 
 def write_rows(path, lines):
@@ -89,7 +93,8 @@ def test_a_failed_validation_publishes_nothing(case, monkeypatch):
     tmp_path, _, index, spec = case
     monkeypatch.setattr("segpipe.submit.rle.encode", lambda mask, order: "0 5")  # malformed: 0-indexed
     with pytest.raises(InputError, match="malformed RLE"):
-        write_submission(tmp_path / "test.npz", index, spec, 0.5, 0, tmp_path / "submit.csv.gz", workers=1)
+        write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), tmp_path / "submit.csv.gz",
+                         workers=1)
     assert not list(tmp_path.glob("*submit*"))
 
 
@@ -116,7 +121,7 @@ def test_a_bad_submission_never_reaches_submissions_and_the_old_one_is_kept(case
         monkeypatch.setattr("segpipe.submit.rle.encode", lambda mask, order: "0 5")
     out = _old_submission(tmp_path)
     with pytest.raises(InputError, match=problem):
-        write_submission(tmp_path / "test.npz", index, spec, 0.5, 0, out, workers=1)
+        write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), out, workers=1)
     assert [p.name for p in out.parent.iterdir()] == ["submit.csv.gz"]
     assert out.read_bytes() == b"yesterday's submission"
 
@@ -125,7 +130,8 @@ def test_stale_probabilities_are_refused(case):
     tmp_path, probs, index, spec = case
     write_maps(tmp_path / "test.npz", probs[:4])
     with pytest.raises(InputError, match=r"test.npz: 4 probability maps for the 5 test images.*dvc repro predict"):
-        write_submission(tmp_path / "test.npz", index, spec, 0.5, 0, tmp_path / "submit.csv.gz", workers=1)
+        write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), tmp_path / "submit.csv.gz",
+                         workers=1)
     assert not list(tmp_path.glob("*submit*"))
 
 
@@ -138,6 +144,27 @@ def test_a_full_disk_names_the_submission_and_keeps_the_old_one(case, monkeypatc
     monkeypatch.setattr(gzip.GzipFile, "write", fill_up)
     out = _old_submission(tmp_path)
     with pytest.raises(InputError, match=re.escape(str(out)) + r": no room to write it \(No space left on device"):
-        write_submission(tmp_path / "test.npz", index, spec, 0.5, 0, out, workers=1)
+        write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), out, workers=1)
     assert [p.name for p in out.parent.iterdir()] == ["submit.csv.gz"]
     assert out.read_bytes() == b"yesterday's submission"
+
+
+def test_submit_applies_the_rule_exactly_as_the_search_scores_it(competition, tmp_path):
+    """Scoring a labelled holdout from the written submission gives the Dice the search computes."""
+    held = hold_out_patients(competition, 0.5, seed=3)
+    masks = [held.read_mask(path) for path in held.test["mask"]]
+    rng = np.random.default_rng(1)
+    probs = []
+    for mask in masks:  # the truth, a little eroded at 0.5, plus specks that a component rule removes
+        prob = (mask * 180 + rng.integers(0, 60, mask.shape) * (rng.random(mask.shape) < 0.02)).astype(np.uint8)
+        probs.append(prob)
+    write_maps(tmp_path / "test.npz", probs)
+    index = pd.DataFrame({"id": held.test.id, "height": [m.shape[0] for m in masks],
+                          "width": [m.shape[1] for m in masks]})
+    rule = Rule(threshold=0.2, gate_threshold=0.6, gate_area=3, min_component=2)
+    write_submission(tmp_path / "test.npz", index, held.submission, rule, tmp_path / "submit.csv.gz", workers=2)
+    scored = score_holdout(tmp_path / "submit.csv.gz", held)
+    searched = image_dice(*rule_counts(zip(probs, [m.astype(np.uint8) for m in masks]), rule)).mean()
+    assert scored["dice"] == pytest.approx(searched) and scored["images"] == len(masks)
+    plain = image_dice(*rule_counts(zip(probs, masks), Rule(threshold=0.2))).mean()
+    assert plain < searched  # the rule did something here

@@ -146,7 +146,10 @@ class Threshold(Section):
     start: float = Field(0.1, gt=0, lt=1)
     stop: float = Field(0.9, gt=0, lt=1)
     step: float = Field(0.05, gt=0)
-    min_areas: tuple[int, ...] = (0, 5, 10, 20, 40, 80)
+    gate_areas: tuple[int, ...] = (0, 5, 10, 20, 40, 80)
+    gate_thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+    min_components: tuple[int, ...] = (0, 5, 10, 20, 40)
+    keep_largest: tuple[int, ...] = (0, 1, 2)
 
     @property
     def grid(self) -> list[float]:

@@ -17,7 +17,6 @@ import contextlib
 import errno
 import io
 import socket
-import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -92,26 +91,6 @@ def submit(slug: str, file: Path, message: str) -> None:
         if problem is None:
             raise
         raise InputError(problem) from err
-
-
-def default_message(cv_json: Path, repo: Path) -> str:
-    """"segpipe <commit> CV dice 0.8992 (threshold 0.45, min area 5)"; -dirty if uncommitted."""
-    import json
-
-    cv = json.loads(Path(cv_json).read_text())
-    return (f"segpipe {_git_commit(Path(repo))} CV dice {cv['dice']:.4f} "
-            f"(threshold {cv['threshold']}, min area {cv['min_area']})")
-
-
-def _git_commit(repo: Path) -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        return commit + ("-dirty" if git("status", "--porcelain") else "")
-    except (OSError, subprocess.CalledProcessError):  # no git, or not a repository
-        return "no-git"
 
 
 def is_complete(dest: Path) -> bool:

@@ -1,9 +1,9 @@
-"""The competition metric and the threshold search on out-of-fold probabilities.
+"""The competition metric, and per-image probability histograms that score every cut at once.
 
 Dice per image is 2|P∩T| / (|P|+|T|), and 1 when both are empty (the Kaggle convention).
-The search never thresholds an image twice: a 256-bin histogram of each image's uint8
-probabilities, split by truth, gives intersection and predicted area for every threshold
-at once.
+A 256-bin histogram of each image's uint8 probabilities, split by truth, gives intersection
+and predicted area for every threshold at once, so a threshold search never thresholds an
+image (`segpipe.tune`). Training needs only this module, not the search.
 """
 from __future__ import annotations
 
@@ -46,49 +46,3 @@ def counts_at_thresholds(fg_hist: np.ndarray, bg_hist: np.ndarray, thresholds: l
     bg_above = np.cumsum(bg_hist[:, ::-1], axis=1)[:, ::-1]
     intersection = fg_above[:, cuts]
     return intersection, intersection + bg_above[:, cuts]
-
-
-def apply_min_area(intersection: np.ndarray, pred_area: np.ndarray, min_area: int):
-    """Empty every prediction smaller than `min_area` pixels."""
-    keep = pred_area >= min_area
-    return intersection * keep, pred_area * keep
-
-
-def search_threshold(fg_hist: np.ndarray, bg_hist: np.ndarray, thresholds: list[float],
-                     min_areas: list[int]) -> dict:
-    """Find the (threshold, min_area) maximising mean per-image Dice.
-
-    Returns the best pair, its Dice, and the curve of Dice against threshold at the best
-    min_area (for the plot). Ties go to the first in grid order, so the choice is stable.
-    """
-    true_area = fg_hist.sum(axis=1)[:, None]
-    intersection, pred_area = counts_at_thresholds(fg_hist, bg_hist, thresholds)
-    table = np.stack([
-        image_dice(*apply_min_area(intersection, pred_area, m), true_area).mean(axis=0) for m in min_areas
-    ])  # (min_areas, thresholds)
-    best_m, best_t = np.unravel_index(int(np.argmax(table)), table.shape)
-    return {
-        "threshold": thresholds[best_t],
-        "min_area": int(min_areas[best_m]),
-        "dice": float(table[best_m, best_t]),
-        "curve": [{"threshold": t, "dice": float(d), "dice_no_min_area": float(d0)}
-                  for t, d, d0 in zip(thresholds, table[best_m], table[0])],
-    }
-
-
-def scores_at(fg_hist: np.ndarray, bg_hist: np.ndarray, groups: np.ndarray, threshold: float,
-              min_area: int) -> tuple[np.ndarray, dict]:
-    """Per-image Dice and per-group (patient) Dice at one operating point.
-
-    Patient Dice pools all of a patient's pixels before dividing, as in volume-level
-    reports (Buda et al.); it is 1 for a patient with no lesion and no prediction.
-    """
-    intersection, pred_area = counts_at_thresholds(fg_hist, bg_hist, [threshold])
-    intersection, pred_area = apply_min_area(intersection[:, 0], pred_area[:, 0], min_area)
-    true_area = fg_hist.sum(axis=1)
-    per_image = image_dice(intersection, pred_area, true_area)
-    per_group = {}
-    for group in np.unique(groups):
-        rows = groups == group
-        per_group[group] = float(image_dice(intersection[rows].sum(), pred_area[rows].sum(), true_area[rows].sum()))
-    return per_image, per_group

@@ -1,13 +1,39 @@
-"""Out-of-fold evaluation: gather every fold's OOF probabilities, tune and score the cut."""
+"""Out-of-fold evaluation: gather every fold's OOF probabilities, tune the post-processing, score it."""
 from __future__ import annotations
 
+import dataclasses
+from functools import partial
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from segpipe.errors import InputError
-from segpipe.metrics import probability_histograms, scores_at, search_threshold
+from segpipe.metrics import image_dice, probability_histograms
+from segpipe.postprocess import Rule
+from segpipe.tune import Grids, rule_counts, search_rule
+
+
+def _fold_probs(folds: pd.DataFrame, fold: int, path: Path, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fold's rows of folds.csv, its OOF probabilities as a memmap), checked against the folds file."""
+    fold_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
+    try:
+        probs = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise InputError(f"{path}: OOF probabilities of fold {fold} missing; run `dvc repro train@{fold}`") from None
+    except (OSError, ValueError) as err:  # truncated, not an .npy
+        raise InputError(f"{path}: OOF probabilities of fold {fold} unreadable ({err}); "
+                         f"rerun `dvc repro train@{fold}`") from None
+    if probs.shape[0] != len(fold_rows) or probs.shape[1:] != masks.shape[1:]:
+        raise InputError(f"{path}: OOF shape {probs.shape} does not match fold {fold} of the folds file "
+                         f"({len(fold_rows)} images of {masks.shape[1:]}); rerun `dvc repro train@{fold}`")
+    return fold_rows, probs
+
+
+def covered_rows(folds: pd.DataFrame, trained: Iterable[int]) -> np.ndarray:
+    """The folds.csv rows that the OOF predictions of the `trained` folds cover, fold by fold."""
+    return np.concatenate([np.flatnonzero(folds.fold.to_numpy() == k) for k in sorted(trained)])
 
 
 def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path):
@@ -19,18 +45,7 @@ def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     masks = np.load(masks_path, mmap_mode="r")
     fg, bg, rows = [], [], []
     for fold, path in sorted(oof_paths.items()):
-        fold_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
-        try:
-            probs = np.load(path, mmap_mode="r")
-        except FileNotFoundError:
-            raise InputError(f"{path}: OOF probabilities of fold {fold} missing; "
-                             f"run `dvc repro train@{fold}`") from None
-        except (OSError, ValueError) as err:  # truncated, not an .npy
-            raise InputError(f"{path}: OOF probabilities of fold {fold} unreadable ({err}); "
-                             f"rerun `dvc repro train@{fold}`") from None
-        if probs.shape[0] != len(fold_rows) or probs.shape[1:] != masks.shape[1:]:
-            raise InputError(f"{path}: OOF shape {probs.shape} does not match fold {fold} of the folds file "
-                             f"({len(fold_rows)} images of {masks.shape[1:]}); rerun `dvc repro train@{fold}`")
+        fold_rows, probs = _fold_probs(folds, fold, path, masks)
         fold_fg, fold_bg = probability_histograms(probs, masks[fold_rows])
         fg.append(fold_fg)
         bg.append(fold_bg)
@@ -38,26 +53,41 @@ def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     return np.concatenate(fg), np.concatenate(bg), np.concatenate(rows)
 
 
-def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
-                   thresholds: list[float], min_areas: list[int]) -> tuple[dict, list[dict]]:
-    """Tune (threshold, min_area) on all OOF images and report CV scores.
+def oof_maps(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
+             chunk: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(uint8 probability, {0,1} mask) of every OOF image, in the order of `oof_histograms`."""
+    masks = np.load(masks_path, mmap_mode="r")
+    for fold, path in sorted(oof_paths.items()):
+        fold_rows, probs = _fold_probs(folds, fold, path, masks)
+        for start in range(0, len(fold_rows), chunk):  # a chunk at a time: memmaps stay small in RSS
+            truth = masks[fold_rows[start:start + chunk]]
+            yield from zip(np.asarray(probs[start:start + chunk]), truth)
 
-    Returns the metrics (overall and per-fold per-image Dice, per-patient Dice, the chosen
-    cut, and Dice at a plain 0.5 cut for reference) and the Dice-vs-threshold curve.
+
+def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
+                   grids: Grids) -> tuple[dict, Rule, list[dict]]:
+    """Tune the post-processing rule on all OOF images and report CV scores under it.
+
+    Returns the metrics (overall and per-fold per-image Dice, per-patient Dice, Dice at a
+    plain 0.5 cut for reference, the rule and the score after each search step), the rule,
+    and the Dice-vs-threshold curve.
     """
     fg, bg, rows = oof_histograms(folds, oof_paths, masks_path)
-    best = search_threshold(fg, bg, thresholds, min_areas)
+    maps = partial(oof_maps, folds, oof_paths, masks_path)
+    rule, steps, curve = search_rule(fg, bg, maps, grids)
+    inter, pred, true = rule_counts(maps(), rule)
+    per_image = image_dice(inter, pred, true)
+    plain = image_dice(*rule_counts(maps(), Rule(threshold=0.5, gate_threshold=0.5)))
     groups = folds.group.to_numpy()[rows]
-    per_image, per_patient = scores_at(fg, bg, groups, best["threshold"], best["min_area"])
-    plain, _ = scores_at(fg, bg, groups, 0.5, 0)
+    totals = pd.DataFrame({"group": groups, "inter": inter, "pred": pred, "true": true}).groupby("group").sum()
     fold_of_row = folds.fold.to_numpy()[rows]
     metrics = {
         "dice": float(per_image.mean()),
-        "patient_dice": float(np.mean(list(per_patient.values()))),
+        "patient_dice": float(image_dice(totals.inter, totals.pred, totals.true).mean()),
         "dice_at_0.5": float(plain.mean()),
-        "threshold": best["threshold"],
-        "min_area": best["min_area"],
+        "rule": dataclasses.asdict(rule),
+        "search": steps,
         "images": int(len(rows)),
         "folds": {f"fold{k}": {"dice": float(per_image[fold_of_row == k].mean())} for k in sorted(oof_paths)},
     }
-    return metrics, best["curve"]
+    return metrics, rule, curve

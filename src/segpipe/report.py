@@ -1,7 +1,7 @@
 """Pictures of the out-of-fold results: where the model fails, and how the folds compare.
 
 `oof_cases.png` shows the best, median and worst OOF images by per-image Dice at the cut
-chosen by the threshold stage (the threshold and min area in metrics/cv.json), so each
+chosen by the threshold stage (the post-processing rule in metrics/postprocess.json), so each
 Dice shown is exactly the one the CV score averages. Each case is three panels: the image,
 the image with the true (green) and predicted (red) outlines, yellow where they coincide,
 and the OOF probability (dark = 0, bright = 1) with the true outline in white, which tells
@@ -23,14 +23,18 @@ The PNGs carry no timestamps: identical inputs give identical bytes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
 import pandas as pd
 
+from segpipe import postprocess
 from segpipe.curves import pyplot, save_figure
-from segpipe.metrics import apply_min_area, counts_at_thresholds, image_dice, threshold_to_uint8
+from segpipe.metrics import image_dice
+from segpipe.postprocess import Rule
 from segpipe.runtime import atomic_path
+from segpipe.tune import rule_counts
 
 TILE = 192  # displayed panel size in pixels (longest side)
 # RGB colours of the outlines
@@ -40,11 +44,9 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 GAP = 6  # pixels between panels, 3x between cases
 
 
-def image_scores(fg_hist: np.ndarray, bg_hist: np.ndarray, threshold: float, min_area: int):
-    """Per-image (dice, true_area, pred_area) at one cut, from the OOF histograms."""
-    intersection, pred_area = counts_at_thresholds(fg_hist, bg_hist, [threshold])
-    intersection, pred_area = apply_min_area(intersection[:, 0], pred_area[:, 0], min_area)
-    true_area = fg_hist.sum(axis=1)
+def image_scores(maps: Iterable[tuple[np.ndarray, np.ndarray]], rule: Rule):
+    """Per-image (dice, true_area, pred_area) of (probability, mask) pairs under the post-processing `rule`."""
+    intersection, pred_area, true_area = rule_counts(maps, rule)
     return image_dice(intersection, pred_area, true_area), true_area, pred_area
 
 
@@ -64,10 +66,9 @@ def pick_cases(dice: np.ndarray, truth_area: np.ndarray, pred_area: np.ndarray,
     return {"best": best, "median": median, "worst": worst}
 
 
-def predicted_mask(prob: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
-    """The {0,1} mask the CV score counts: prob >= threshold, emptied under min_area pixels."""
-    mask = (prob >= threshold_to_uint8(threshold)).astype(np.uint8)
-    return mask if mask.sum() >= min_area else np.zeros_like(mask)
+def predicted_mask(prob: np.ndarray, rule: Rule) -> np.ndarray:
+    """The {0,1} mask the CV score counts: `prob` post-processed by `rule`."""
+    return postprocess.apply(prob, rule).astype(np.uint8)
 
 
 def _fit(array: np.ndarray, tile: int, nearest: bool) -> np.ndarray:
@@ -93,13 +94,12 @@ def _text(canvas: np.ndarray, text: str, x: int, y: int, scale: float = 0.45, co
     cv2.putText(canvas, text, (x, y), FONT, scale, color, 1, cv2.LINE_AA)
 
 
-def case_panels(image: np.ndarray, mask: np.ndarray, prob: np.ndarray, threshold: float,
-                min_area: int, tile: int = TILE) -> np.ndarray:
+def case_panels(image: np.ndarray, mask: np.ndarray, prob: np.ndarray, rule: Rule, tile: int = TILE) -> np.ndarray:
     """One case as RGB uint8: image | outlines on the image | probability with the true outline."""
     rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
     rgb = _fit(np.ascontiguousarray(rgb), tile, nearest=False)
     truth = _outline(_fit(mask.astype(np.uint8), tile, nearest=True))
-    pred = _outline(_fit(predicted_mask(prob, threshold, min_area), tile, nearest=True))
+    pred = _outline(_fit(predicted_mask(prob, rule), tile, nearest=True))
     overlay = rgb.copy()
     overlay[truth] = TRUTH
     overlay[pred] = PRED
@@ -111,7 +111,7 @@ def case_panels(image: np.ndarray, mask: np.ndarray, prob: np.ndarray, threshold
 
 
 def case_grid(images: np.ndarray, masks: np.ndarray, probs: np.ndarray, ids, groups, dices,
-              cases: dict[str, np.ndarray], threshold: float, min_area: int, tile: int = TILE) -> np.ndarray:
+              cases: dict[str, np.ndarray], rule: Rule, tile: int = TILE) -> np.ndarray:
     """The picture of `cases` (as from pick_cases; positions into the other arguments) as RGB uint8.
 
     images (N,H,W,C) uint8, masks (N,H,W) {0,1}, probs (N,H,W) uint8; one row per non-empty
@@ -124,10 +124,10 @@ def case_grid(images: np.ndarray, masks: np.ndarray, probs: np.ndarray, ids, gro
             continue
         tiles = []
         for i in rows:
-            panels = case_panels(images[i], masks[i], probs[i], threshold, min_area, tile)
+            panels = case_panels(images[i], masks[i], probs[i], rule, tile)
             caption = np.full((38, panels.shape[1], 3), PAPER, np.uint8)
             _text(caption, f"{ids[i]}   patient {groups[i]}", 2, 15)
-            predicted = int(predicted_mask(probs[i], threshold, min_area).sum())
+            predicted = int(predicted_mask(probs[i], rule).sum())
             _text(caption, f"Dice {dices[i]:.3f}   truth {int(masks[i].sum())} px   pred {predicted} px", 2, 33)
             tiles.append(cv2.vconcat([panels, caption]))
         blank = np.full_like(tiles[0], PAPER)
@@ -141,7 +141,7 @@ def case_grid(images: np.ndarray, masks: np.ndarray, probs: np.ndarray, ids, gro
         blocks.append(np.full((2 * GAP, blocks[-1].shape[1], 3), PAPER, np.uint8))
     header = np.full((54, blocks[0].shape[1] if blocks else 960, 3), PAPER, np.uint8)
     what = "per case: image | outlines | probability" if blocks else "no image has a lesion or a prediction"
-    _text(header, f"Out-of-fold cases at threshold {threshold:g}, min area {min_area} px; {what}", 4, 20, scale=0.55)
+    _text(header, f"Out-of-fold cases, {rule.describe()}; {what}", 4, 20, scale=0.55)
     legend = [("truth", TRUTH), ("prediction", PRED), ("both", BOTH)]
     x = 4
     for name, color in legend:

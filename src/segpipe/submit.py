@@ -1,7 +1,7 @@
 """Write and validate the run-length-encoded submission, streaming, in submission order.
 
-Each test probability map is resized back to its original size, thresholded, emptied if
-smaller than the minimum area, and encoded in the competition's pixel order. Rows are
+Each test probability map is resized back to its original size, post-processed by the rule
+tuned out of fold (`segpipe.postprocess`), and encoded in the competition's pixel order. Rows are
 made in parallel (in order, a bounded number in flight) and streamed into a gzip with a
 fixed mtime, so the same inputs give the same bytes and memory does not grow with the test set.
 """
@@ -11,8 +11,10 @@ import collections
 import csv
 import gzip
 import io
+import json
 import multiprocessing
 import os
+import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -21,34 +23,31 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from segpipe import rle
+from segpipe import postprocess, rle
 from segpipe.datasets import SubmissionSpec
 from segpipe.datasets.tree import read_bytes
 from segpipe.errors import InputError
-from segpipe.metrics import threshold_to_uint8
+from segpipe.postprocess import Rule
 from segpipe.probmaps import count_maps, read_map
 from segpipe.runtime import atomic_path
 
 
-def probability_to_mask(prob: np.ndarray, height: int, width: int, threshold: float, min_area: int) -> np.ndarray:
-    """Resize a uint8 probability map to (height, width), threshold it, empty it if too small.
+def probability_to_mask(prob: np.ndarray, height: int, width: int, rule: Rule) -> np.ndarray:
+    """Resize a uint8 probability map to (height, width) and apply the post-processing `rule`.
 
-    `min_area` is in training-size pixels (it was tuned on the OOF maps), so it is scaled
-    by the area ratio before it is applied at the original size.
+    The rule's areas are in training-size pixels (it was tuned on the OOF maps), so they are
+    scaled by the pixel-count ratio at the original size.
     """
     scale = (height * width) / prob.size
     if prob.shape != (height, width):
         prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
-    mask = prob >= threshold_to_uint8(threshold)
-    if min_area and np.count_nonzero(mask) < min_area * scale:
-        mask[:] = False
-    return mask
+    return postprocess.apply(prob, rule, area_scale=scale)
 
 
-def _encode_row(row: int, *, probs_path: Path, heights: np.ndarray, widths: np.ndarray, threshold: float,
-                min_area: int, order: str) -> str:
+def _encode_row(row: int, *, probs_path: Path, heights: np.ndarray, widths: np.ndarray, rule: Rule,
+                order: str) -> str:
     prob = read_map(probs_path, row)
-    return rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), threshold, min_area), order=order)
+    return rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), rule), order=order)
 
 
 _job: dict = {}  # in a pool worker: _encode_row's arguments but the row, set once rather than sent with every task
@@ -77,8 +76,8 @@ def _encoded_rows(pool, count: int, workers: int, chunk: int = 32) -> Iterator[s
         yield from pending.popleft().get()
 
 
-def write_submission(probs_path: Path, test_index: pd.DataFrame, spec: SubmissionSpec, threshold: float,
-                     min_area: int, out_path: Path, workers: int = 0) -> None:
+def write_submission(probs_path: Path, test_index: pd.DataFrame, spec: SubmissionSpec, rule: Rule,
+                     out_path: Path, workers: int = 0) -> None:
     """Write `out_path` (.csv.gz) with one row per `test_index` row (its order), then validate it.
 
     test_index has columns id, height, width (original sizes) in submission order, matching
@@ -89,7 +88,7 @@ def write_submission(probs_path: Path, test_index: pd.DataFrame, spec: Submissio
         raise InputError(f"{probs_path}: {n_probs} probability maps for the {len(test_index)} test images of the "
                          "prepared index; it is stale: rerun `dvc repro predict`")
     job = dict(probs_path=probs_path, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
-               threshold=threshold, min_area=min_area, order=spec.rle_order)
+               rule=rule, order=spec.rle_order)
     workers = workers or os.cpu_count() or 1
     with atomic_path(out_path) as tmp:
         with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
@@ -174,3 +173,20 @@ def score_holdout(path: Path, competition) -> dict:
         "images": len(counts),
         "patients": len(per_patient),
     }
+
+
+def default_message(cv_json: Path, repo: Path) -> str:
+    """"segpipe <commit> CV dice 0.8992 (threshold 0.45, gate 5 px >= 0.45)"; -dirty if uncommitted."""
+    cv = json.loads(Path(cv_json).read_text())
+    return f"segpipe {_git_commit(Path(repo))} CV dice {cv['dice']:.4f} ({Rule(**cv['rule']).describe()})"
+
+
+def _git_commit(repo: Path) -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("-dirty" if git("status", "--porcelain") else "")
+    except (OSError, subprocess.CalledProcessError):  # no git, or not a repository
+        return "no-git"

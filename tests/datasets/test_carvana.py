@@ -17,6 +17,7 @@ from segpipe.datasets import carvana, readers
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.errors import InputError
 from segpipe.probmaps import write_maps
+from segpipe.postprocess import Rule
 
 CARS = ["0cdf5b5d0ce1", "3c6acfceb552", "fff9b3a5373f"]  # 12-hex-digit car ids, as on Kaggle
 VIEWS = ["01", "02", "16"]
@@ -142,7 +143,8 @@ def test_prepare_folds_and_submit(root: Path, tmp_path: Path) -> None:
     probs[1, 8:24, 16:32] = 255  # 8x8 blocks: at 4x4, ones at rows 1-2, columns 2-3
     write_maps(tmp_path / "probs.npz", probs)
     written = tmp_path / "submission.csv.gz"
-    submit.write_submission(tmp_path / "probs.npz", test_index, competition.submission, 0.5, 0, written, workers=1)
+    submit.write_submission(tmp_path / "probs.npz", test_index, competition.submission, Rule(0.5, 0.5, 0), written,
+                            workers=1)
     lines = gzip.open(written, "rt").read().splitlines()
     assert lines == ["img,rle_mask", f"fff9b3a5373f_16.jpg,1 {H * W}", "0ce66b539f52_01.jpg,7 2 11 2",
                      "0ce66b539f52_02.jpg,"]
@@ -151,7 +153,7 @@ def test_prepare_folds_and_submit(root: Path, tmp_path: Path) -> None:
 def test_hand_worked_rle_example_is_row_major(root: Path) -> None:
     probs = np.zeros((32, 32), np.uint8)
     probs[8:24, 16:32] = 200
-    mask = submit.probability_to_mask(probs, 4, 4, threshold=0.5, min_area=0)
+    mask = submit.probability_to_mask(probs, 4, 4, Rule(0.5, 0.5, 0))
     assert np.argwhere(mask).tolist() == [[1, 2], [1, 3], [2, 2], [2, 3]]
     assert rle.encode(mask, order=carvana.load(root).submission.rle_order) == "7 2 11 2"
 

@@ -17,6 +17,7 @@ from segpipe.errors import InputError
 from segpipe.prepare import prepare_competition
 from segpipe.submit import write_submission
 from segpipe.probmaps import write_maps
+from segpipe.postprocess import Rule
 
 # Natural order; plain sorting would put case10 before case2.
 TRAIN = ["case1_1", "case1_2", "case2_1", "case10_1", "case10_2"]
@@ -160,7 +161,7 @@ def test_prepare_and_submit(tmp_path: Path) -> None:
     test_index = pd.read_csv(out / "test.csv", dtype={"id": str})
     masks = [expected_mask(i) for i in range(len(test_index))]
     write_maps(tmp_path / "probs.npz", np.stack([np.kron(m, np.ones((2, 2))) * 255 for m in masks]).astype(np.uint8))
-    write_submission(tmp_path / "probs.npz", test_index, competition.submission, 0.5, 0,
+    write_submission(tmp_path / "probs.npz", test_index, competition.submission, Rule(0.5, 0.5, 0),
                      tmp_path / "submission.csv.gz", workers=1)
     submission = pd.read_csv(tmp_path / "submission.csv.gz", dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["id", "rle_mask"] and submission.id.tolist() == TEST

@@ -17,6 +17,7 @@ from segpipe.folds import stratified_group_folds
 from segpipe.prepare import prepare_competition
 from segpipe.submit import write_submission
 from segpipe.probmaps import write_maps
+from segpipe.postprocess import Rule
 
 # Slices per patient: 10..12 so that lexicographic order ("1", "10", "11", "12", "2") is wrong.
 PATIENTS = {"TCGA_CS_4941_19960909": 12, "TCGA_CS_4942_19970222": 10,
@@ -145,7 +146,7 @@ def test_prepare_folds_and_submit(root: Path, tmp_path: Path) -> None:
     masks = [expected_mask(p, n) for n in range(1, PATIENTS[HELD_OUT] + 1)]
     probs = np.stack([np.kron(m, np.ones((2, 2))) * 255 for m in masks]).astype(np.uint8)
     write_maps(tmp_path / "probs.npz", probs)
-    write_submission(tmp_path / "probs.npz", test_index, competition.submission, 0.5, 0,
+    write_submission(tmp_path / "probs.npz", test_index, competition.submission, Rule(0.5, 0.5, 0),
                      tmp_path / "submission.csv.gz", workers=1)
     submission = pd.read_csv(tmp_path / "submission.csv.gz", dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["id", "rle_mask"]

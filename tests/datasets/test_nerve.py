@@ -17,6 +17,7 @@ from segpipe.datasets import nerve
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.errors import InputError
 from segpipe.probmaps import write_maps
+from segpipe.postprocess import Rule
 
 # Subjects and image numbers are not zero-padded: 10 must sort after 2, numerically.
 SUBJECTS, IMAGES = [10, 2, 1], [10, 1, 2]
@@ -124,7 +125,8 @@ def test_prepare_folds_and_submit(root: Path, tmp_path: Path) -> None:
     probs[3, :2, :2] = 255  # a speck, removed by min_area
     write_maps(tmp_path / "probs.npz", probs)
     written = tmp_path / "submission.csv.gz"
-    submit.write_submission(tmp_path / "probs.npz", test_index, competition.submission, 0.5, 5, written, workers=1)
+    submit.write_submission(tmp_path / "probs.npz", test_index, competition.submission, Rule(0.5, 0.5, 5), written,
+                            workers=1)
     lines = gzip.open(written, "rt").read().splitlines()
     assert lines == ["img,pixels", "2,", "3,10 2 14 2", f"1,1 {H * W}", "10,"]
 
@@ -132,7 +134,7 @@ def test_prepare_folds_and_submit(root: Path, tmp_path: Path) -> None:
 def test_hand_worked_rle_example_is_column_major(root: Path) -> None:
     probs = np.zeros((32, 32), np.uint8)
     probs[8:24, 16:32] = 200
-    mask = submit.probability_to_mask(probs, 4, 4, threshold=0.5, min_area=0)
+    mask = submit.probability_to_mask(probs, 4, 4, Rule(0.5, 0.5, 0))
     assert np.argwhere(mask).tolist() == [[1, 2], [1, 3], [2, 2], [2, 3]]
     assert rle.encode(mask, order=nerve.load(root).submission.rle_order) == "10 2 14 2"
 
