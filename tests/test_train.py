@@ -169,3 +169,41 @@ def test_predict_decodes_the_test_images_and_averages_folds_into_compressed_maps
     by_hand = next(ensemble_batches([prepare_for_inference(load_checkpoint(model, "x")[0], torch.device("cpu"), True)],
                                     [images[0][None]], torch.device("cpu")))
     np.testing.assert_array_equal(by_hand[0], one[0])  # row 0 is the first test image, decoded like prepare does
+
+
+EMA = FAST.model_copy(update={"ema": 0.9})
+
+
+def test_ema_weights_are_the_ones_validated_saved_and_resumed_identically(prepared_dir, folds, straight, tmp_path,
+                                                                            monkeypatch):
+    plain, plain_paths = straight
+    averaged, paths_a = run_fold(prepared_dir, folds, tmp_path / "a", cfg=EMA)
+    assert averaged["val_dice"] != plain["val_dice"]  # another set of weights was validated
+    assert any(not torch.equal(t, weights(plain_paths.model)[k]) for k, t in weights(paths_a.model).items())
+    interrupt_on_call(monkeypatch, "save_resume", 2)  # killed after epoch 2, before its resume state
+    with pytest.raises(KeyboardInterrupt):
+        run_fold(prepared_dir, folds, tmp_path / "b", cfg=EMA)
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["ema"] is not None
+    (tmp_path / "b" / "model.pt").unlink()
+    resumed, paths_b = run_fold(prepared_dir, folds, tmp_path / "b", cfg=EMA)
+    assert resumed == averaged
+    for key, tensor in weights(paths_a.model).items():
+        assert torch.equal(tensor, weights(paths_b.model)[key]), key
+    np.testing.assert_array_equal(np.load(paths_b.oof), np.load(paths_a.oof))
+
+
+def test_the_ema_follows_the_model_with_warm_up():
+    from timm.utils import ModelEmaV3
+
+    model = torch.nn.Linear(2, 1)
+    ema = train_module._ema(model, FAST.model_copy(update={"ema": 0.99}))
+    assert isinstance(ema, ModelEmaV3) and train_module._ema(model, FAST) is None
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=1)  # the first step copies the model (warm-up decay 0)
+    assert torch.equal(ema.module.weight, model.weight)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.update(model, step=2)  # then moves part of the way, less with every step
+    assert 1.0 < ema.module.weight.detach()[0, 0].item() < 3.0

@@ -1,7 +1,7 @@
 """Resume state of an interrupted fold: one `last.pt` per fold, rewritten atomically each epoch.
 
 It holds everything the next epoch depends on: model, optimizer, scheduler, GradScaler, the
-RNG states (python, numpy, torch, the training loader's generator), the epoch counter, and
+EMA of the weights (when on), the RNG states (python, numpy, torch, the training loader's generator), the epoch counter, and
 the best metrics and weights so far. It also holds a fingerprint of the run's inputs (train
 params, fold, seed, fold assignment, array shapes): a checkpoint from other inputs is ignored
 and overwritten, never resumed. When the fold finishes, `last.pt` shrinks to a small
@@ -38,6 +38,12 @@ class TrainingState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     generator: torch.Generator  # the training loader's: shuffle order or weighted draws
+    ema: nn.Module | None = None  # timm's ModelEmaV3 of the model, when train.ema is on
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights that are validated, checkpointed and used for OOF and test: the EMA's when on."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 def run_fingerprint(cfg: Train, fold: int, seed: int, folds: pd.DataFrame, shapes: list[tuple[int, ...]]) -> str:
@@ -59,6 +65,7 @@ def save_resume(path: Path, fingerprint: str, epoch: int, state: TrainingState, 
         "model": model.state_dict(), "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(), "scaler": state.scaler.state_dict(),
         "rng": _rng_states(state.generator), "best": best, "best_model": best_model,
+        "ema": state.ema.state_dict() if state.ema is not None else None,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -92,6 +99,8 @@ def resume(path: Path, fingerprint: str, state: TrainingState) -> tuple[int, dic
     state.scheduler.load_state_dict(saved["scheduler"])
     if saved["scaler"]:  # empty when saved by a disabled scaler (CPU, bf16)
         state.scaler.load_state_dict(saved["scaler"])
+    if state.ema is not None:
+        state.ema.load_state_dict(saved["ema"])
     _set_rng_states(saved["rng"], state.generator)
     print(f"{path}: resuming after epoch {saved['epoch']}", flush=True)
     return saved["epoch"], saved["best"], saved["best_model"]

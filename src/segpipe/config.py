@@ -119,6 +119,7 @@ class Train(Section):
     loss: dict[Literal["bce", "dice", "focal", "lovasz"], float] = {"bce": 0.7, "dice": 0.3}
     sampling: Literal["uniform", "lesion"] = "uniform"
     patience: int = Field(0, ge=0)  # epochs without a val Dice gain before stopping; 0 = off
+    ema: float = Field(0.0, ge=0, lt=1)  # decay of an exponential moving average of the weights; 0 = off
     augment: Augment = Augment()
     num_workers: int = Field(0, ge=0)
     amp: bool = True

@@ -1,5 +1,8 @@
 """Train one fold: U-Net, weighted loss, one-cycle schedule, best-by-val-Dice checkpoint.
 
+With `train.ema`, an exponential moving average of the weights (timm's ModelEmaV3) is what
+is validated, checkpointed and used for the OOF predictions (and so for the test set).
+
 The loop times data loading and the step separately and reports images/s, so a slow
 loader shows at a glance. On CUDA it runs channels_last under bf16/fp16 autocast with
 cudnn.benchmark; on CPU the same code runs in fp32. With a resume path, every epoch ends
@@ -122,6 +125,8 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: Train
         state.scaler.update()
         lr = state.optimizer.param_groups[0]["lr"]  # the rate this step used, before the schedule moves on
         state.scheduler.step()
+        if state.ema is not None:  # the schedule counts optimizer steps: the EMA's warm-up follows them
+            state.ema.update(state.model, step=state.scheduler.last_epoch)
         loss_sum += loss.item() * len(images)
         seen += len(images)
         done = time.perf_counter()
@@ -160,7 +165,8 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
     optimizer, scheduler = build_optimizer(model, cfg, cfg.epochs * len(train_loader))
     use_fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
     state = TrainingState(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_fp16),
-                          train_loader.generator)
+                          train_loader.generator, ema=_ema(model, cfg))
+    evaluated = state.evaluated
 
     shapes = [np.load(path, mmap_mode="r").shape for path in (paths.images, paths.masks)]
     key = run_fingerprint(cfg, fold, seed, folds, shapes)
@@ -184,7 +190,7 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
                                                                          device, cfg, augment)
             loss_sum, seen = dist.total(train_loss * seen, seen)  # over all ranks' shards
             # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
-            val_loss, val_dice = dist.from_main(*evaluate(model, val_loader, criterion, device, cfg))
+            val_loss, val_dice = dist.from_main(*evaluate(evaluated, val_loader, criterion, device, cfg))
             for name, value in (("train/loss", loss_sum / seen), ("val/loss", val_loss), ("val/dice", val_dice),
                                 ("lr", lr)):
                 live.log_metric(name, value)
@@ -194,7 +200,7 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
                       f"step {step_time:.1f}s {seen / max(data_time + step_time, 1e-9):.0f} img/s", flush=True)
             if val_dice > best["val_dice"]:
                 best = {"epoch": epoch + 1, "val_dice": val_dice, "val_loss": val_loss}
-                best_model = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best_model = {k: v.detach().to("cpu", copy=True) for k, v in evaluated.state_dict().items()}
                 if dist.main:
                     save_checkpoint(paths.model, best_model, spec, fold=fold, **best)
             live.next_step()
@@ -204,12 +210,21 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
 
     metrics = {}
     if dist.main:
-        model.load_state_dict(best_model)
-        metrics = {**best, "oof_dice": write_oof(model, paths, val_rows, device, cfg), "epochs_run": done}
+        evaluated.load_state_dict(best_model)
+        metrics = {**best, "oof_dice": write_oof(evaluated, paths, val_rows, device, cfg), "epochs_run": done}
         if paths.last:
             mark_finished(paths.last, key, done)
     dist.barrier()  # the others wait until rank 0's files are complete
     return metrics
+
+
+def _ema(model: nn.Module, cfg: Train):
+    """timm's EMA of `model`'s weights (buffers too), warming up over the first steps; None when off."""
+    if not cfg.ema:
+        return None
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=cfg.ema, use_warmup=True)
 
 
 class _Silent:
