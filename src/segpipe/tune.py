@@ -39,6 +39,7 @@ class Grids:
 
 def search_rule(fg_hist: np.ndarray, bg_hist: np.ndarray, maps: Maps, grids: Grids) -> tuple[Rule, list[dict], list]:
     """The best rule, the score after each step (and whether it was kept), and the threshold curve."""
+    # 1. threshold x gate area, the gate at the threshold itself (the earlier "min area")
     true_area = fg_hist.sum(axis=1)
     inter, pred = counts_at_thresholds(fg_hist, bg_hist, grids.thresholds)  # (N, thresholds)
     table = np.stack([image_dice(inter * (pred >= a), pred * (pred >= a), true_area[:, None]).mean(axis=0)
