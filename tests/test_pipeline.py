@@ -62,7 +62,8 @@ def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run, f
 def test_metrics_and_plots_are_there(repo, first_run):
     cv = json.loads((repo / "metrics/cv.json").read_text())
     assert set(cv["folds"]) == {"fold0", "fold1"} and 0 <= cv["dice"] <= 1
-    assert cv["threshold"] in [round(0.1 + 0.05 * i, 6) for i in range(17)]
+    assert cv["rule"]["threshold"] in [round(0.1 + 0.05 * i, 6) for i in range(17)]
+    assert json.loads((repo / "metrics/postprocess.json").read_text()) == cv["rule"]  # what submit applies
     for k in (0, 1):
         assert set(json.loads((repo / f"metrics/fold{k}.json").read_text())) >= {"val_dice", "oof_dice", "epoch"}
     shown = run(["dvc", "metrics", "show", "--json"], repo)
