@@ -51,7 +51,7 @@ def download(name: str, root: Path, *, sources: Path = Path("data/sources"), kag
     if name == "synthetic":
         adapter.download(Path(root), seed=seed, **options)
         return
-    if Path(source).resolve().is_relative_to(Path(root).parent.resolve()):
+    if source is not None and Path(source).resolve().is_relative_to(Path(root).parent.resolve()):
         raise InputError(f"{name}.source {source} is inside {Path(root).parent}, which DVC owns and rewrites: "
                          "never put data there; point the source at a folder of your own")
     tree = _source_tree(name, adapter, source, sources, kaggle_input, fetch=True)

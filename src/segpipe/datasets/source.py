@@ -46,9 +46,10 @@ def locate(name: str, source: Path, sources: Path, kaggle_input: Path, home: Kag
     """The folder or zip to read dataset `name` from.
 
     A source outside `sources` (segpipe's own download folders), or of a dataset that is not
-    on Kaggle (`home` None), is used as it is and Kaggle is never contacted. Segpipe's own folder is used once it holds a finished download;
-    before that, the dataset's Kaggle input folder is used when there is one, and else,
-    with `fetch`, the Kaggle API downloads into the folder.
+    on Kaggle (`home` None), is used as it is and Kaggle is never contacted. Segpipe's own
+    folder is used once it holds a finished download; before that, the dataset's Kaggle
+    input folder is used when there is one, and else, with `fetch`, the Kaggle API
+    downloads into the folder.
     """
     from segpipe import kaggle
 

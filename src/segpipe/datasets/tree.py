@@ -126,15 +126,11 @@ def natural_key(text: str) -> list:
 
 def read_bytes(locator: Path | str) -> bytes:
     """The content of a plain file or of a zip member given as `<zip>!<member>`."""
-    text = str(locator)
-    if ZIP_MARK not in text.lower():
-        with open(text, "rb") as handle:
+    with open_file(locator) as handle:
+        try:
             return handle.read()
-    *chain, member = _split(text)
-    try:
-        return _open_zip(tuple(chain), os.getpid()).read(member)
-    except (KeyError, zipfile.BadZipFile, OSError) as err:
-        raise InputError(f"{text}: cannot read this zip member ({err})") from None
+        except zipfile.BadZipFile as err:  # a member whose CRC no longer matches
+            raise InputError(f"{locator}: cannot read this zip member ({err})") from None
 
 
 def open_file(locator: Path | str):
