@@ -23,7 +23,7 @@ CASES, STEPS, REPEATS = [(256, 32), (512, 8)], 20, 5  # (size, batch)
 
 def runner(size: int, batch: int, ours: bool, training: bool, device: torch.device):
     """A callable that runs STEPS steps (training or inference) the usual way or ours."""
-    model = build_model(ModelSpec(encoder_name="resnet34")).to(device)
+    model = build_model(ModelSpec("Unet", "resnet34", 5, (256, 128, 64, 32, 16), 3)).to(device)
     memory_format = torch.channels_last if ours else torch.contiguous_format
     model = model.to(memory_format=memory_format).train(training)
     criterion = WeightedLoss({"bce": 0.7, "dice": 0.3}).to(device)

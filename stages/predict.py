@@ -1,26 +1,34 @@
-"""DVC stage `predict`: ensemble the fold models (hflip TTA) on the test images, read from the raw files."""
+"""DVC stage `predict@<model>`: one model's folds averaged (hflip TTA) on the test images, read from the raw files.
+
+Each model keeps its own test probabilities (preds/<model>/test.npz), so a new blend or
+post-processing rule never runs a network again.
+"""
 import numpy as np
 import pandas as pd
 
+from segpipe import artifacts
+from segpipe.cache_files import TEST_INDEX, TRAIN_IMAGES
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
+from segpipe.context import neighbour_rows
 from segpipe.datasets import load_chosen
 from segpipe.errors import InputError
-from segpipe.predict import ImagesToPredict, predict_test
-from segpipe.cache_files import TEST_INDEX, TRAIN_IMAGES
+from segpipe.predict import ImagesToPredict, load_fold_models, predict_test
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "models", "raw", "sources", "prepared", "out")
+    args = parse_paths(__doc__, "models", "raw", "sources", "prepared", "out", model=True)
     params = load_params()
     competition = load_chosen(params, args.raw, args.sources)
-    index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str})
+    index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
     if index.id.tolist() != competition.test.id.astype(str).tolist():
         raise InputError(f"{args.prepared / TEST_INDEX}: its ids are not the test set's; rerun `dvc repro prepare`")
+    model_paths = {fold: artifacts.checkpoint(args.models, args.model, fold) for fold in params.folds.train}
+    models, in_channels, context = load_fold_models(model_paths, args.model)
     channels = np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r").shape[-1]
-    images = ImagesToPredict(competition.test.image, competition.read_image, tuple(params.prepare.size), channels)
-    model_paths = {fold: args.models / f"fold{fold}.pt" for fold in params.folds.train}
-    predict_test(model_paths, images, args.out, params.predict.batch_size, params.predict.workers)
+    images = ImagesToPredict(competition.test.image, competition.read_image, tuple(params.prepare.size), channels,
+                             neighbour_rows(index, context, where=str(args.prepared / TEST_INDEX)))
+    predict_test(models, in_channels, images, args.out, params.predict.batch_size, params.predict.workers)
 
 
 if __name__ == "__main__":

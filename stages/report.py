@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from segpipe import artifacts
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
 from segpipe.curves import fold_curves, read_table, threshold_chart, training_curves_chart
@@ -21,18 +22,21 @@ def main() -> None:
     cv = json.loads(args.cv.read_text())
     rule = Rule.read(args.rule)
     # the small inputs first, so a missing one fails before the slow drawing
-    curves = fold_curves(args.live, list(params.folds.train))
+    runs = {f"{name} fold{k}" if len(params.models) > 1 else f"fold{k}": artifacts.fold_dir(args.live / name, k)
+            for name in params.models for k in params.folds.train}
+    curves = fold_curves(runs)
     sweep = read_table(args.threshold_csv, ["threshold", "dice"])
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
-    oof_paths = {k: args.oof / f"fold{k}.npy" for k in params.folds.train}
+    oof_paths = {k: artifacts.fold_dir(args.oof, k) for k in params.folds.train}  # the blend's
     rows = covered_rows(folds, oof_paths)
-    dice, truth_area, pred_area = image_scores(oof_maps(folds, oof_paths, args.prepared / TRAIN_MASKS), rule)
+    maps = oof_maps(folds, oof_paths, args.prepared / TRAIN_MASKS, "dvc repro blend")
+    dice, truth_area, pred_area = image_scores(maps, rule)
     cases = pick_cases(dice, truth_area, pred_area)
     picked = np.concatenate(list(cases.values()))
     shown = rows[picked]  # folds.csv rows, which are also rows of the prepared arrays
     images = np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r")[shown]
     masks = np.load(args.prepared / TRAIN_MASKS, mmap_mode="r")[shown]
-    probs = oof_rows(folds, oof_paths, shown)
+    probs = oof_rows(folds, oof_paths, shown, "dvc repro blend")
     # positions into the loaded arrays, group by group
     bounds = np.cumsum([0] + [len(c) for c in cases.values()])
     local = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(cases)}

@@ -1,27 +1,38 @@
-"""DVC stage `submit`: resize back, post-process (the rule tuned out of fold), RLE-encode and validate submit.csv.gz.
+"""DVC stage `submit`: blend, resize back, post-process (all tuned out of fold), RLE-encode and validate submit.csv.gz.
 
 When the test set is a labelled holdout (LGG, or `holdout_patients` > 0), the submission
 is also scored into metrics/holdout.json: a private leaderboard you can read locally.
 """
+import json
+
 import pandas as pd
 
+from segpipe import artifacts
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
 from segpipe.datasets import load_chosen
 from segpipe.cache_files import TEST_INDEX
 from segpipe.postprocess import Rule
 from segpipe.runtime import write_json
-from segpipe.submit import score_holdout, write_submission
+from segpipe.errors import InputError
+from segpipe.submit import Blend, score_holdout, write_submission
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "raw", "sources", "prepared", "probs", "rule", "out", "holdout")
+    args = parse_paths(__doc__, "raw", "sources", "prepared", "preds", "blend", "rule", "out", "holdout")
     params = load_params()
     competition = load_chosen(params, args.raw, args.sources)
     rule = Rule.read(args.rule)  # the post-processing chosen out of fold, applied exactly as tuned
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
-    write_submission(args.probs, test_index, competition.submission, rule, args.out)
-    print(f"wrote {args.out}: {len(test_index)} rows, {rule.describe()}")
+    counts = json.loads(args.blend.read_text())["counts"]  # the weights tuned out of fold
+    blend = Blend({name: artifacts.test_probs(args.preds, name) for name in params.models}, counts)
+    unknown = sorted(set(counts) - set(params.models))
+    if unknown:
+        raise InputError(f"{args.blend}: weights for models {unknown} that params.yaml does not list; "
+                         "rerun `dvc repro blend`")
+    write_submission(blend, test_index, competition.submission, rule, args.out)
+    weights = ", ".join(f"{n} {c / sum(counts.values()):.2f}" for n, c in sorted(counts.items()))
+    print(f"wrote {args.out}: {len(test_index)} rows, blend {weights}, {rule.describe()}")
     labelled = "mask" in competition.test
     holdout = score_holdout(args.out, competition) if labelled else {"images": 0}
     write_json(args.holdout, holdout)

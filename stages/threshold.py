@@ -1,6 +1,14 @@
-"""DVC stage `threshold`: search the post-processing rule on the OOF probabilities; CV metrics."""
+"""DVC stage `threshold`: search the post-processing rule on the blended OOF probabilities; CV metrics.
+
+metrics/cv.json gets the blend's CV scores under the rule, plus each model's own CV Dice
+and the blend weights (from the blend stage), so `dvc metrics show` and `dvc exp show`
+show them side by side.
+"""
+import json
+
 import pandas as pd
 
+from segpipe import artifacts
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
 from segpipe.oof import cross_validate
@@ -9,15 +17,16 @@ from segpipe.tune import Grids
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "folds", "masks", "oof", "metrics", "rule", "plot")
+    args = parse_paths(__doc__, "folds", "masks", "oof", "blend", "metrics", "rule", "plot")
     params = load_params()
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
-    oof_paths = {k: args.oof / f"fold{k}.npy" for k in params.folds.train}
+    oof_paths = {k: artifacts.fold_dir(args.oof, k) for k in params.folds.train}
     cut = params.threshold
     grids = Grids(cut.grid, list(cut.gate_areas), list(cut.gate_thresholds), list(cut.min_components),
                   list(cut.keep_largest))
-    metrics, rule, curve = cross_validate(folds, oof_paths, args.masks, grids)
-    write_json(args.metrics, metrics)
+    metrics, rule, curve = cross_validate(folds, oof_paths, args.masks, grids, rebuild="dvc repro blend")
+    blend = json.loads(args.blend.read_text())
+    write_json(args.metrics, {**metrics, "models": blend["models"], "weights": blend["weights"]})
     rule.write(args.rule)
     with atomic_path(args.plot) as tmp:
         pd.DataFrame(curve).to_csv(tmp, index=False)

@@ -1,4 +1,4 @@
-"""DVC stage `train@<fold>`: train one fold's U-Net, write its checkpoint, OOF and metrics.
+"""DVC stage `train@<model>-<fold>`: train one model on one fold; write its checkpoint, OOF and metrics.
 
 A killed run leaves `--last` (the per-epoch resume state); rerunning the stage continues from it.
 With `train.devices` > 1 the stage restarts itself under torchrun, one process per device.
@@ -15,11 +15,13 @@ from segpipe.runtime import write_json
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "prepared", "folds", "model", "oof", "live", "metrics", "last", fold=True)
+    args = parse_paths(__doc__, "prepared", "folds", "checkpoint", "oof", "live", "metrics", "last", fold=True,
+                       model=True)
     params = load_params()
-    if params.train.devices > 1 and "LOCAL_RANK" not in os.environ:
+    cfg = params.model(args.model)  # `train` with this model's overrides
+    if cfg.devices > 1 and "LOCAL_RANK" not in os.environ:
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={params.train.devices}", *sys.argv]
+                    f"--nproc_per_node={cfg.devices}", *sys.argv]
         os.execv(sys.executable, torchrun)
     from segpipe.distributed import Distributed  # torch loads after the params check: bad params fail in 1 s
     from segpipe.train import FoldPaths, train_fold
@@ -27,9 +29,9 @@ def main() -> None:
     dist = Distributed(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                        int(os.environ.get("LOCAL_RANK", 0)))
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
-    paths = FoldPaths(args.prepared / TRAIN_IMAGES, args.prepared / TRAIN_MASKS, args.model, args.oof, args.live,
-                      last=args.last)
-    metrics = train_fold(params.train, folds, args.fold, paths, params.base.seed, dist)
+    paths = FoldPaths(args.prepared / TRAIN_IMAGES, args.prepared / TRAIN_MASKS, args.checkpoint, args.oof,
+                      args.live, last=args.last)
+    metrics = train_fold(cfg, folds, args.fold, paths, params.base.seed, dist)
     if dist.main:
         write_json(args.metrics, metrics)
 

@@ -34,7 +34,10 @@ def edit_params(repo: Path, changes: dict) -> None:
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for section, values in changes.items():
-        params[section].update(values)
+        if section == "models":  # the models are replaced, not merged: these are the ones to train
+            params[section] = values
+        else:
+            params[section].update(values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -21,8 +21,38 @@ def test_repo_params_are_valid_and_explicit():
     # every section and knob is spelled out in params.yaml, not left to a default
     assert set(raw) == set(Params.model_fields)
     for section, model in Params.model_fields.items():
-        assert set(raw[section]) == set(model.annotation.model_fields), section
+        if section != "models":  # a mapping of names, not a section of knobs
+            assert set(raw[section]) == set(model.annotation.model_fields), section
     assert params.prepare.size[0] % 32 == 0
+
+
+def test_params_yaml_and_the_code_defaults_agree():
+    """One set of defaults: the pydantic defaults are exactly params.yaml, so library code built
+    without a params file (tests, notebooks) trains what `dvc repro` trains."""
+    assert Params().model_dump() == load_params(ROOT / "params.yaml").model_dump()
+
+
+def test_a_model_is_train_with_its_overrides():
+    params = Params.model_validate({"train": {"lr": 0.01, "augment": {"rotate": 10}},
+                                    "models": {"unet": {}, "fpn": {"arch": "FPN", "lr": 0.003,
+                                                                   "augment": {"hflip": 0.0}}}})
+    assert params.model("unet") == params.train
+    fpn = params.model("fpn")
+    assert (fpn.arch, fpn.lr, fpn.epochs) == ("FPN", 0.003, params.train.epochs)
+    assert (fpn.augment.hflip, fpn.augment.rotate) == (0.0, 10)  # augment merged key by key
+    with pytest.raises(InputError, match="no model 'deeplab'"):
+        params.model("deeplab")
+
+
+@pytest.mark.parametrize("models, named", [
+    ({"fpn": {"lrr": 0.1}}, r"models\.fpn\.lrr"),
+    ({"fpn": {"epochs": 0}}, r"models\.fpn\.epochs"),
+    ({"Big-Net": {}}, "a model name is lower case"),
+    ({}, "needs at least one model"),
+])
+def test_bad_models_fail_naming_the_key(tmp_path, models, named):
+    with pytest.raises(InputError, match=named):
+        load_params(write(tmp_path, {"models": models}))
 
 
 @pytest.mark.parametrize(
@@ -37,6 +67,8 @@ def test_repo_params_are_valid_and_explicit():
         ({"train": {"optimizer": "adam"}}, "train.optimizer"),
         ({"train": {"sampling": "weighted"}}, "train.sampling"),
         ({"train": {"patience": -1}}, "train.patience"),
+        ({"train": {"context": -1}}, "train.context"),
+        ({"train": {"clip_grad": -1.0}}, "train.clip_grad"),
     ],
 )
 def test_bad_params_fail_naming_the_key(tmp_path, params, named):

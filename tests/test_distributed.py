@@ -33,8 +33,8 @@ def test_two_cpu_processes_train_one_fold_and_only_rank_0_writes(prepared_dir, t
     stratified_group_folds(index, 2, seed=0).to_csv(tmp_path / "folds.csv", index=False)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": TINY_TRAIN}))
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "stages/train.py"), "--fold", "1", "--prepared", str(prepared_dir),
-           "--folds", "folds.csv", "--model", "out/model.pt", "--oof", "out/oof.npy", "--live", "out/live",
+    cmd = [sys.executable, str(ROOT / "stages/train.py"), "--model", "unet", "--fold", "1", "--prepared",
+           str(prepared_dir), "--folds", "folds.csv", "--checkpoint", "out/model.pt", "--oof", "out/oof", "--live", "out/live",
            "--metrics", "out/metrics.json", "--last", "out/last.pt"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -44,4 +44,4 @@ def test_two_cpu_processes_train_one_fold_and_only_rank_0_writes(prepared_dir, t
     # one writer: each epoch logged once, one printed line per epoch
     assert len((out / "live/plots/metrics/val/dice.tsv").read_text().splitlines()) == 1 + 2
     assert done.stdout.count("fold 1 epoch 2/2") == 1
-    assert (out / "model.pt").is_file() and (out / "oof.npy").is_file()
+    assert (out / "model.pt").is_file() and (out / "oof" / "probs.npy").is_file()

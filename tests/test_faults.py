@@ -31,10 +31,12 @@ PARAMS = {"synthetic": {k: v for k, v in TINY.items() if k != "seed"}, "base": {
 
 
 def stage_command(name: str) -> list[str]:
-    """The stage's command as dvc.yaml writes it (fold 0 of a foreach), for base.dataset synthetic."""
+    """The stage's command as dvc.yaml writes it (model unet, fold 0 of a matrix or foreach), for synthetic."""
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]
     cmd = stage["do"]["cmd"] if "foreach" in stage else stage["cmd"]
-    cmd = cmd.replace("${item}", "0").replace("${base.dataset}", "synthetic")
+    for variable, value in {"${item.model}": "unet", "${item.fold}": "0", "${key}": "unet",
+                            "${base.dataset}": "synthetic"}.items():
+        cmd = cmd.replace(variable, value)
     return [sys.executable if word == "python" else word for word in shlex.split(cmd)]
 
 

@@ -5,7 +5,7 @@ import torch
 from segpipe.errors import InputError
 from segpipe.model import ModelSpec, WeightedLoss, build_model, load_checkpoint, save_checkpoint
 
-SMALL = ModelSpec(encoder_name="resnet18", encoder_depth=3, decoder_channels=(32, 16, 8))
+SMALL = ModelSpec(arch="Unet", in_channels=3, encoder_name="resnet18", encoder_depth=3, decoder_channels=(32, 16, 8))
 
 
 def test_model_maps_images_to_one_logit_channel():
@@ -15,7 +15,7 @@ def test_model_maps_images_to_one_logit_channel():
 
 def test_unknown_encoder_is_named():
     with pytest.raises(InputError, match="resnet19"):
-        build_model(ModelSpec(encoder_name="resnet19"))
+        build_model(ModelSpec("Unet", "resnet19", 5, (256, 128, 64, 32, 16), 3))
 
 
 @pytest.mark.parametrize("weights", [{"bce": 1.0}, {"bce": 0.7, "dice": 0.3}, {"focal": 1.0, "lovasz": 0.5}])
@@ -91,7 +91,7 @@ def test_mismatched_encoder_weights_name_the_keys(tmp_path):
 
 
 def test_a_deeper_encoders_weights_list_the_first_few_keys_and_counts(tmp_path):
-    torch.save(build_model(ModelSpec(encoder_name="resnet34", encoder_depth=3, decoder_channels=(8, 8, 8)))
+    torch.save(build_model(ModelSpec(arch="Unet", in_channels=3, encoder_name="resnet34", encoder_depth=3, decoder_channels=(8, 8, 8)))
                .encoder.state_dict(), tmp_path / "resnet34.pt")
     with pytest.raises(InputError, match=r"\d+ unexpected keys \(layer1\.2\.conv1\.weight, .*, \.\.\.\)"):
         build_model(SMALL, str(tmp_path / "resnet34.pt"))
@@ -105,6 +105,6 @@ def test_a_missing_weights_file_is_named(tmp_path):
 @pytest.mark.parametrize("encoder", ["resnet18", "tu-mobilenetv3_small_050"])
 def test_named_weights_without_network_point_to_a_local_file(monkeypatch, encoder):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what a dead network gives, sans retries
-    spec = ModelSpec(encoder_name=encoder, encoder_depth=3, decoder_channels=(8, 8, 8))
+    spec = ModelSpec(arch="Unet", in_channels=3, encoder_name=encoder, encoder_depth=3, decoder_channels=(8, 8, 8))
     with pytest.raises(InputError, match=r"train\.encoder_weights: 'imagenet' .*needs a download.*local weights file"):
         build_model(spec, "imagenet")

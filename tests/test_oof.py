@@ -1,10 +1,12 @@
-"""OOF evaluation faults: a fold's OOF file missing, damaged or stale names the fold to retrain."""
+"""OOF evaluation faults: a fold's OOF folder missing, damaged or stale names the stage to rerun."""
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from segpipe import oof_files
 from segpipe.errors import InputError
 from segpipe.oof import cross_validate
 from segpipe.postprocess import Rule
@@ -20,8 +22,9 @@ def case(tmp_path):
     np.save(tmp_path / "masks.npy", masks.astype(np.uint8))
     paths = {}
     for k in (0, 1):
-        paths[k] = tmp_path / f"fold{k}.npy"
-        np.save(paths[k], (masks[folds.fold == k] * 200).astype(np.uint8))
+        paths[k] = tmp_path / f"fold{k}"
+        with oof_files.writing(paths[k], folds.id[folds.fold == k], (16, 16)) as out:
+            out[:] = (masks[folds.fold == k] * 200).astype(np.uint8)
     return folds, paths, tmp_path / "masks.npy"
 
 
@@ -37,17 +40,26 @@ def test_good_oof_scores_perfectly(case):
 
 
 @pytest.mark.parametrize("damage, problem", [
-    ("missing", "OOF probabilities of fold 1 missing"),
-    ("truncated", "OOF probabilities of fold 1 unreadable"),
-    ("stale", r"OOF shape \(3, 16, 16\) does not match fold 1"),
+    ("missing", "/ids.csv: OOF probabilities missing"),
+    ("truncated", ": OOF probabilities unreadable"),
+    ("stale", r"/ids.csv: 3 ids, not the 4 of this fold in the folds file \(id 3 is missing\); it is stale"),
+    ("reordered", r"/ids.csv: 4 ids, not the 4 .*another order"),
+    ("shape", r"/probs.npy: shape \(4, 16\) uint8, expected \(4, H, W\)"),
 ])
-def test_a_bad_oof_file_names_the_fold_to_retrain(case, damage, problem):
+def test_a_bad_oof_folder_names_the_stage_to_rerun(case, damage, problem):
     folds, paths, masks = case
     if damage == "missing":
-        paths[1].unlink()
+        shutil.rmtree(paths[1])
     elif damage == "truncated":
-        paths[1].write_bytes(paths[1].read_bytes()[:200])
-    else:  # from an earlier folds.csv
-        np.save(paths[1], np.zeros((3, 16, 16), np.uint8))
-    with pytest.raises(InputError, match=re.escape(str(paths[1])) + ": " + problem + ".*`dvc repro train@1`"):
+        probs = paths[1] / "probs.npy"
+        probs.write_bytes(probs.read_bytes()[:100])
+    elif damage == "stale":  # from an earlier folds.csv
+        with oof_files.writing(paths[1], ["2", "6", "7"], (16, 16)):
+            pass
+    elif damage == "reordered":  # the right ids, but not the maps' order: never paired by position
+        with oof_files.writing(paths[1], ["3", "2", "6", "7"], (16, 16)):
+            pass
+    else:
+        np.save(paths[1] / "probs.npy", np.zeros((4, 16), np.uint8))
+    with pytest.raises(InputError, match=re.escape(str(paths[1])) + problem + ".*`dvc repro blend`"):
         evaluate(folds, paths, masks)

@@ -21,9 +21,14 @@ from segpipe.probmaps import count_maps
 from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run
 
 
+# Two tiny models: a U-Net as in SMALL, and an FPN (smp's own decoder) for a second architecture
+MODELS = {"models": {"unet": {}, "fpn": {"arch": "FPN", "encoder_depth": 5, "decoder_channels": [8, 8, 8, 8, 8]}}}
+TRAINED = {f"train@{m}-{k}" for m in ("unet", "fpn") for k in (0, 1)}
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    return make_repo(tmp_path_factory.mktemp("repo"), {})
+    return make_repo(tmp_path_factory.mktemp("repo"), MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +38,8 @@ def first_run(repo) -> str:
 
 # Outputs that must be byte-identical whenever params and code are: not models/*.pt (a pickle
 # may differ in bytes while holding the same weights) nor dvclive/ (it records timestamps).
-REPRODUCIBLE = ("data/prepared/*", "data/folds.csv", "preds/test.npz", "metrics/*.json", "submissions/submit.csv.gz",
-                "plots/*.png")
+REPRODUCIBLE = ("data/prepared/*", "data/folds.csv", "preds/*/test.npz", "metrics/*.json", "metrics/*/*.json",
+                "blend/*/*", "submissions/submit.csv.gz", "plots/*.png")
 
 
 def digests(repo: Path) -> dict[str, str]:
@@ -49,8 +54,8 @@ def first_digests(repo, first_run) -> dict[str, str]:
 
 
 def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run, first_digests):
-    assert ran_stages(first_run) == {"download", "prepare", "folds", "train@0", "train@1", "predict", "threshold", "submit",
-                                     "report"}
+    assert ran_stages(first_run) == {"download", "prepare", "folds", *TRAINED, "predict@unet", "predict@fpn", "blend",
+                                     "threshold", "submit", "report"}
     sample = pd.read_csv(repo / "data/raw/synthetic/sample_submission.csv", dtype=str)
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["img", "rle_mask"]
@@ -64,12 +69,19 @@ def test_metrics_and_plots_are_there(repo, first_run):
     assert set(cv["folds"]) == {"fold0", "fold1"} and 0 <= cv["dice"] <= 1
     assert cv["rule"]["threshold"] in [round(0.1 + 0.05 * i, 6) for i in range(17)]
     assert json.loads((repo / "metrics/postprocess.json").read_text()) == cv["rule"]  # what submit applies
-    for k in (0, 1):
-        assert set(json.loads((repo / f"metrics/fold{k}.json").read_text())) >= {"val_dice", "oof_dice", "epoch"}
+    for model in ("unet", "fpn"):
+        for k in (0, 1):
+            assert set(json.loads((repo / f"metrics/{model}/fold{k}.json").read_text())) >= {"val_dice", "oof_dice"}
+            assert pd.read_csv(repo / f"oof/{model}/fold{k}/ids.csv").id.tolist() == \
+                pd.read_csv(repo / "data/folds.csv").query("fold == @k").id.tolist()
+        assert count_maps(repo / f"preds/{model}/test.npz") == len(pd.read_csv(repo / "data/prepared/test.csv"))
+    blend = json.loads((repo / "metrics/blend.json").read_text())
+    assert set(cv["models"]) == set(cv["weights"]) == {"unet", "fpn"}
+    assert sum(cv["weights"].values()) == pytest.approx(1) and min(cv["weights"].values()) >= 0
+    assert blend["dice"] >= max(score["dice"] for score in blend["models"].values())  # never below the best model
     shown = run(["dvc", "metrics", "show", "--json"], repo)
-    assert "fold1.json" in shown and "cv.json" in shown
+    assert "fpn/fold1.json" in shown and "cv.json" in shown and "blend.json" in shown
     run(["dvc", "plots", "show", "--json"], repo)
-    assert count_maps(repo / "preds/test.npz") == len(pd.read_csv(repo / "data/prepared/test.csv"))
     assert not (repo / "data/prepared/test_images.npy").exists()  # predict read the test images from the raw files
 
 
@@ -79,7 +91,7 @@ def test_second_repro_runs_nothing(repo, first_run):
 
 def test_same_params_and_code_give_the_same_bytes(first_digests, tmp_path):
     """A second checkout, at another path, reproduces the folds, metrics and submission byte for byte (CPU)."""
-    again = make_repo(tmp_path / "again", {})
+    again = make_repo(tmp_path / "again", MODELS)
     run(["dvc", "repro"], again)
     assert {"submissions/submit.csv.gz", "data/folds.csv", "metrics/cv.json"} <= set(first_digests)
     assert digests(again) == first_digests
@@ -90,6 +102,15 @@ def test_a_threshold_param_reruns_only_threshold_submit_and_report(repo, first_r
     assert ran_stages(run(["dvc", "repro"], repo)) == {"threshold", "submit", "report"}
 
 
+def test_one_models_param_retrains_that_model_alone(repo, first_run):
+    """models.fpn.lr: fpn's folds, its test probabilities, the blend and what follows; never the U-Net."""
+    edit_params(repo, {"models": {**MODELS["models"], "fpn": {**MODELS["models"]["fpn"], "lr": 0.003}}})
+    stale = run(["dvc", "status"], repo)
+    assert "train@fpn-0" in stale and "train@unet-0" not in stale
+    assert ran_stages(run(["dvc", "repro"], repo)) == {"train@fpn-0", "train@fpn-1", "predict@fpn", "blend",
+                                                      "threshold", "submit", "report"}
+
+
 def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):
     """base.dataset=folder: the user's files, patients from a regex, a scored holdout."""
     source = tmp_path / "mine"
@@ -98,7 +119,7 @@ def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):
               "group_regex": r"^(p\d+)_"}
     repo = make_repo(tmp_path / "repo", {"base": {"dataset": "folder"}, "folder": folder})
     ran = ran_stages(run(["dvc", "repro"], repo))
-    assert "submit" in ran and "train@1" in ran
+    assert "submit" in ran and "train@unet-1" in ran
     holdout = json.loads((repo / "metrics/holdout.json").read_text())
     assert holdout["patients"] == 1 and holdout["images"] == SMALL["synthetic"]["slices_per_patient"]
     assert 0 <= holdout["dice"] <= 1

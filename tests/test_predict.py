@@ -8,9 +8,9 @@ import pytest
 from segpipe.datasets import readers
 from segpipe.errors import InputError
 from segpipe.model import ModelSpec, build_model, save_checkpoint
-from segpipe.predict import ImagesToPredict, predict_test
+from segpipe.predict import ImagesToPredict, load_fold_models, predict_test
 
-SPEC = ModelSpec(encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
+SPEC = ModelSpec(arch="Unet", in_channels=3, encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,18 @@ def test_a_bad_fold_checkpoint_names_the_fold_and_writes_nothing(fold0, tmp_path
         broken.write_bytes(fold0.read_bytes()[:5000])
     elif damage == "not a checkpoint":
         broken.write_text("version https://git-lfs.github.com/spec/v1\n")  # e.g. an LFS pointer
-    images = ImagesToPredict([], lambda path, at_least: None, (32, 32), 3)
-    out = tmp_path / "preds" / "test.npz"
-    with pytest.raises(InputError, match=re.escape(str(broken)) + r": checkpoint .*`dvc repro train@1`"):
-        predict_test({0: fold0, 1: broken}, images, out, batch_size=2)
-    assert not out.parent.exists() or not list(out.parent.iterdir())
+    with pytest.raises(InputError, match=re.escape(str(broken)) + r": checkpoint .*`dvc repro train@unet-1`"):
+        load_fold_models({0: fold0, 1: broken}, "unet")
+
+
+def test_fold_models_of_one_model_must_take_the_same_input(fold0, tmp_path):
+    wide = tmp_path / "fold1.pt"
+    spec = ModelSpec(arch="Unet", in_channels=9, encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
+    save_checkpoint(wide, build_model(spec), spec, epoch=1, context=1)
+    with pytest.raises(InputError, match=r"fold models of unet take different inputs .*\(3, 0\), \(9, 1\)"):
+        load_fold_models({0: fold0, 1: wide}, "unet")
+    models, channels, context = load_fold_models({1: wide}, "unet")
+    assert len(models) == 1 and (channels, context) == (9, 1)
 
 
 def test_a_bad_test_image_is_named_without_the_workers_traceback(fold0, tmp_path):
@@ -41,6 +48,6 @@ def test_a_bad_test_image_is_named_without_the_workers_traceback(fold0, tmp_path
     images = ImagesToPredict([good, bad, good], readers.read_rgb, (32, 32), 3)
     out = tmp_path / "preds" / "test.npz"
     with pytest.raises(InputError) as err:
-        predict_test({0: fold0}, images, out, batch_size=1, workers=2)
+        predict_test(load_fold_models({0: fold0}, "unet")[0], 3, images, out, batch_size=1, workers=2)
     assert str(err.value) == f"{bad}: cannot decode image (missing, truncated or not an image)"
     assert not out.exists()

@@ -20,7 +20,7 @@ def test_cache_has_training_size_uint8_arrays_and_an_index(prepared_dir, competi
     assert masks.shape == (n_train, *TINY_SIZE) and set(np.unique(masks)) <= {0, 1}
     assert not (prepared_dir / "test_images.npy").exists()  # test images are read by predict, not cached
     index = pd.read_csv(prepared_dir / "train.csv", dtype={"id": str, "group": str})
-    assert list(index.columns) == ["id", "group", "height", "width", "mask_area"]
+    assert list(index.columns) == ["id", "group", "slice", "height", "width", "mask_area"]
     assert index.id.tolist() == competition.train.id.tolist()
     assert (index.height == TINY["height"]).all() and (index.width == TINY["width"]).all()
     assert (index.mask_area == masks.reshape(len(masks), -1).sum(1)).all()

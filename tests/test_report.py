@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segpipe import oof_files
 from segpipe.curves import (TRAINING_CURVES, _spans_a_decade, chosen_point, fold_curves, read_table,
                             threshold_chart, training_curves_chart)
 from segpipe.errors import InputError
@@ -98,9 +99,10 @@ def test_oof_rows_reads_each_row_from_its_fold(tmp_path):
     paths = {}
     for k in (0, 1):
         count = int((folds.fold == k).sum())
-        paths[k] = tmp_path / f"fold{k}.npy"
-        np.save(paths[k], np.arange(count, dtype=np.uint8)[:, None, None] + 10 * k + np.zeros((1, 2, 2), np.uint8))
-    assert oof_rows(folds, paths, np.array([4, 1, 0]))[:, 0, 0].tolist() == [12, 0, 10]
+        paths[k] = tmp_path / f"fold{k}"
+        with oof_files.writing(paths[k], folds.id[folds.fold == k], (2, 2)) as out:
+            out[:] = np.arange(count, dtype=np.uint8)[:, None, None] + 10 * k
+    assert oof_rows(folds, paths, np.array([4, 1, 0]), "dvc repro blend")[:, 0, 0].tolist() == [12, 0, 10]
 
 
 def test_pngs_are_byte_identical_and_carry_no_timestamp(tmp_path):
@@ -141,10 +143,10 @@ def write_sweep(path: Path) -> pd.DataFrame:
 def test_curves_are_drawn_for_the_given_folds_and_byte_identical(tmp_path):
     for k in (0, 1, 4):
         write_live(tmp_path / "dvclive", k)
-    curves = fold_curves(tmp_path / "dvclive", [0, 1])
-    assert list(curves) == [0, 1]  # fold4 is on disk but not trained now: not drawn
-    assert [list(t.columns) for t in curves[1]] == [["step", "dice"], ["step", "loss"], ["step", "loss"]]
-    assert curves[1][2]["loss"].max() == 100.0
+    curves = fold_curves({f"fold{k}": tmp_path / "dvclive" / f"fold{k}" for k in (0, 1)})
+    assert list(curves) == ["fold0", "fold1"]  # fold4 is on disk but not trained now: not drawn
+    assert [list(t.columns) for t in curves["fold1"]] == [["step", "dice"], ["step", "loss"], ["step", "loss"]]
+    assert curves["fold1"][2]["loss"].max() == 100.0
     for name in ("a", "b"):
         training_curves_chart(curves, tmp_path / f"{name}.png")
     png = (tmp_path / "a.png").read_bytes()
@@ -163,10 +165,10 @@ def test_losses_get_a_log_scale_only_when_they_span_a_decade():
 def test_a_missing_fold_curve_is_an_input_error_naming_the_file(tmp_path):
     write_live(tmp_path / "dvclive", 0)
     with pytest.raises(InputError, match=r"dvclive/fold1/plots/metrics/val/dice\.tsv: not found"):
-        fold_curves(tmp_path / "dvclive", [0, 1])
+        fold_curves({f"fold{k}": tmp_path / "dvclive" / f"fold{k}" for k in (0, 1)})
     (tmp_path / "dvclive" / "fold0" / "plots" / "metrics" / "train" / "loss.tsv").write_text("step\tvalue\n0\t1\n")
     with pytest.raises(InputError, match=r"train/loss\.tsv: no column loss"):
-        fold_curves(tmp_path / "dvclive", [0])
+        fold_curves({"fold0": tmp_path / "dvclive" / "fold0"})
 
 
 def test_threshold_chart_marks_the_chosen_cut(tmp_path):
@@ -195,21 +197,21 @@ def test_stage_end_to_end(tmp_path):
     masks = np.stack([square(size, 3, 3, 4 + i % 5) if i % 3 else np.zeros((size, size), np.uint8) for i in range(n)])
     np.save(prepared / "train_images.npy", rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))
     np.save(prepared / "train_masks.npy", masks)
-    (tmp_path / "oof").mkdir()
     for k in (0, 1):
         rows = folds.fold.to_numpy() == k
         noisy = masks[rows] * 200 + rng.integers(0, 60, (int(rows.sum()), size, size))
-        np.save(tmp_path / "oof" / f"fold{k}.npy", noisy.astype(np.uint8))
+        with oof_files.writing(tmp_path / "blend" / f"fold{k}", folds.id[rows], (size, size)) as out:
+            out[:] = noisy.astype(np.uint8)
     cv = {"dice": 0.8, "search": [{"step": "threshold and gate area", "gate_area": 5}],
           "folds": {"fold0": {"dice": 0.9}, "fold1": {"dice": 0.7}}}
     (tmp_path / "cv.json").write_text(json.dumps(cv))
     Rule(0.5, 0.5, 5).write(tmp_path / "rule.json")
     (tmp_path / "params.yaml").write_text("folds:\n  n_splits: 2\n  train: [0, 1]\n")
     for k in (0, 1):
-        write_live(tmp_path / "dvclive", k)
+        write_live(tmp_path / "dvclive" / "unet", k)
     write_sweep(tmp_path / "threshold.csv")
     cmd = [sys.executable, str(REPO / "stages" / "report.py"), "--folds", "folds.csv", "--prepared", "prepared",
-           "--oof", "oof", "--cv", "cv.json", "--rule", "rule.json", "--cases", "plots/oof_cases.png",
+           "--oof", "blend", "--cv", "cv.json", "--rule", "rule.json", "--cases", "plots/oof_cases.png",
            "--bars", "plots/fold_dice.png",
            "--live", "dvclive", "--threshold_csv", "threshold.csv", "--curves", "plots/curves.png",
            "--threshold_png", "plots/threshold.png"]
@@ -228,10 +230,10 @@ def test_stage_names_a_missing_fold_curve_and_fails_fast(tmp_path):
     (tmp_path / "params.yaml").write_text("folds:\n  n_splits: 2\n  train: [0, 1]\n")
     (tmp_path / "cv.json").write_text(json.dumps({"search": [{"gate_area": 0}]}))
     Rule().write(tmp_path / "rule.json")
-    write_live(tmp_path / "dvclive", 0)
+    write_live(tmp_path / "dvclive" / "unet", 0)
     cmd = [sys.executable, str(REPO / "stages" / "report.py"), "--folds", "folds.csv", "--prepared", "prepared",
-           "--oof", "oof", "--cv", "cv.json", "--rule", "rule.json", "--cases", "c.png", "--bars", "b.png", "--live", "dvclive",
+           "--oof", "blend", "--cv", "cv.json", "--rule", "rule.json", "--cases", "c.png", "--bars", "b.png", "--live", "dvclive",
            "--threshold_csv", "threshold.csv", "--curves", "curves.png", "--threshold_png", "t.png"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "dvclive/fold1/plots/metrics/val/dice.tsv: not found" in done.stderr
+    assert "dvclive/unet/fold1/plots/metrics/val/dice.tsv: not found" in done.stderr

@@ -13,7 +13,7 @@ from segpipe.errors import InputError
 from segpipe.folds import stratified_group_folds
 from segpipe.inference import ensemble_batches, prepare_for_inference
 from segpipe.model import load_checkpoint
-from segpipe.predict import ImagesToPredict, predict_test
+from segpipe.predict import ImagesToPredict, load_fold_models, predict_test
 from segpipe.probmaps import count_maps, read_map
 from segpipe.train import FoldPaths, train_fold
 from tests.conftest import TINY_SIZE
@@ -30,7 +30,7 @@ def folds(prepared_dir):
 
 def run_fold(prepared_dir, folds, out, cfg=FAST, fold=1):
     paths = FoldPaths(prepared_dir / "train_images.npy", prepared_dir / "train_masks.npy",
-                      out / "model.pt", out / "oof.npy", out / "live", last=out / "last.pt")
+                      out / "model.pt", out / "oof", out / "live", last=out / "last.pt")
     return train_fold(cfg, folds, fold, paths, seed=5), paths
 
 
@@ -66,7 +66,7 @@ def test_fold_writes_checkpoint_oof_and_curves(straight, folds):
     assert set(metrics) == {"epoch", "val_dice", "val_loss", "oof_dice", "epochs_run"}
     assert 1 <= metrics["epoch"] <= FAST.epochs and 0 <= metrics["oof_dice"] <= 1
     assert metrics["epochs_run"] == FAST.epochs
-    oof = np.load(paths.oof)
+    oof = np.load(paths.oof / "probs.npy")
     assert oof.dtype == np.uint8 and oof.shape == ((folds.fold == 1).sum(), 32, 32)
     for curve in CURVES:
         assert len(curve_rows(paths, curve)) == FAST.epochs + 1, curve
@@ -84,7 +84,7 @@ def test_same_seed_same_metrics_and_a_finished_fold_trains_again(prepared_dir, f
     out = capsys.readouterr().out
     assert "from a finished run, starting fresh" in out and f"epoch 1/{FAST.epochs}" in out
     assert first == second
-    np.testing.assert_array_equal(np.load(paths.oof), np.load(first_paths.oof))
+    np.testing.assert_array_equal(np.load(paths.oof / "probs.npy"), np.load(first_paths.oof / "probs.npy"))
     assert curve_rows(paths) == curve_rows(first_paths)
 
 
@@ -106,7 +106,7 @@ def test_an_interrupted_fold_resumes_to_the_uninterrupted_result(prepared_dir, f
     assert resumed == uninterrupted
     for key, tensor in weights(paths_a.model).items():
         assert torch.equal(tensor, weights(paths_b.model)[key]), key
-    np.testing.assert_array_equal(np.load(paths_b.oof), np.load(paths_a.oof))
+    np.testing.assert_array_equal(np.load(paths_b.oof / "probs.npy"), np.load(paths_a.oof / "probs.npy"))
     for curve in CURVES:
         assert curve_rows(paths_b, curve) == curve_rows(paths_a, curve), curve
     assert json.loads((paths_b.live_dir / "metrics.json").read_text()) == \
@@ -160,9 +160,9 @@ def test_predict_decodes_the_test_images_and_averages_folds_into_compressed_maps
     model = straight[1].model
     images = ImagesToPredict(competition.test.image, competition.read_image, TINY_SIZE, channels=3)
     out = tmp_path / "test.npz"
-    predict_test({1: model}, images, out, batch_size=3, workers=2)
+    predict_test(load_fold_models({1: model}, "unet")[0], 3, images, out, batch_size=3, workers=2)
     one = [read_map(out, row) for row in range(len(images))]
-    predict_test({0: model, 1: model}, images, out, batch_size=5, workers=0)
+    predict_test(load_fold_models({0: model, 1: model}, "unet")[0], 3, images, out, batch_size=5, workers=0)
     assert count_maps(out) == len(competition.test) and one[0].dtype == np.uint8 and one[0].shape == TINY_SIZE
     for row, prob in enumerate(one):  # the mean of two copies is the copy; workers or not, the same order
         np.testing.assert_array_equal(read_map(out, row), prob)
@@ -190,7 +190,7 @@ def test_ema_weights_are_the_ones_validated_saved_and_resumed_identically(prepar
     assert resumed == averaged
     for key, tensor in weights(paths_a.model).items():
         assert torch.equal(tensor, weights(paths_b.model)[key]), key
-    np.testing.assert_array_equal(np.load(paths_b.oof), np.load(paths_a.oof))
+    np.testing.assert_array_equal(np.load(paths_b.oof / "probs.npy"), np.load(paths_a.oof / "probs.npy"))
 
 
 def test_the_ema_follows_the_model_with_warm_up():

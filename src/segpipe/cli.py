@@ -9,8 +9,8 @@ from typing import Callable
 from segpipe.errors import InputError
 
 
-def parse_paths(description: str, *names: str, fold: bool = False) -> argparse.Namespace:
-    """Parse `--name PATH` for each of `names` (all required), plus `--fold K` if asked."""
+def parse_paths(description: str, *names: str, fold: bool = False, model: bool = False) -> argparse.Namespace:
+    """Parse `--name PATH` for each of `names` (all required), plus `--fold K` and `--model NAME` if asked."""
     from pathlib import Path
 
     parser = argparse.ArgumentParser(description=description)
@@ -18,6 +18,8 @@ def parse_paths(description: str, *names: str, fold: bool = False) -> argparse.N
         parser.add_argument(f"--{name}", type=Path, required=True)
     if fold:
         parser.add_argument("--fold", type=int, required=True)
+    if model:
+        parser.add_argument("--model", required=True, help="a model name under `models` in params.yaml")
     return parser.parse_args()
 
 

@@ -6,6 +6,7 @@ Library code never reads params.yaml; stages load it here and pass plain values 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -103,16 +104,20 @@ class Augment(Section):
     batched: bool = True  # whole batches on the training device (segpipe.augment); False: albumentations per sample
 
 
+STAGE_DECODERS = ("unet", "unetplusplus", "manet")  # archs with one decoder_channels entry per encoder stage
+
+
 class Train(Section):
     arch: str = "Unet"
-    encoder_name: str = "resnet18"
+    encoder_name: str = "tu-mobilenetv3_small_050"
     encoder_weights: str | None = None  # None, a named set (network) or a local weights file
     encoder_depth: int = Field(5, ge=3, le=5)
-    decoder_channels: tuple[PositiveInt, ...] = (256, 128, 64, 32, 16)
-    in_channels: PositiveInt = 3
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 32
-    lr: float = Field(3e-3, gt=0)
+    decoder_channels: tuple[PositiveInt, ...] = (64, 32, 16, 16, 8)
+    in_channels: PositiveInt = 3  # channels of one slice fed to the model
+    context: int = Field(0, ge=0, le=4)  # 2.5D: slices i-k..i+k of the same patient as extra channels
+    epochs: PositiveInt = 12
+    batch_size: PositiveInt = 16
+    lr: float = Field(0.01, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     scheduler: Literal["onecycle", "cosine"] = "onecycle"
@@ -120,6 +125,7 @@ class Train(Section):
     sampling: Literal["uniform", "lesion"] = "uniform"
     patience: int = Field(0, ge=0)  # epochs without a val Dice gain before stopping; 0 = off
     ema: float = Field(0.0, ge=0, lt=1)  # decay of an exponential moving average of the weights; 0 = off
+    clip_grad: float = Field(0.0, ge=0)  # clip the gradient norm to this before each step; 0 = off
     augment: Augment = Augment()
     num_workers: int = Field(0, ge=0)
     amp: bool = True
@@ -129,13 +135,23 @@ class Train(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Train":
-        if len(self.decoder_channels) != self.encoder_depth:
+        if self.arch.lower() in STAGE_DECODERS and len(self.decoder_channels) != self.encoder_depth:
             raise ValueError(
                 f"decoder_channels has {len(self.decoder_channels)} entries; encoder_depth is {self.encoder_depth}"
             )
         if not any(self.loss.values()):
             raise ValueError("loss needs at least one non-zero weight")
         return self
+
+    @property
+    def slices(self) -> int:
+        """Slices stacked into one model input: 2 * context + 1."""
+        return 2 * self.context + 1
+
+    @property
+    def model_channels(self) -> int:
+        """Input channels of the network: in_channels per slice, for every stacked slice."""
+        return self.in_channels * self.slices
 
 
 class Predict(Section):
@@ -159,6 +175,13 @@ class Threshold(Section):
         return [round(self.start + i * self.step, 6) for i in range(count)]
 
 
+class Blend(Section):
+    iterations: PositiveInt = 20  # greedy forward-selection steps (with replacement) over the models' OOF maps
+
+
+MODEL_NAME = r"^[a-z][a-z0-9_]*$"  # becomes a path component and part of a DVC stage name
+
+
 class Params(Section):
     base: Base = Base()
     synthetic: Synthetic = Synthetic()
@@ -169,9 +192,36 @@ class Params(Section):
     prepare: Prepare = Prepare()
     folds: Folds = Folds()
     train: Train = Train()
+    models: dict[str, dict] = {"unet": {}}  # model name -> overrides of `train` keys
     predict: Predict = Predict()
+    blend: Blend = Blend()
     threshold: Threshold = Threshold()
 
+    @model_validator(mode="after")
+    def _models_valid(self) -> "Params":
+        if not self.models:
+            raise ValueError("models: needs at least one model (name: {} trains `train` as it is)")
+        for name in self.models:
+            if not re.match(MODEL_NAME, name):
+                raise ValueError(f"models.{name}: a model name is lower case letters, digits and _, "
+                                 "starting with a letter (it names stages and folders)")
+            self.model(name)  # every override must make a valid Train
+        return self
+
+    def model(self, name: str) -> Train:
+        """`train` with the overrides of `models.<name>` (`augment` is merged key by key)."""
+        if name not in self.models:
+            raise InputError(f"params.yaml: no model {name!r} under models (there are {sorted(self.models)})")
+        override = dict(self.models[name] or {})
+        merged = self.train.model_dump()
+        if isinstance(override.get("augment"), dict):
+            override["augment"] = {**merged["augment"], **override["augment"]}
+        try:
+            return Train.model_validate({**merged, **override})
+        except ValidationError as err:
+            problems = "; ".join(f"models.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                 for e in err.errors())
+            raise ValueError(problems) from None
 
     @property
     def dataset(self) -> DatasetSection:

@@ -61,29 +61,29 @@ def read_table(path: Path, columns: list[str], sep: str = ",") -> pd.DataFrame:
     return table
 
 
-def fold_curves(live: Path, folds: list[int]) -> dict[int, list[pd.DataFrame]]:
-    """Per fold, its (step, value) tables in TRAINING_CURVES order, read from `live`/fold<k>."""
+def fold_curves(runs: dict[str, Path]) -> dict[str, list[pd.DataFrame]]:
+    """Per run (label -> its dvclive folder), its (step, value) tables in TRAINING_CURVES order."""
     curves = {}
-    for k in folds:
-        metrics = Path(live) / f"fold{k}" / "plots" / "metrics"
-        curves[k] = [read_table(metrics / name, ["step", column], sep="\t")
-                     for name, column, _, _ in TRAINING_CURVES]
+    for label, live in runs.items():
+        metrics = Path(live) / "plots" / "metrics"
+        curves[label] = [read_table(metrics / name, ["step", column], sep="\t")
+                         for name, column, _, _ in TRAINING_CURVES]
     return curves
 
 
-def training_curves_chart(curves: dict[int, list[pd.DataFrame]], path: Path | str) -> None:
-    """One panel per TRAINING_CURVES entry, one line per fold (same colour in every panel)."""
+def training_curves_chart(curves: dict[str, list[pd.DataFrame]], path: Path | str) -> None:
+    """One panel per TRAINING_CURVES entry, one line per run (same colour in every panel)."""
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
     epochs = max((int(t["step"].max()) + 1 for tables in curves.values() for t in tables if len(t)), default=1)
     fig, axes = plt.subplots(1, len(TRAINING_CURVES), figsize=(4.2 * len(TRAINING_CURVES), 3.6), dpi=100)
     for ax, (i, (_, column, title, log)) in zip(axes, enumerate(TRAINING_CURVES)):
-        for colour, (k, tables) in enumerate(curves.items()):
+        for colour, (label, tables) in enumerate(curves.items()):
             table = tables[i]
             # dvclive counts epochs from step 0; show them from 1, as the train log prints them
             ax.plot(table["step"] + 1, table[column], marker="o", markersize=3, linewidth=1.4,
-                    color=f"C{colour % 10}", label=f"fold{k}")
+                    color=f"C{colour % 10}", label=label)
         values = pd.concat([tables[i][column] for tables in curves.values()])
         if log and _spans_a_decade(values):
             _log_axis(ax)

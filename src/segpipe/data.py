@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, WeightedRandomSampler
 
+from segpipe import context
 from segpipe.config import Augment
 from segpipe.errors import InputError
 
@@ -36,13 +37,16 @@ def build_augmentation(augment: Augment) -> A.Compose:
 class SliceDataset(Dataset):
     """Rows `indices` of the cached (N,H,W,C) images and (N,H,W) masks.
 
-    Augmentation is reseeded per (seed, epoch, row), so a run gives the same samples
-    whatever the number of loader workers. Call `set_epoch` before each epoch.
+    With `neighbours` (`segpipe.context.neighbour_rows`), each image is its slice stack,
+    (H,W,S*C). Augmentation is reseeded per (seed, epoch, row), so a run gives the same
+    samples whatever the number of loader workers. Call `set_epoch` before each epoch.
     """
 
     def __init__(self, images_path: Path, masks_path: Path, indices: np.ndarray,
-                 augmentation: A.Compose | None = None, seed: int = 0) -> None:
+                 augmentation: A.Compose | None = None, seed: int = 0,
+                 neighbours: np.ndarray | None = None) -> None:
         self.images_path, self.masks_path = images_path, masks_path
+        self.neighbours = neighbours
         self.indices = np.asarray(indices)
         self.augmentation = augmentation
         self.seed = seed
@@ -60,7 +64,7 @@ class SliceDataset(Dataset):
             self._images = np.load(self.images_path, mmap_mode="r")
             self._masks = np.load(self.masks_path, mmap_mode="r")
         row = self.indices[item]
-        image, mask = np.array(self._images[row]), np.array(self._masks[row])
+        image, mask = context.gather(self._images, [row], self.neighbours)[0], np.array(self._masks[row])
         if self.augmentation is not None:
             self.augmentation.set_random_seed(hash((self.seed, self.epoch, int(row))) & 0x7FFFFFFF)
             out = self.augmentation(image=image, mask=mask)
@@ -141,13 +145,15 @@ def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 def normalize(x: torch.Tensor, channels_last: bool, in_channels: int | None = None) -> torch.Tensor:
     """(N,C,H,W) float in 0-255 -> ImageNet-normalised model input.
 
-    Grayscale caches (C=1) are repeated to `in_channels` here, on the device, so a 3-channel
-    encoder reads ultrasound without the cache storing three copies.
+    `in_channels` counts the network's input channels. Grayscale slices (one channel each,
+    alone or in a 2.5D stack) are repeated to it here, on the device, so a 3-channel encoder
+    reads ultrasound without the cache storing three copies.
     """
     if in_channels and x.shape[1] != in_channels:
-        if x.shape[1] != 1:
-            raise InputError(f"the cached images have {x.shape[1]} channels but train.in_channels is {in_channels}")
-        x = x.expand(-1, in_channels, -1, -1)
+        if in_channels % x.shape[1]:
+            raise InputError(f"the images have {x.shape[1]} channels, which do not make the model's {in_channels} "
+                             "input channels: set train.in_channels to the cache's channels (or 3 for grayscale)")
+        x = x.repeat_interleave(in_channels // x.shape[1], dim=1)
     channels = x.shape[1]
     mean = torch.as_tensor(np.resize(MEAN, channels), dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     std = torch.as_tensor(np.resize(STD, channels), dtype=torch.float32, device=x.device).view(1, -1, 1, 1)

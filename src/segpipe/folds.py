@@ -12,7 +12,8 @@ def stratified_group_folds(index: pd.DataFrame, n_splits: int, seed: int) -> pd.
     """Assign each row of `index` (columns id, group, mask_area) a fold in 0..n_splits-1.
 
     Groups are kept whole and the folds are stratified by mask presence, so each fold has
-    about the same share of empty slices. Returns a frame with columns id, group, fold.
+    about the same share of empty slices. Returns a frame with columns id, group, fold (and
+slice, where the index has it).
     """
     n_groups = index.group.nunique()
     if n_splits > n_groups:
@@ -22,7 +23,7 @@ def stratified_group_folds(index: pd.DataFrame, n_splits: int, seed: int) -> pd.
     fold = np.full(len(index), -1, dtype=np.int64)
     for k, (_, val) in enumerate(splitter.split(np.zeros(len(index)), has_mask, groups=index.group.to_numpy())):
         fold[val] = k
-    folds = pd.DataFrame({"id": index.id, "group": index.group, "fold": fold})
+    folds = index[[c for c in ("id", "group", "slice") if c in index]].assign(fold=fold)
     positives = folds[has_mask].fold.value_counts()
     empty = [k for k in range(n_splits) if positives.get(k, 0) == 0]
     if empty:

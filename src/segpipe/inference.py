@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from segpipe import context
 from segpipe.data import to_model_input
 
 
@@ -25,10 +26,14 @@ def prepare_for_inference(model: nn.Module, device: torch.device, channels_last:
 
 
 def predict_batches(models: Sequence[nn.Module], images: np.ndarray, batch_size: int, device: torch.device,
-                    *, rows: np.ndarray | None = None, **options) -> Iterator[np.ndarray]:
-    """`ensemble_batches` over `images[rows]` (a memmap is fine: one batch is in memory at a time)."""
+                    *, rows: np.ndarray | None = None, neighbours: np.ndarray | None = None,
+                    **options) -> Iterator[np.ndarray]:
+    """`ensemble_batches` over `images[rows]` (a memmap is fine: one batch is in memory at a time).
+
+    With `neighbours` (`segpipe.context`), each row goes in as its slice stack.
+    """
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
-    batches = (torch.from_numpy(np.ascontiguousarray(images[rows[start:start + batch_size]]))
+    batches = (torch.from_numpy(context.gather(images, rows[start:start + batch_size], neighbours))
                for start in range(0, len(rows), batch_size))
     return ensemble_batches(models, batches, device, **options)
 

@@ -8,18 +8,20 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
+from segpipe.config import STAGE_DECODERS
 from segpipe.errors import InputError
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to rebuild the network; stored in every checkpoint."""
+    """Everything needed to rebuild the network; stored in every checkpoint. Made from the
+    `train` params by `segpipe.train.model_spec` (params.yaml holds the defaults)."""
 
-    arch: str = "Unet"
-    encoder_name: str = "resnet18"
-    encoder_depth: int = 5
-    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
-    in_channels: int = 3
+    arch: str
+    encoder_name: str
+    encoder_depth: int
+    decoder_channels: tuple[int, ...]
+    in_channels: int
 
 
 WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
@@ -35,11 +37,13 @@ def build_model(spec: ModelSpec, encoder_weights: str | None = None) -> nn.Modul
     named = None if local else encoder_weights
     if named and spec.encoder_name.startswith("tu-"):
         named = True  # timm takes the pretrained tag from the name (tu-<model>.<tag>)
+    # decoder_channels is per encoder stage for U-Net-like archs only; the others (FPN, DeepLabV3+,
+    # ...) keep smp's decoder defaults
+    decoder = {"decoder_channels": list(spec.decoder_channels)} if spec.arch.lower() in STAGE_DECODERS else {}
     try:
         model = smp.create_model(
             spec.arch, encoder_name=spec.encoder_name, encoder_weights=named,
-            encoder_depth=spec.encoder_depth, decoder_channels=list(spec.decoder_channels),
-            in_channels=spec.in_channels, classes=1,
+            encoder_depth=spec.encoder_depth, in_channels=spec.in_channels, classes=1, **decoder,
         )
     except KeyError as err:  # smp: wrong architecture, encoder or weights name (it lists every choice)
         raise InputError(f"params.yaml: train.arch/encoder_name/encoder_weights: {str(err.args[0])[:300]}") from None

@@ -1,4 +1,4 @@
-"""Out-of-fold evaluation: gather every fold's OOF probabilities, tune the post-processing, score it."""
+"""Out-of-fold evaluation: gather every fold's OOF probabilities (the blend's), tune the post-processing, score it."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,26 +9,10 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from segpipe.errors import InputError
+from segpipe import oof_files
 from segpipe.metrics import counts_at_thresholds, image_dice, probability_histograms
 from segpipe.postprocess import Rule
 from segpipe.tune import Grids, rule_counts, search_rule
-
-
-def _fold_probs(folds: pd.DataFrame, fold: int, path: Path, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fold's rows of folds.csv, its OOF probabilities as a memmap), checked against the folds file."""
-    fold_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
-    try:
-        probs = np.load(path, mmap_mode="r")
-    except FileNotFoundError:
-        raise InputError(f"{path}: OOF probabilities of fold {fold} missing; run `dvc repro train@{fold}`") from None
-    except (OSError, ValueError) as err:  # truncated, not an .npy
-        raise InputError(f"{path}: OOF probabilities of fold {fold} unreadable ({err}); "
-                         f"rerun `dvc repro train@{fold}`") from None
-    if probs.shape[0] != len(fold_rows) or probs.shape[1:] != masks.shape[1:]:
-        raise InputError(f"{path}: OOF shape {probs.shape} does not match fold {fold} of the folds file "
-                         f"({len(fold_rows)} images of {masks.shape[1:]}); rerun `dvc repro train@{fold}`")
-    return fold_rows, probs
 
 
 def covered_rows(folds: pd.DataFrame, trained: Iterable[int]) -> np.ndarray:
@@ -36,7 +20,7 @@ def covered_rows(folds: pd.DataFrame, trained: Iterable[int]) -> np.ndarray:
     return np.concatenate([np.flatnonzero(folds.fold.to_numpy() == k) for k in sorted(trained)])
 
 
-def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path):
+def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path, rebuild: str):
     """Histogram the OOF probabilities of the trained folds against the true masks.
 
     Returns (fg_hist, bg_hist, rows) where `rows` are the folds.csv rows covered, in the
@@ -45,7 +29,7 @@ def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     masks = np.load(masks_path, mmap_mode="r")
     fg, bg, rows = [], [], []
     for fold, path in sorted(oof_paths.items()):
-        fold_rows, probs = _fold_probs(folds, fold, path, masks)
+        fold_rows, probs = oof_files.read_fold(folds, fold, path, masks, rebuild)
         fold_fg, fold_bg = probability_histograms(probs, masks[fold_rows])
         fg.append(fold_fg)
         bg.append(fold_bg)
@@ -53,27 +37,27 @@ def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     return np.concatenate(fg), np.concatenate(bg), np.concatenate(rows)
 
 
-def oof_maps(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
+def oof_maps(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path, rebuild: str,
              chunk: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(uint8 probability, {0,1} mask) of every OOF image, in the order of `oof_histograms`."""
     masks = np.load(masks_path, mmap_mode="r")
     for fold, path in sorted(oof_paths.items()):
-        fold_rows, probs = _fold_probs(folds, fold, path, masks)
+        fold_rows, probs = oof_files.read_fold(folds, fold, path, masks, rebuild)
         for start in range(0, len(fold_rows), chunk):  # a chunk at a time: memmaps stay small in RSS
             truth = masks[fold_rows[start:start + chunk]]
             yield from zip(np.asarray(probs[start:start + chunk]), truth)
 
 
 def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
-                   grids: Grids) -> tuple[dict, Rule, list[dict]]:
+                   grids: Grids, rebuild: str = "dvc repro blend") -> tuple[dict, Rule, list[dict]]:
     """Tune the post-processing rule on all OOF images and report CV scores under it.
 
     Returns the metrics (overall and per-fold per-image Dice, per-patient Dice, Dice at a
     plain 0.5 cut for reference, the rule and the score after each search step), the rule,
     and the Dice-vs-threshold curve.
     """
-    fg, bg, rows = oof_histograms(folds, oof_paths, masks_path)
-    maps = partial(oof_maps, folds, oof_paths, masks_path)
+    fg, bg, rows = oof_histograms(folds, oof_paths, masks_path, rebuild)
+    maps = partial(oof_maps, folds, oof_paths, masks_path, rebuild)
     rule, steps, curve = search_rule(fg, bg, maps, grids)
     inter, pred, true = rule_counts(maps(), rule)
     per_image = image_dice(inter, pred, true)

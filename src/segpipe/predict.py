@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from segpipe import artifacts
 from segpipe.errors import InputError
 from segpipe.inference import ensemble_batches, prepare_for_inference
 from segpipe.model import load_checkpoint
@@ -23,37 +25,54 @@ from segpipe.runtime import atomic_path, pick_device
 
 
 class ImagesToPredict(Dataset):
-    """Test images decoded and resized to the training `size`, as (H, W, C) uint8 tensors."""
+    """Test images decoded and resized to the training `size`, as (H, W, C) uint8 tensors.
 
-    def __init__(self, images: Sequence, read_image: Callable, size: tuple[int, int], channels: int):
+    With `neighbours` ((N, S) positions in `images`, `segpipe.context`), item i is the stack
+    of its S slices, (H, W, S*C), each decoded from its file.
+    """
+
+    def __init__(self, images: Sequence, read_image: Callable, size: tuple[int, int], channels: int,
+                 neighbours: np.ndarray | None = None):
         self.images, self.read_image, self.size, self.channels = list(images), read_image, tuple(size), channels
+        self.neighbours = neighbours
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, item: int) -> torch.Tensor:
+        stack = [item] if self.neighbours is None else self.neighbours[item]
+        return torch.from_numpy(np.concatenate([self._decode(int(i)) for i in stack], axis=-1))
+
+    def _decode(self, item: int) -> np.ndarray:
         image, _ = self.read_image(Path(self.images[item]), at_least=self.size)
         if image.shape[2] != self.channels:
             raise InputError(f"{self.images[item]}: has {image.shape[2]} channels, the training images {self.channels}")
-        return torch.from_numpy(resize_image(image, self.size))
+        return resize_image(image, self.size)
 
 
-def predict_test(model_paths: dict[int, Path], images: ImagesToPredict, out_path: Path, batch_size: int, workers: int = 0,
-                 amp: bool = True, channels_last: bool = True) -> None:
-    """Average every fold model's hflip-TTA probabilities over `images` into the .npz `out_path`.
+def load_fold_models(model_paths: dict[int, Path], name: str) -> tuple[list[torch.nn.Module], int, int]:
+    """(the fold models of model `name`, their input channels, their 2.5D context k), checked to agree."""
+    models, inputs = [], set()
+    for fold, path in sorted(model_paths.items()):
+        model, checkpoint = load_checkpoint(path, rebuild_hint=f"dvc repro {artifacts.train_stage(name, fold)}")
+        models.append(model)
+        inputs.add((checkpoint["spec"]["in_channels"], checkpoint.get("context", 0)))
+    if len(inputs) > 1:
+        raise InputError(f"the fold models of {name} take different inputs (channels, context) {sorted(inputs)}; "
+                         f"retrain them with one setting: dvc repro -f -s --glob 'train@{name}-*'")
+    in_channels, context = inputs.pop()
+    return models, in_channels, context
 
-    `model_paths` maps fold -> checkpoint. Maps are (H,W) uint8 in `images` order, written
-    as they come, so memory stays flat however large the test set is.
+
+def predict_test(models: Sequence[torch.nn.Module], in_channels: int, images: ImagesToPredict, out_path: Path,
+                 batch_size: int, workers: int = 0, amp: bool = True, channels_last: bool = True) -> None:
+    """Average the (fold) `models`' hflip-TTA probabilities over `images` into the .npz `out_path`.
+
+    Maps are (H,W) uint8 in `images` order, written as they come, so memory stays flat
+    however large the test set is.
     """
     device = pick_device()
-    models, in_channels = [], set()
-    for fold, path in sorted(model_paths.items()):
-        model, checkpoint = load_checkpoint(path, rebuild_hint=f"dvc repro train@{fold}")
-        models.append(prepare_for_inference(model, device, channels_last))
-        in_channels.add(checkpoint["spec"]["in_channels"])
-    if len(in_channels) > 1:
-        raise InputError(f"fold models take different input channels {sorted(in_channels)}; retrain them with one "
-                         "train.in_channels")
+    models = [prepare_for_inference(model, device, channels_last) for model in models]
     # One OpenCV thread per decoding worker, set before the workers fork (see prepare.cache_split).
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1 if workers else threads)
@@ -61,7 +80,7 @@ def predict_test(model_paths: dict[int, Path], images: ImagesToPredict, out_path
         loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers,
                             pin_memory=device.type == "cuda")
         batches = ensemble_batches(models, loader, device, amp=amp, channels_last=channels_last,
-                                   in_channels=in_channels.pop())
+                                   in_channels=in_channels)
         with atomic_path(out_path) as tmp:
             write_maps(tmp, tqdm(batches, total=len(loader), desc="predict"))
     except InputError as err:  # from a worker, wrapped with its traceback: keep the message alone

@@ -28,6 +28,9 @@ from segpipe.runtime import atomic_path, create_npy
 
 
 
+INDEX_COLUMNS = ("id", "group", "slice")  # the identity of a row, carried into the prepared indexes
+
+
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize (H, W[, C]) to `size` = (H, W): area averaging down, bilinear up."""
     height, width = size
@@ -128,7 +131,7 @@ def cache_split(
     finally:
         cv2.setNumThreads(threads)
     results.sort()
-    index = frame[[c for c in ("id", "group") if c in frame]].reset_index(drop=True)
+    index = frame[[c for c in INDEX_COLUMNS if c in frame]].reset_index(drop=True)
     index["height"] = [r[1] for r in results]
     index["width"] = [r[2] for r in results]
     if masks_path is not None:
@@ -137,11 +140,11 @@ def cache_split(
 
 
 def test_index(frame: pd.DataFrame, workers: int) -> pd.DataFrame:
-    """The test index: id (and group, for a holdout) with each image's original height and width."""
+    """The test index: id (and group and slice, where known) with each image's original height and width."""
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         sizes = list(tqdm(pool.imap(image_size, frame.image.astype(str), chunksize=64), total=len(frame),
                           desc="test sizes"))
-    index = frame[[c for c in ("id", "group") if c in frame]].reset_index(drop=True)
+    index = frame[[c for c in INDEX_COLUMNS if c in frame]].reset_index(drop=True)
     index["height"], index["width"] = [h for h, _ in sizes], [w for _, w in sizes]
     return index
 

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from segpipe import postprocess
+from segpipe import oof_files, postprocess
 from segpipe.curves import pyplot, save_figure
 from segpipe.metrics import image_dice
 from segpipe.postprocess import Rule
@@ -152,13 +152,14 @@ def case_grid(images: np.ndarray, masks: np.ndarray, probs: np.ndarray, ids, gro
     return cv2.vconcat([header] + blocks[:-1])
 
 
-def oof_rows(folds: pd.DataFrame, oof_paths: dict[int, Path], rows: np.ndarray) -> np.ndarray:
+def oof_rows(folds: pd.DataFrame, oof_paths: dict[int, Path], rows: np.ndarray, rebuild: str) -> np.ndarray:
     """OOF probabilities of folds.csv `rows` (every row in a trained fold), read from the memmaps."""
     fold = folds.fold.to_numpy()
+    ids = folds.id.astype(str).to_numpy()
     out = []
     for row in rows:
         within = int(np.searchsorted(np.flatnonzero(fold == fold[row]), row))
-        out.append(np.load(oof_paths[int(fold[row])], mmap_mode="r")[within])
+        out.append(oof_files.read(oof_paths[int(fold[row])], ids[fold == fold[row]], rebuild)[within])
     return np.stack(out) if out else np.zeros((0, 0, 0), np.uint8)
 
 

@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -24,6 +25,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from segpipe import postprocess, rle
+from segpipe.blend import blend_maps
 from segpipe.datasets import SubmissionSpec
 from segpipe.datasets.tree import read_bytes
 from segpipe.errors import InputError
@@ -44,10 +46,23 @@ def probability_to_mask(prob: np.ndarray, height: int, width: int, rule: Rule) -
     return postprocess.apply(prob, rule, area_scale=scale)
 
 
-def _encode_row(row: int, *, probs_path: Path, heights: np.ndarray, widths: np.ndarray, rule: Rule,
+def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarray, rule: Rule,
                 order: str) -> str:
-    prob = read_map(probs_path, row)
+    prob = blend.read(row)
     return rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), rule), order=order)
+
+
+@dataclass(frozen=True)
+class Blend:
+    """The models' test probabilities (.npz paths) and their blend counts (`segpipe.blend`)."""
+
+    probs: dict[str, Path]
+    counts: dict[str, int]
+
+    def read(self, row: int) -> np.ndarray:
+        """Test map `row`, blended exactly as the OOF maps the rule was tuned on."""
+        names = [name for name in sorted(self.counts) if self.counts[name]]
+        return blend_maps([read_map(self.probs[name], row) for name in names], [self.counts[n] for n in names])
 
 
 _job: dict = {}  # in a pool worker: _encode_row's arguments but the row, set once rather than sent with every task
@@ -76,18 +91,24 @@ def _encoded_rows(pool, count: int, workers: int, chunk: int = 32) -> Iterator[s
         yield from pending.popleft().get()
 
 
-def write_submission(probs_path: Path, test_index: pd.DataFrame, spec: SubmissionSpec, rule: Rule,
+def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: SubmissionSpec, rule: Rule,
                      out_path: Path, workers: int = 0) -> None:
     """Write `out_path` (.csv.gz) with one row per `test_index` row (its order), then validate it.
 
     test_index has columns id, height, width (original sizes) in submission order, matching
-    the maps of the probabilities .npz at `probs_path` (see `probmaps`).
+    the maps of each model's probabilities .npz in `blend` (see `probmaps`), or of the one
+    .npz that `blend` names.
     """
-    n_probs = count_maps(probs_path)
-    if n_probs != len(test_index):
-        raise InputError(f"{probs_path}: {n_probs} probability maps for the {len(test_index)} test images of the "
-                         "prepared index; it is stale: rerun `dvc repro predict`")
-    job = dict(probs_path=probs_path, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
+    if not isinstance(blend, Blend):
+        blend = Blend({"model": Path(blend)}, {"model": 1})
+    for name, path in sorted(blend.probs.items()):
+        if not blend.counts.get(name):
+            continue
+        n_probs = count_maps(path)
+        if n_probs != len(test_index):
+            raise InputError(f"{path}: {n_probs} probability maps for the {len(test_index)} test images of the "
+                             f"prepared index; it is stale: rerun `dvc repro predict@{name}`")
+    job = dict(blend=blend, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
                rule=rule, order=spec.rle_order)
     workers = workers or os.cpu_count() or 1
     with atomic_path(out_path) as tmp:

@@ -14,6 +14,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +22,18 @@ import pandas as pd
 import torch
 from torch import nn
 
+from segpipe import context, oof_files
 from segpipe.augment import BatchAugment
 from segpipe.checkpoint import TrainingState, mark_finished, resume, run_fingerprint, save_resume, trim_live_history
 from segpipe.config import Train
 from segpipe.data import (SliceDataset, build_augmentation, lesion_weights, make_loader, mask_areas, normalize,
                           to_device, to_model_input)
 from segpipe.distributed import Distributed
+from segpipe.errors import InputError
 from segpipe.inference import autocast, predict_batches, prepare_for_inference
 from segpipe.metrics import image_dice
 from segpipe.model import ModelSpec, WeightedLoss, build_model, save_checkpoint
-from segpipe.runtime import atomic_path, create_npy, pick_device, seed_everything
+from segpipe.runtime import pick_device, seed_everything
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,14 @@ class FoldPaths:
     images: Path  # prepared (N,H,W,C) uint8
     masks: Path  # prepared (N,H,W) uint8
     model: Path  # best checkpoint
-    oof: Path  # (n_val,H,W) uint8 probabilities, rows in folds.csv order
+    oof: Path  # folder of the (n_val,H,W) uint8 probabilities and their ids (`segpipe.oof_files`)
     live_dir: Path  # dvclive folder
     last: Path | None = None  # per-epoch resume state; None = no resume
 
 
 def model_spec(cfg: Train) -> ModelSpec:
-    return ModelSpec(cfg.arch, cfg.encoder_name, cfg.encoder_depth, tuple(cfg.decoder_channels), cfg.in_channels)
+    """The network part of `cfg` (what rebuilds the weights); the rest is how it is trained."""
+    return ModelSpec(cfg.arch, cfg.encoder_name, cfg.encoder_depth, tuple(cfg.decoder_channels), cfg.model_channels)
 
 
 def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
@@ -68,7 +72,7 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
     model.eval()
     losses, dices = [], []
     for images, masks in loader:
-        x = to_model_input(images, device, cfg.channels_last, cfg.in_channels)
+        x = to_model_input(images, device, cfg.channels_last, cfg.model_channels)
         target = masks.to(device, non_blocking=True).unsqueeze(1).float()
         with autocast(device, cfg.amp):
             logits = model(x)
@@ -80,7 +84,7 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
 
 
 def build_loaders(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows: np.ndarray, seed: int,
-                  dist: Distributed = Distributed()):
+                  dist: Distributed = Distributed(), neighbours: np.ndarray | None = None):
     """The training loader (uniform or lesion-weighted draws) and the plain val loader.
 
     The training loader augments with albumentations only when `augment.batched` is off;
@@ -89,13 +93,14 @@ def build_loaders(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows
     single-device run.
     """
     augmentation = None if cfg.augment.batched else build_augmentation(cfg.augment)
-    train_set = SliceDataset(paths.images, paths.masks, train_rows, augmentation, seed)
+    train_set = SliceDataset(paths.images, paths.masks, train_rows, augmentation, seed, neighbours)
     weights = lesion_weights(mask_areas(paths.masks, train_rows)) if cfg.sampling == "lesion" else None
     batch_size = max(1, cfg.batch_size // dist.world_size)
     train_loader = make_loader(train_set, batch_size, shuffle=True, seed=seed, num_workers=cfg.num_workers,
                                weights=weights, drop_last=len(train_rows) > cfg.batch_size,
                                shard=(dist.rank, dist.world_size))
-    val_loader = make_loader(SliceDataset(paths.images, paths.masks, val_rows), cfg.batch_size * 2, shuffle=False,
+    val_loader = make_loader(SliceDataset(paths.images, paths.masks, val_rows, neighbours=neighbours),
+                             cfg.batch_size * 2, shuffle=False,
                              seed=seed, num_workers=cfg.num_workers)
     return train_loader, val_loader
 
@@ -116,11 +121,14 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: Train
         target = masks.to(device, non_blocking=True).unsqueeze(1).float()
         if augment is not None:
             x, target = augment(x, target)
-        x = normalize(x, cfg.channels_last, cfg.in_channels)
+        x = normalize(x, cfg.channels_last, cfg.model_channels)
         with autocast(device, cfg.amp):
             loss = criterion(model(x).float(), target)
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()
+        if cfg.clip_grad:
+            state.scaler.unscale_(state.optimizer)  # clip the true gradients, not fp16-scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
         state.scaler.step(state.optimizer)
         state.scaler.update()
         lr = state.optimizer.param_groups[0]["lr"]  # the rate this step used, before the schedule moves on
@@ -147,7 +155,24 @@ def train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, see
         return _train_fold(cfg, folds, fold, paths, seed, dist)
 
 
-def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> dict:
+@dataclass
+class _FoldRun:
+    """Everything one fold's epochs use, built once by `_set_up`."""
+
+    device: torch.device
+    spec: ModelSpec
+    state: TrainingState
+    step_model: nn.Module  # what the optimizer steps through: compiled and/or DDP-wrapped
+    train_loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader
+    augment: BatchAugment | None
+    criterion: nn.Module
+    val_rows: np.ndarray
+    neighbours: np.ndarray | None  # 2.5D stacks (segpipe.context), None for 2D
+    key: str  # run_fingerprint: a resume state is used only for these inputs
+
+
+def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> _FoldRun:
     seed_everything(seed + fold)
     device = dist.device() if dist.enabled else pick_device()
     if device.type == "cuda":
@@ -156,24 +181,35 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
     model = build_model(spec, cfg.encoder_weights).to(device)  # first: a failed download stops before any data
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    step_model = dist.wrap(torch.compile(model) if cfg.compile else model, find_unused=cfg.encoder_depth < 5)
+    shapes = [np.load(path, mmap_mode="r").shape for path in (paths.images, paths.masks)]
+    if shapes[0][-1] not in (1, cfg.in_channels):
+        raise InputError(f"{paths.images}: the cached images have {shapes[0][-1]} channels but train.in_channels "
+                         f"is {cfg.in_channels}")
+    neighbours = context.neighbour_rows(folds, cfg.context, where=str(paths.images))
     train_rows = np.flatnonzero(folds.fold.to_numpy() != fold)
     val_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
-    train_loader, val_loader = build_loaders(cfg, paths, train_rows, val_rows, seed + fold, dist)
-    augment = BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None
-    criterion = WeightedLoss(cfg.loss).to(device)
+    train_loader, val_loader = build_loaders(cfg, paths, train_rows, val_rows, seed + fold, dist, neighbours)
     optimizer, scheduler = build_optimizer(model, cfg, cfg.epochs * len(train_loader))
     use_fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
     state = TrainingState(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_fp16),
                           train_loader.generator, ema=_ema(model, cfg))
-    evaluated = state.evaluated
+    return _FoldRun(
+        device, spec, state,
+        step_model=dist.wrap(torch.compile(model) if cfg.compile else model, find_unused=cfg.encoder_depth < 5),
+        train_loader=train_loader, val_loader=val_loader,
+        augment=BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None,
+        criterion=WeightedLoss(cfg.loss).to(device), val_rows=val_rows, neighbours=neighbours,
+        key=run_fingerprint(cfg, fold, seed, folds, shapes))
 
-    shapes = [np.load(path, mmap_mode="r").shape for path in (paths.images, paths.masks)]
-    key = run_fingerprint(cfg, fold, seed, folds, shapes)
-    resumed = resume(paths.last, key, state) if paths.last else None
+
+def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> dict:
+    run = _set_up(cfg, folds, fold, paths, seed, dist)
+    evaluated = run.state.evaluated
+    save_best = partial(save_checkpoint, paths.model, spec=run.spec, fold=fold, context=cfg.context)
+    resumed = resume(paths.last, run.key, run.state) if paths.last else None
     done, best, best_model = resumed or (0, {"epoch": 0, "val_dice": -math.inf}, None)
     if resumed and dist.main:  # DVC removed the best checkpoint before rerunning the stage
-        save_checkpoint(paths.model, best_model, spec, fold=fold, **best)
+        save_best(best_model, **best)
     with open_live(paths.live_dir, resumed=bool(resumed), main=dist.main) as live:
         if resumed and dist.main:
             trim_live_history(paths.live_dir, done)
@@ -183,39 +219,56 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
                 print(f"fold {fold}: early stop after epoch {epoch}: no val Dice gain for {cfg.patience} epochs "
                       f"(best epoch {best['epoch']})", flush=True)
                 break
-            train_loader.dataset.set_epoch(epoch)
-            if augment is not None:
-                augment.set_epoch(epoch, dist.rank)
-            train_loss, seen, data_time, step_time, lr = train_one_epoch(step_model, train_loader, criterion, state,
-                                                                         device, cfg, augment)
-            loss_sum, seen = dist.total(train_loss * seen, seen)  # over all ranks' shards
-            # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
-            val_loss, val_dice = dist.from_main(*evaluate(evaluated, val_loader, criterion, device, cfg))
-            for name, value in (("train/loss", loss_sum / seen), ("val/loss", val_loss), ("val/dice", val_dice),
-                                ("lr", lr)):
+            scores = _epoch(run, cfg, epoch, dist)
+            for name, value in scores.items():
                 live.log_metric(name, value)
             if dist.main:
-                print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: train loss {loss_sum / seen:.4f} "
-                      f"val loss {val_loss:.4f} val dice {val_dice:.4f} lr {lr:.2e} | data {data_time:.1f}s "
-                      f"step {step_time:.1f}s {seen / max(data_time + step_time, 1e-9):.0f} img/s", flush=True)
-            if val_dice > best["val_dice"]:
-                best = {"epoch": epoch + 1, "val_dice": val_dice, "val_loss": val_loss}
+                print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: " + scores.describe(), flush=True)
+            if scores["val/dice"] > best["val_dice"]:
+                best = {"epoch": epoch + 1, "val_dice": scores["val/dice"], "val_loss": scores["val/loss"]}
                 best_model = {k: v.detach().to("cpu", copy=True) for k, v in evaluated.state_dict().items()}
                 if dist.main:
-                    save_checkpoint(paths.model, best_model, spec, fold=fold, **best)
+                    save_best(best_model, **best)
             live.next_step()
             done = epoch + 1
             if paths.last and dist.main:
-                save_resume(paths.last, key, done, state, best, best_model)
+                save_resume(paths.last, run.key, done, run.state, best, best_model)
 
     metrics = {}
     if dist.main:
         evaluated.load_state_dict(best_model)
-        metrics = {**best, "oof_dice": write_oof(evaluated, paths, val_rows, device, cfg), "epochs_run": done}
+        ids = folds.id.astype(str).to_numpy()[run.val_rows]
+        oof_dice = write_oof(evaluated, paths, run.val_rows, ids, run.device, cfg, run.neighbours)
+        metrics = {**best, "oof_dice": oof_dice, "epochs_run": done}
         if paths.last:
-            mark_finished(paths.last, key, done)
+            mark_finished(paths.last, run.key, done)
     dist.barrier()  # the others wait until rank 0's files are complete
     return metrics
+
+
+class _Scores(dict):
+    """One epoch's logged values, plus the timings its progress line shows."""
+
+    def describe(self) -> str:
+        return (f"train loss {self['train/loss']:.4f} val loss {self['val/loss']:.4f} val dice {self['val/dice']:.4f} "
+                f"lr {self['lr']:.2e} | data {self.data_time:.1f}s step {self.step_time:.1f}s "
+                f"{self.seen / max(self.data_time + self.step_time, 1e-9):.0f} img/s")
+
+
+def _epoch(run: _FoldRun, cfg: Train, epoch: int, dist: Distributed) -> _Scores:
+    """Train one epoch on every rank's shard, then validate on rank 0 (all ranks get its scores)."""
+    run.train_loader.dataset.set_epoch(epoch)
+    if run.augment is not None:
+        run.augment.set_epoch(epoch, dist.rank)
+    train_loss, seen, data_time, step_time, lr = train_one_epoch(run.step_model, run.train_loader, run.criterion,
+                                                                 run.state, run.device, cfg, run.augment)
+    loss_sum, seen = dist.total(train_loss * seen, seen)  # over all ranks' shards
+    # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
+    val_loss, val_dice = dist.from_main(*evaluate(run.state.evaluated, run.val_loader, run.criterion, run.device,
+                                                  cfg))
+    scores = _Scores({"train/loss": loss_sum / seen, "val/loss": val_loss, "val/dice": val_dice, "lr": lr})
+    scores.seen, scores.data_time, scores.step_time = seen, data_time, step_time
+    return scores
 
 
 def _ema(model: nn.Module, cfg: Train):
@@ -248,21 +301,20 @@ def open_live(live_dir: Path, *, resumed: bool, main: bool):
     return Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=resumed)
 
 
-def write_oof(model: nn.Module, paths: FoldPaths, val_rows: np.ndarray, device: torch.device, cfg: Train) -> float:
-    """Write the fold's TTA probabilities for its validation rows; return their Dice at 0.5."""
+def write_oof(model: nn.Module, paths: FoldPaths, val_rows: np.ndarray, ids: np.ndarray, device: torch.device,
+              cfg: Train, neighbours: np.ndarray | None = None) -> float:
+    """Write the fold's TTA probabilities for its validation rows (`oof_files`); return their Dice at 0.5."""
     model = prepare_for_inference(model, device, cfg.channels_last)
     images = np.load(paths.images, mmap_mode="r")
     masks = np.load(paths.masks, mmap_mode="r")
     dices = []
-    with atomic_path(paths.oof) as tmp:
-        out = create_npy(tmp, (len(val_rows), *images.shape[1:3]))  # disk reserved: a full disk errors here
+    with oof_files.writing(paths.oof, ids, images.shape[1:3]) as out:
         start = 0
-        for probs in predict_batches([model], images, cfg.batch_size * 2, device, rows=val_rows, amp=cfg.amp,
-                                     channels_last=cfg.channels_last, in_channels=cfg.in_channels):
+        for probs in predict_batches([model], images, cfg.batch_size * 2, device, rows=val_rows,
+                                     neighbours=neighbours, amp=cfg.amp, channels_last=cfg.channels_last,
+                                     in_channels=cfg.model_channels):
             out[start:start + len(probs)] = probs
             pred, truth = probs >= 128, masks[val_rows[start:start + len(probs)]] > 0
             dices.append(image_dice((pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))))
             start += len(probs)
-        out.flush()
-        del out
     return float(np.concatenate(dices).mean())

@@ -71,7 +71,7 @@ def run_from_source_then_leave_it(repo: Path, dataset: str, source: Path, **env:
     before = snapshot(source)
     ran = run(["dvc", "exp", "run", "-n", f"from-{dataset}", "-S", f"base.dataset={dataset}",
                "-S", f"{dataset}.source={source}"], repo, **env)
-    assert {"download", "prepare", "train@0", "submit"} <= ran_stages(ran)
+    assert {"download", "prepare", "train@unet-0", "submit"} <= ran_stages(ran)
     manifest = pd.read_csv(repo / "data" / "raw" / dataset / "manifest.csv")
     assert len(manifest) and [p.name for p in (repo / "data" / "raw" / dataset).iterdir()] == ["manifest.csv"]
     run(["dvc", "exp", "run", "-n", "back", "-S", "base.dataset=synthetic"], repo, **env)

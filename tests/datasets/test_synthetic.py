@@ -129,12 +129,12 @@ def test_load(generated: Path) -> None:
     competition = synthetic.load(generated)
     train, test = competition.train, competition.test
     assert competition.name == "synthetic"
-    assert list(train.columns) == ["id", "group", "image", "mask"]
+    assert list(train.columns) == ["id", "group", "slice", "image", "mask"]
     assert train["id"].tolist() == _natural(train["id"].tolist())
     assert (train["group"] == train["id"].str.rsplit("_", n=1).str[0]).all()
     assert all(p.is_file() for p in [*train["image"], *train["mask"], *test["image"]])
     sample = pd.read_csv(generated / "sample_submission.csv", dtype=str)
-    assert list(test.columns) == ["id", "image"]
+    assert list(test.columns) == ["id", "group", "slice", "image"]
     assert test["id"].tolist() == sample["img"].tolist() != _natural(sample["img"].tolist())
     assert competition.submission == SubmissionSpec(
         "img", "rle_mask", "F", generated / "sample_submission.csv")

@@ -32,7 +32,9 @@ class Competition:
 
     `train` has columns id, group, image, mask (paths); `test` has id, image in submission
     order, plus group and mask when the test set is a labelled holdout (then the submit
-    stage scores it). Ids are written to the submission exactly as they appear here.
+    stage scores it). Adapters whose patients are ordered slice stacks (synthetic, lgg) add
+    `slice`, the slice's number in its stack, to both (and group to the test table), which
+    2.5D context (`train.context`) needs. Ids are written to the submission exactly as they appear here.
     `read_image(path, at_least)` returns the (H, W, C) uint8 image, possibly decoded at a
     reduced size no smaller than `at_least`, and the file's original (H, W). The readers are
     module-level functions so that worker processes can pickle them.

@@ -63,16 +63,17 @@ def _slices(tree: Tree) -> dict[str, tuple[list[tuple[int, str]], list[str]]]:
 
 
 def _train_table(tree: Tree) -> pd.DataFrame:
-    images, masks, groups = [], [], []
+    images, masks, groups, numbers = [], [], [], []
     for patient, (numbered, patient_masks) in _slices(tree).items():
         images += [name for _, name in numbered]
         groups += [patient] * len(numbered)
+        numbers += [number for number, _ in numbered]
         masks += patient_masks
     if not images and not masks:
         raise InputError(f"no LGG slices found in {tree.where} (expected "
                          f"kaggle_3m/<patient>/<patient>_<slice>.tif; is the download complete?)")
     pairs = pair_images_with_masks(images, masks, _mask_for, where=f"{tree.where}/{TREE}")
-    return pd.DataFrame({"id": [PurePosixPath(image).stem for image, _ in pairs], "group": groups,
+    return pd.DataFrame({"id": [PurePosixPath(image).stem for image, _ in pairs], "group": groups, "slice": numbers,
                          "image": [tree.locate(image) for image, _ in pairs],
                          "mask": [tree.locate(mask) for _, mask in pairs]})
 

@@ -274,12 +274,12 @@ def _train_table(root: Path) -> pd.DataFrame:
         mask = root / "train_masks" / f"{image.stem}_mask.png"
         if orphans.pop(mask.name, None) is None:
             raise InputError(f"{mask}: missing mask for {image} (rerun `dvc repro -f download`)")
-        rows.append((image.stem, _slice_key(image)[0], image, mask))
+        rows.append((image.stem, *_slice_key(image), image, mask))
     if orphans:
         more = f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""
         raise InputError(f"{min(orphans.values())}: mask has no image in {root / 'train'}{more} "
                          "(rerun `dvc repro -f download`)")
-    return pd.DataFrame(rows, columns=["id", "group", "image", "mask"])
+    return pd.DataFrame(rows, columns=["id", "group", "slice", "image", "mask"])
 
 
 def _test_table(root: Path) -> pd.DataFrame:
@@ -298,7 +298,9 @@ def _test_table(root: Path) -> pd.DataFrame:
     found = "; ".join(f"{what}: {_few(bad)}" for what, bad in problems.items() if bad)
     if found:
         raise InputError(f"{path} disagrees with {root / 'test'}: {found} (rerun `dvc repro -f download`)")
-    return pd.DataFrame({"id": ids, "image": [root / "test" / f"{i}.png" for i in ids]})
+    keys = [_slice_key(Path(f"{i}.png")) for i in ids]  # the test stacks are ordered too (2.5D context)
+    return pd.DataFrame({"id": ids, "group": [g for g, _ in keys], "slice": [z for _, z in keys],
+                         "image": [root / "test" / f"{i}.png" for i in ids]})
 
 
 def _few(ids: list[str]) -> str:

@@ -1,0 +1,39 @@
+"""DVC stage `blend`: weights of the models tuned on their OOF probabilities; the blended OOF maps.
+
+Greedy forward selection with replacement (`segpipe.blend`) on mean per-image Dice; the
+blend is written as OOF folders (blend/fold<k>/) for the post-processing search, and
+the weights, each model's CV Dice and the blend's to metrics/blend.json, which submit
+reads to blend the test probabilities the same way.
+"""
+import pandas as pd
+
+from segpipe import artifacts
+from segpipe.blend import model_oof, select, write_blend
+from segpipe.cli import parse_paths, run_stage
+from segpipe.config import load_params
+from segpipe.runtime import write_json
+
+
+def main() -> None:
+    args = parse_paths(__doc__, "folds", "masks", "oof", "out", "metrics")
+    params = load_params()
+    folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
+    dirs = {name: {k: artifacts.oof_dir(args.oof, name, k) for k in params.folds.train} for name in params.models}
+    oof = model_oof(folds, dirs, args.masks, lambda name, k: f"dvc repro {artifacts.train_stage(name, k)}")
+    chosen = select(oof.names, oof.score, params.blend.iterations)
+    write_blend(folds, oof, chosen.counts, {k: artifacts.fold_dir(args.out, k) for k in params.folds.train})
+    write_json(args.metrics, {
+        "dice": chosen.score.dice, "patient_dice": chosen.score.patient_dice, "threshold": chosen.score.threshold,
+        "weights": chosen.weights, "counts": chosen.counts,
+        "models": {name: vars(score) for name, score in chosen.singles.items()},
+        "steps": chosen.steps,
+    })
+    for name, score in chosen.singles.items():
+        print(f"{name}: CV dice {score.dice:.4f} (patient {score.patient_dice:.4f}) at {score.threshold:.3f}; "
+              f"weight {chosen.weights[name]:.2f}")
+    print(f"blend: CV dice {chosen.score.dice:.4f} (patient {chosen.score.patient_dice:.4f}) "
+          f"at {chosen.score.threshold:.3f}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
