@@ -316,7 +316,10 @@ def check_set_params(command: Command, scratch: Path) -> None:
     known = key_paths(params())
     for override in overrides:
         key = override.key_or_group
-        assert key in known, f"{command}: {key} is not a key of params.yaml"
+        if override.is_add():  # +models.fpn=...: a new key, under a section that exists
+            assert key.rpartition(".")[0] in known and key not in known, f"{command}: cannot add {key}"
+        else:
+            assert key in known, f"{command}: {key} is not a key of params.yaml"
         assert not override.is_sweep_override(), f"{command}: {override.input_line} is a sweep"
         if key in FOLDER_EXAMPLE:
             assert override.value() == FOLDER_EXAMPLE[key], (

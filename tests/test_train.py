@@ -9,6 +9,7 @@ import torch
 
 import segpipe.train as train_module
 from segpipe.config import Augment, Train
+from segpipe.context import neighbour_rows
 from segpipe.errors import InputError
 from segpipe.folds import stratified_group_folds
 from segpipe.inference import ensemble_batches, prepare_for_inference
@@ -207,3 +208,25 @@ def test_the_ema_follows_the_model_with_warm_up():
         model.weight.fill_(3.0)
     ema.update(model, step=2)  # then moves part of the way, less with every step
     assert 1.0 < ema.module.weight.detach()[0, 0].item() < 3.0
+
+
+def test_context_trains_on_slice_stacks_and_predicts_the_test_stacks(prepared_dir, folds, competition, tmp_path):
+    """train.context=1: 3 slices x 3 channels in, for OOF (metrics) and for the test images alike."""
+    cfg = FAST.model_copy(update={"epochs": 1, "context": 1})
+    metrics, paths = run_fold(prepared_dir, folds, tmp_path, cfg=cfg)
+    assert 0 <= metrics["oof_dice"] <= 1
+    assert np.load(paths.oof / "probs.npy").shape == ((folds.fold == 1).sum(), *TINY_SIZE)
+    _, checkpoint = load_checkpoint(paths.model, "x")
+    assert checkpoint["spec"]["in_channels"] == 9 and checkpoint["context"] == 1
+    test = competition.test.reset_index(drop=True)
+    flat = ImagesToPredict(test.image, competition.read_image, TINY_SIZE, channels=3)
+    stacked = ImagesToPredict(test.image, competition.read_image, TINY_SIZE, channels=3,
+                              neighbours=neighbour_rows(test, 1, "test"))
+    first = int(np.flatnonzero(test.group == test.group[0])[np.argmin(test.slice[test.group == test.group[0]])])
+    below, middle, above = np.split(stacked[first].numpy(), 3, axis=-1)
+    np.testing.assert_array_equal(middle, flat[first].numpy())
+    np.testing.assert_array_equal(below, middle)  # the first slice of a stack is repeated below it
+    models, channels, context = load_fold_models({1: paths.model}, "unet")
+    assert (channels, context) == (9, 1)
+    predict_test(models, channels, stacked, tmp_path / "test.npz", batch_size=4)
+    assert count_maps(tmp_path / "test.npz") == len(test)
