@@ -15,7 +15,8 @@ from segpipe.datasets import hold_out_patients
 from segpipe.metrics import image_dice
 from segpipe.postprocess import Rule
 from segpipe.probmaps import write_maps
-from segpipe.submit import probability_to_mask, score_holdout, validate_submission, write_submission
+from segpipe.blend import blend_maps
+from segpipe.submit import Blend, probability_to_mask, score_holdout, validate_submission, write_submission
 from segpipe.tune import rule_counts
 
 
@@ -133,6 +134,24 @@ def test_stale_probabilities_are_refused(case):
         write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), tmp_path / "submit.csv.gz",
                          workers=1)
     assert not list(tmp_path.glob("*submit*"))
+
+
+def test_the_test_maps_are_blended_as_the_oof_maps_were(case):
+    """Submit blends each model's maps with the OOF formula; a model weighted 0 is never read."""
+    tmp_path, probs, index, spec = case
+    other = np.ascontiguousarray(probs[:, ::-1])
+    write_maps(tmp_path / "other.npz", other)
+    blend = Blend({"a": tmp_path / "test.npz", "b": tmp_path / "other.npz", "c": tmp_path / "absent.npz"},
+                  {"a": 2, "b": 1, "c": 0})
+    for row in range(len(probs)):
+        np.testing.assert_array_equal(blend.read(row), blend_maps([probs[row], other[row]], [2, 1]))
+    write_submission(blend, index, spec, Rule(0.5, 0.5, 0), tmp_path / "blend.csv.gz", workers=2)
+    expected = [rle.encode(probability_to_mask(blend.read(i), h, w, Rule(0.5, 0.5, 0)), order="F")
+                for i, (h, w) in enumerate(zip(index.height, index.width))]
+    assert rows(tmp_path / "blend.csv.gz").pixels.tolist() == expected
+    write_maps(tmp_path / "other.npz", other[:3])
+    with pytest.raises(InputError, match=r"other.npz: 3 probability maps .*`dvc repro predict@b`"):
+        write_submission(blend, index, spec, Rule(0.5, 0.5, 0), tmp_path / "stale.csv.gz", workers=1)
 
 
 def test_a_full_disk_names_the_submission_and_keeps_the_old_one(case, monkeypatch):
