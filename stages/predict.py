@@ -28,7 +28,8 @@ def main() -> None:
     channels = np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r").shape[-1]
     images = ImagesToPredict(competition.test.image, competition.read_image, tuple(params.prepare.size), channels,
                              neighbour_rows(index, context, where=str(args.prepared / TEST_INDEX)))
-    predict_test(models, in_channels, images, args.out, params.predict.batch_size, params.predict.workers)
+    predict_test(models, in_channels, images, args.out, params.predict.batch_size, params.predict.workers,
+                 ids=index.id.tolist())
 
 
 if __name__ == "__main__":

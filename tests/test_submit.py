@@ -187,3 +187,13 @@ def test_submit_applies_the_rule_exactly_as_the_search_scores_it(competition, tm
     assert scored["dice"] == pytest.approx(searched) and scored["images"] == len(masks)
     plain = image_dice(*rule_counts(zip(probs, masks), Rule(threshold=0.2))).mean()
     assert plain < searched  # the rule did something here
+
+
+def test_maps_of_other_images_are_refused_by_id(case):
+    """Maps stored with their ids are matched to the test index by id, not by position alone."""
+    tmp_path, probs, index, spec = case
+    write_maps(tmp_path / "test.npz", probs, ids=index.id.tolist())
+    write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), tmp_path / "ok.csv.gz", workers=1)
+    write_maps(tmp_path / "test.npz", probs, ids=["7", "3", "1", "12", "5"])  # two swapped
+    with pytest.raises(InputError, match=r"test.npz: map 2 is of image 1, but test image 2 .* is 12; it is stale"):
+        write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), tmp_path / "bad.csv.gz", workers=1)

@@ -65,11 +65,12 @@ def load_fold_models(model_paths: dict[int, Path], name: str) -> tuple[list[torc
 
 
 def predict_test(models: Sequence[torch.nn.Module], in_channels: int, images: ImagesToPredict, out_path: Path,
-                 batch_size: int, workers: int = 0, amp: bool = True, channels_last: bool = True) -> None:
+                 batch_size: int, workers: int = 0, amp: bool = True, channels_last: bool = True,
+                 ids: Sequence[str] | None = None) -> None:
     """Average the (fold) `models`' hflip-TTA probabilities over `images` into the .npz `out_path`.
 
     Maps are (H,W) uint8 in `images` order, written as they come, so memory stays flat
-    however large the test set is.
+    however large the test set is; `ids` (one per image) are stored with them.
     """
     device = pick_device()
     models = [prepare_for_inference(model, device, channels_last) for model in models]
@@ -82,7 +83,7 @@ def predict_test(models: Sequence[torch.nn.Module], in_channels: int, images: Im
         batches = ensemble_batches(models, loader, device, amp=amp, channels_last=channels_last,
                                    in_channels=in_channels)
         with atomic_path(out_path) as tmp:
-            write_maps(tmp, tqdm(batches, total=len(loader), desc="predict"))
+            write_maps(tmp, tqdm(batches, total=len(loader), desc="predict"), ids=ids)
     except InputError as err:  # from a worker, wrapped with its traceback: keep the message alone
         raise InputError(str(err).strip().splitlines()[-1].removeprefix("segpipe.errors.InputError: ")) from None
     finally:

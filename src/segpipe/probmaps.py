@@ -6,7 +6,8 @@ probability maps are flat almost everywhere (near 0 off the object, near 255 on 
 deflate at level 1 shrinks them many times at little CPU cost. Members are written one by
 one as the maps come, with a fixed timestamp, so the same maps give the same bytes; a
 reader opens one member without touching the others. `np.load(path)["0000042"]` reads
-map 42 too: it is an ordinary .npz.
+map 42 too: it is an ordinary .npz. A last member, `ids`, holds the image id of every map,
+so the maps are matched to test images by id (`map_ids`), never by position alone.
 """
 from __future__ import annotations
 
@@ -14,34 +15,55 @@ import functools
 import os
 import zipfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
 LEVEL = 1  # deflate level: 6 (zlib's default) was ~3x slower for a few % smaller maps
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: no clock in the bytes
+IDS = "ids.npy"
 
 
 def member(row: int) -> str:
     return f"{row:07d}.npy"
 
 
-def write_maps(path: Path, maps: Iterable[np.ndarray]) -> int:
-    """Write each (H, W) uint8 map of `maps` (batches of them are fine too) to `path`; the count."""
+def write_maps(path: Path, maps: Iterable[np.ndarray], ids: Sequence[str] | None = None) -> int:
+    """Write each (H, W) uint8 map of `maps` (batches of them are fine too) to `path`; the count.
+
+    With `ids`, one per map in the same order, they are stored too (`map_ids`).
+    """
     count = 0
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as archive:
         for batch in maps:
             for prob in np.asarray(batch).reshape(-1, *np.shape(batch)[-2:]):
-                info = zipfile.ZipInfo(member(count), date_time=EPOCH)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                with archive.open(info, "w") as handle:
-                    np.lib.format.write_array(handle, np.ascontiguousarray(prob, np.uint8), allow_pickle=False)
+                _write(archive, member(count), np.ascontiguousarray(prob, np.uint8))
                 count += 1
+        if ids is not None:
+            if len(ids) != count:
+                raise ValueError(f"{path}: {len(ids)} ids for {count} maps")
+            _write(archive, IDS, np.array([str(i) for i in ids], dtype=str))
     return count
 
 
+def _write(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    info = zipfile.ZipInfo(name, date_time=EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with archive.open(info, "w") as handle:
+        np.lib.format.write_array(handle, array, allow_pickle=False)
+
+
 def count_maps(path: Path) -> int:
-    return len(_open(str(path), os.getpid(), _version(path)).namelist())
+    return sum(name != IDS for name in _open(str(path), os.getpid(), _version(path)).namelist())
+
+
+def map_ids(path: Path) -> list[str] | None:
+    """The image ids of the maps, in order; None for a file written without them."""
+    archive = _open(str(path), os.getpid(), _version(path))
+    if IDS not in archive.namelist():
+        return None
+    with archive.open(IDS) as handle:
+        return np.lib.format.read_array(handle, allow_pickle=False).tolist()
 
 
 def read_map(path: Path, row: int) -> np.ndarray:
@@ -55,7 +77,7 @@ def _version(path: Path) -> tuple[int, int]:
     return stat.st_ino, stat.st_mtime_ns  # a file replaced by a rerun is opened anew
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=16)  # a few models' files per process
 def _open(path: str, pid: int, version: tuple[int, int]) -> zipfile.ZipFile:
     # per process: a forked worker must not share its parent's file offset
     return zipfile.ZipFile(path)

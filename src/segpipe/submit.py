@@ -30,7 +30,7 @@ from segpipe.datasets import SubmissionSpec
 from segpipe.datasets.tree import read_bytes
 from segpipe.errors import InputError
 from segpipe.postprocess import Rule
-from segpipe.probmaps import count_maps, read_map
+from segpipe.probmaps import count_maps, map_ids, read_map
 from segpipe.runtime import atomic_path
 
 
@@ -104,10 +104,14 @@ def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: Submis
     for name, path in sorted(blend.probs.items()):
         if not blend.counts.get(name):
             continue
-        n_probs = count_maps(path)
+        n_probs, ids = count_maps(path), map_ids(path)
         if n_probs != len(test_index):
             raise InputError(f"{path}: {n_probs} probability maps for the {len(test_index)} test images of the "
                              f"prepared index; it is stale: rerun `dvc repro predict@{name}`")
+        if ids is not None and ids != test_index.id.astype(str).tolist():
+            first = next(i for i, (a, b) in enumerate(zip(ids, test_index.id.astype(str))) if a != b)
+            raise InputError(f"{path}: map {first} is of image {ids[first]}, but test image {first} of the prepared "
+                             f"index is {test_index.id.iloc[first]}; it is stale: rerun `dvc repro predict@{name}`")
     job = dict(blend=blend, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
                rule=rule, order=spec.rle_order)
     workers = workers or os.cpu_count() or 1

@@ -10,7 +10,6 @@ with an atomic checkpoint (`segpipe.checkpoint`) that an interrupted run continu
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from segpipe.data import (SliceDataset, build_augmentation, lesion_weights, make
 from segpipe.distributed import Distributed
 from segpipe.errors import InputError
 from segpipe.inference import autocast, predict_batches, prepare_for_inference
+from segpipe.live import open_live
 from segpipe.metrics import image_dice
 from segpipe.model import ModelSpec, WeightedLoss, build_model, save_checkpoint
 from segpipe.runtime import pick_device, seed_everything
@@ -278,27 +278,6 @@ def _ema(model: nn.Module, cfg: Train):
     from timm.utils import ModelEmaV3
 
     return ModelEmaV3(model, decay=cfg.ema, use_warmup=True)
-
-
-class _Silent:
-    """What ranks other than 0 log into: nothing."""
-
-    step = 0
-
-    def log_metric(self, name: str, value: float) -> None:
-        pass
-
-    def next_step(self) -> None:
-        pass
-
-
-def open_live(live_dir: Path, *, resumed: bool, main: bool):
-    """dvclive on rank 0 (resuming its history when the run resumes); a silent logger elsewhere."""
-    if not main:
-        return contextlib.nullcontext(_Silent())
-    from dvclive import Live
-
-    return Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=resumed)
 
 
 def write_oof(model: nn.Module, paths: FoldPaths, val_rows: np.ndarray, ids: np.ndarray, device: torch.device,
