@@ -115,11 +115,12 @@ def select(names: Sequence[str], score: Callable[[Mapping[str, int]], Score], it
     names = sorted(names)
     singles = {name: score({name: 1}) for name in names}
     if len(names) == 1:  # nothing to choose: one model, weight 1
-        return Selection({names[0]: 1}, singles[names[0]], singles, [{"added": names[0], "dice": singles[names[0]].dice}])
+        only = names[0]
+        return Selection({only: 1}, singles[only], singles, [{"added": only, "dice": singles[only].dice}])
     bag: dict[str, int] = {}
-    best_counts, best_score, steps = None, None, []
-    for step in range(iterations):
-        tried = {name: (singles[name] if not bag else score({**bag, name: bag.get(name, 0) + 1})) for name in names}
+    best_counts, best_score, steps = {}, None, []
+    for _ in range(iterations):
+        tried = {name: score({**bag, name: bag.get(name, 0) + 1}) if bag else singles[name] for name in names}
         added = max(names, key=lambda n: (tried[n].dice, -names.index(n)))  # first by name on ties
         bag = {**bag, added: bag.get(added, 0) + 1}
         steps.append({"added": added, "dice": tried[added].dice})
