@@ -24,7 +24,7 @@ import pandas as pd
 from side_by_side import median_seconds, print_table, write_car_jpegs
 from torch.utils.data import Dataset
 
-from segpipe.config import Augment
+from segpipe.train_config import Augment
 from segpipe.data import SliceDataset, build_augmentation
 from segpipe.datasets import Competition, SubmissionSpec, readers
 from segpipe.prepare import cache_split

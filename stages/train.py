@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 
 from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
+from segpipe.train_config import load_training
 from segpipe.cache_files import TRAIN_IMAGES, TRAIN_MASKS
 from segpipe.runtime import write_json
 
@@ -17,7 +17,7 @@ from segpipe.runtime import write_json
 def main() -> None:
     args = parse_paths(__doc__, "prepared", "folds", "checkpoint", "oof", "live", "metrics", "last", fold=True,
                        model=True)
-    params = load_params()
+    params = load_training()  # base, train and models only: other sections are other stages' concern
     cfg = params.model(args.model)  # `train` with this model's overrides
     if cfg.devices > 1 and "LOCAL_RANK" not in os.environ:
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",

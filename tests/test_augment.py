@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from segpipe.augment import BatchAugment, affine_theta
-from segpipe.config import Augment
+from segpipe.train_config import Augment
 
 
 def blobs(n=4, height=40, width=60, channels=3):

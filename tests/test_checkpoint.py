@@ -2,7 +2,7 @@ import pandas as pd
 import torch
 
 from segpipe.checkpoint import TrainingState, resume, run_fingerprint, trim_live_history
-from segpipe.config import Train
+from segpipe.train_config import Train
 
 FOLDS = pd.DataFrame({"id": ["a_1", "a_2", "b_1"], "group": ["a", "a", "b"], "fold": [0, 0, 1]})
 SHAPES = [(3, 32, 32, 3), (3, 32, 32)]

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from segpipe.config import Augment
+from segpipe.train_config import Augment
 from segpipe.data import (MEAN, STD, SliceDataset, build_augmentation, lesion_weights, make_loader, mask_areas,
                           to_model_input)
 

@@ -96,3 +96,10 @@ def test_a_stage_depends_on_no_module_it_does_not_import(name):
     extra = [dep for dep in stage.get("deps", []) if dep.startswith("src/")
              if not any(file == ROOT / dep or file.is_relative_to(ROOT / dep) for file in imported)]
     assert not extra, f"dvc.yaml stage {name} depends on modules its script never imports: {extra}"
+
+
+def test_training_does_not_depend_on_the_other_stages_params_code():
+    """A new section for another stage goes into config.py; that must never retrain a model."""
+    deps = stages()["train"]["deps"]
+    assert "src/segpipe/config.py" not in deps and "src/segpipe/train_config.py" in deps
+    assert not any(dep.endswith(("tune.py", "postprocess.py", "blend.py", "oof.py")) for dep in deps)

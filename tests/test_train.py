@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import segpipe.train as train_module
-from segpipe.config import Augment, Train
+from segpipe.train_config import Augment, Train
 from segpipe.context import neighbour_rows
 from segpipe.errors import InputError
 from segpipe.folds import stratified_group_folds

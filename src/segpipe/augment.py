@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from segpipe.config import Augment
+from segpipe.train_config import Augment
 
 
 def affine_theta(angle: torch.Tensor, scale: torch.Tensor, flip: torch.Tensor, height: int, width: int) -> torch.Tensor:

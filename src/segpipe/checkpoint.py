@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from segpipe.config import Train
+from segpipe.train_config import Train
 from segpipe.runtime import atomic_path
 
 # Params that by design do not change results (the loader reseeds per image), so they may be

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, WeightedRandomSampler
 
 from segpipe import context
-from segpipe.config import Augment
+from segpipe.train_config import Augment
 from segpipe.errors import InputError
 
 # ImageNet statistics: what smp encoders expect, pretrained or not.

@@ -8,7 +8,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from segpipe.config import STAGE_DECODERS
+from segpipe.train_config import STAGE_DECODERS
 from segpipe.errors import InputError
 
 

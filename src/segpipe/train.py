@@ -24,7 +24,7 @@ from torch import nn
 from segpipe import context, oof_files
 from segpipe.augment import BatchAugment
 from segpipe.checkpoint import TrainingState, mark_finished, resume, run_fingerprint, save_resume, trim_live_history
-from segpipe.config import Train
+from segpipe.train_config import Train
 from segpipe.data import (SliceDataset, build_augmentation, lesion_weights, make_loader, mask_areas, normalize,
                           to_device, to_model_input)
 from segpipe.distributed import Distributed
