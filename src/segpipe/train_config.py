@@ -36,7 +36,7 @@ class Train(Section):
     context: int = Field(0, ge=0, le=4)  # 2.5D: slices i-k..i+k of the same patient as extra channels
     epochs: PositiveInt = 12
     batch_size: PositiveInt = 16
-    lr: float = Field(0.01, gt=0)
+    lr: float = Field(0.003, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     scheduler: Literal["onecycle", "cosine"] = "onecycle"
