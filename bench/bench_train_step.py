@@ -79,7 +79,7 @@ def write_cache(folder: Path, size: tuple[int, int], channels: int) -> tuple[Fol
     masks.flush()
     folds = pd.DataFrame({"id": [str(i) for i in range(count)], "group": [str(i) for i in range(count)],
                           "fold": [1] * TRAIN_IMAGES + [0] * VAL_IMAGES})
-    paths = FoldPaths(folder / "images.npy", folder / "masks.npy", folder / "model.pt", folder / "oof.npy",
+    paths = FoldPaths(folder / "images.npy", folder / "masks.npy", folder / "model.pt", folder / "oof",
                       folder / "live")
     return paths, folds
 
