@@ -104,11 +104,14 @@ def test_a_threshold_param_reruns_only_threshold_submit_and_report(repo, first_r
 
 def test_one_models_param_retrains_that_model_alone(repo, first_run):
     """models.fpn.lr: fpn's folds, its test probabilities, the blend and what follows; never the U-Net."""
-    edit_params(repo, {"models": {**MODELS["models"], "fpn": {**MODELS["models"]["fpn"], "lr": 0.003}}})
+    edit_params(repo, {"models": {**MODELS["models"], "fpn": {**MODELS["models"]["fpn"], "lr": 0.0007}}})
     stale = run(["dvc", "status"], repo)
     assert "train@fpn-0" in stale and "train@unet-0" not in stale
-    assert ran_stages(run(["dvc", "repro"], repo)) == {"train@fpn-0", "train@fpn-1", "predict@fpn", "blend",
-                                                      "threshold", "submit", "report"}
+    ran = ran_stages(run(["dvc", "repro"], repo))
+    # threshold and what follows rerun only if the blended maps changed (DVC skips a stage whose
+    # inputs came out byte-identical), which a weight of 0 for fpn would prevent
+    assert {"train@fpn-0", "train@fpn-1", "predict@fpn", "blend"} <= ran
+    assert ran <= {"train@fpn-0", "train@fpn-1", "predict@fpn", "blend", "threshold", "submit", "report"}
 
 
 def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):
