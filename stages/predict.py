@@ -1,5 +1,7 @@
 """DVC stage `predict@<model>`: one model's folds averaged (hflip TTA) on the test images, read from the raw files.
 
+In tile mode each image is predicted at prepare's scale by sliding windows of the tile.
+
 Each model keeps its own test probabilities (preds/<model>/test.npz), so a new blend or
 post-processing rule never runs a network again.
 """
@@ -13,7 +15,9 @@ from segpipe.config import load_params
 from segpipe.context import neighbour_rows
 from segpipe.datasets import load_chosen
 from segpipe.errors import InputError
+from segpipe.inference import Windows
 from segpipe.predict import ImagesToPredict, load_fold_models, predict_test
+from segpipe.tiles import Layout
 
 
 def main() -> None:
@@ -24,12 +28,15 @@ def main() -> None:
     if index.id.tolist() != competition.test.id.astype(str).tolist():
         raise InputError(f"{args.prepared / TEST_INDEX}: its ids are not the test set's; rerun `dvc repro prepare`")
     model_paths = {fold: artifacts.checkpoint(args.models, args.model, fold) for fold in params.folds.train}
-    models, in_channels, context = load_fold_models(model_paths, args.model)
+    models, in_channels, context, step = load_fold_models(model_paths, args.model)
     channels = np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r").shape[-1]
-    images = ImagesToPredict(competition.test.image, competition.read_image, tuple(params.prepare.size), channels,
+    layout = Layout.read(args.prepared)  # the size (resize mode) or scale and tile (tile mode) trained at
+    images = ImagesToPredict(competition.test.image, competition.read_image,
+                             [layout.scaled(h, w) for h, w in zip(index.height, index.width)], channels,
                              neighbour_rows(index, context, where=str(args.prepared / TEST_INDEX)))
+    sliding = Windows(layout.tile, step) if layout.mode == "tile" else None
     predict_test(models, in_channels, images, args.out, params.predict.batch_size, params.predict.workers,
-                 ids=index.id.tolist())
+                 ids=index.id.tolist(), sliding=sliding)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""DVC stage `prepare`: decode, resize and cache train/test as uint8 .npy arrays."""
+"""DVC stage `prepare`: decode and resize (or scale, in tile mode) the training images into uint8 .npy caches; index the test set."""
 from segpipe.cli import parse_paths, run_stage
 from segpipe.config import load_params
 from segpipe.datasets import load_chosen
@@ -9,7 +9,9 @@ def main() -> None:
     args = parse_paths(__doc__, "raw", "sources", "out")
     params = load_params()
     competition = load_chosen(params, args.raw, args.sources)
-    prepare_competition(competition, args.out, tuple(params.prepare.size), params.prepare.workers)
+    prepare = params.prepare
+    prepare_competition(competition, args.out, tuple(prepare.size), prepare.workers, mode=prepare.mode,
+                        scale=prepare.scale, tile=tuple(prepare.tile))
 
 
 if __name__ == "__main__":

@@ -24,13 +24,14 @@ def main() -> None:
                     f"--nproc_per_node={cfg.devices}", *sys.argv]
         os.execv(sys.executable, torchrun)
     from segpipe.distributed import Distributed  # torch loads after the params check: bad params fail in 1 s
+    from segpipe.tiles import Layout
     from segpipe.train import FoldPaths, train_fold
 
     dist = Distributed(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                        int(os.environ.get("LOCAL_RANK", 0)))
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     paths = FoldPaths(args.prepared / TRAIN_IMAGES, args.prepared / TRAIN_MASKS, args.checkpoint, args.oof,
-                      args.live, last=args.last)
+                      args.live, last=args.last, layout=Layout.read(args.prepared))
     metrics = train_fold(cfg, folds, args.fold, paths, params.base.seed, dist)
     if dist.main:
         write_json(args.metrics, metrics)

@@ -35,10 +35,10 @@ def test_fold_models_of_one_model_must_take_the_same_input(fold0, tmp_path):
     wide = tmp_path / "fold1.pt"
     spec = ModelSpec(arch="Unet", in_channels=9, encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
     save_checkpoint(wide, build_model(spec), spec, epoch=1, context=1)
-    with pytest.raises(InputError, match=r"fold models of unet take different inputs .*\(3, 0\), \(9, 1\)"):
+    with pytest.raises(InputError, match=r"fold models of unet take different inputs .*\(3, 0, 0\.5\), \(9, 1, 0\.5\)"):
         load_fold_models({0: fold0, 1: wide}, "unet")
-    models, channels, context = load_fold_models({1: wide}, "unet")
-    assert len(models) == 1 and (channels, context) == (9, 1)
+    models, channels, context, step = load_fold_models({1: wide}, "unet")
+    assert len(models) == 1 and (channels, context, step) == (9, 1, 0.5)
 
 
 def test_a_bad_test_image_is_named_without_the_workers_traceback(fold0, tmp_path):

@@ -12,7 +12,7 @@ from segpipe.train_config import Augment, Train
 from segpipe.context import neighbour_rows
 from segpipe.errors import InputError
 from segpipe.folds import stratified_group_folds
-from segpipe.inference import ensemble_batches, prepare_for_inference
+from segpipe.inference import Ensemble, ensemble_batches
 from segpipe.model import load_checkpoint
 from segpipe.predict import ImagesToPredict, load_fold_models, predict_test
 from segpipe.probmaps import count_maps, read_map
@@ -167,8 +167,7 @@ def test_predict_decodes_the_test_images_and_averages_folds_into_compressed_maps
     assert count_maps(out) == len(competition.test) and one[0].dtype == np.uint8 and one[0].shape == TINY_SIZE
     for row, prob in enumerate(one):  # the mean of two copies is the copy; workers or not, the same order
         np.testing.assert_array_equal(read_map(out, row), prob)
-    by_hand = next(ensemble_batches([prepare_for_inference(load_checkpoint(model, "x")[0], torch.device("cpu"), True)],
-                                    [images[0][None]], torch.device("cpu")))
+    by_hand = next(ensemble_batches(Ensemble([load_checkpoint(model, "x")[0]], torch.device("cpu")), [images[0][None]]))
     np.testing.assert_array_equal(by_hand[0], one[0])  # row 0 is the first test image, decoded like prepare does
 
 
@@ -226,7 +225,7 @@ def test_context_trains_on_slice_stacks_and_predicts_the_test_stacks(prepared_di
     below, middle, above = np.split(stacked[first].numpy(), 3, axis=-1)
     np.testing.assert_array_equal(middle, flat[first].numpy())
     np.testing.assert_array_equal(below, middle)  # the first slice of a stack is repeated below it
-    models, channels, context = load_fold_models({1: paths.model}, "unet")
+    models, channels, context, _ = load_fold_models({1: paths.model}, "unet")
     assert (channels, context) == (9, 1)
     predict_test(models, channels, stacked, tmp_path / "test.npz", batch_size=4)
     assert count_maps(tmp_path / "test.npz") == len(test)

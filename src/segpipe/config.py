@@ -35,6 +35,7 @@ class Synthetic(DatasetSection):
     slices_per_patient: PositiveInt = 16
     height: PositiveInt = 100
     width: PositiveInt = 100
+    kind: Literal["brain", "thin"] = "brain"  # brain: MRI-like lesion slices; thin: thin structures on large images
 
 
 class Carvana(DatasetSection):
@@ -67,13 +68,17 @@ class Folder(DatasetSection):
 
 
 class Prepare(Section):
+    mode: Literal["resize", "tile"] = "resize"  # resize: whole images at `size`; tile: at `scale`, crops of `tile`
     size: tuple[PositiveInt, PositiveInt] = (64, 64)
+    scale: float = Field(1.0, gt=0, le=1)  # tile mode: 1 = native resolution, 0.5 = half
+    tile: tuple[PositiveInt, PositiveInt] = (256, 256)  # tile mode: the crop the model sees
     workers: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _multiple_of_32(self) -> "Prepare":
-        if any(side % 32 for side in self.size):
-            raise ValueError(f"size {list(self.size)} must be multiples of 32 (U-Net downsamples 5 times)")
+        key, sides = ("tile", self.tile) if self.mode == "tile" else ("size", self.size)
+        if any(side % 32 for side in sides):
+            raise ValueError(f"{key} {list(sides)} must be multiples of 32 (U-Net downsamples 5 times)")
         return self
 
 

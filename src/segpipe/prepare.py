@@ -1,4 +1,4 @@
-"""Decode every training image and mask once, resize to training size, cache as uint8 arrays.
+"""Decode every training image and mask once, resize to training size (or scale), cache as uint8 arrays.
 
 Training then reads `np.load(..., mmap_mode="r")` slices instead of decoding files in
 every `__getitem__`. Decoding runs in a process pool; each worker writes its rows straight
@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from segpipe.cache_files import TEST_INDEX, TRAIN_IMAGES, TRAIN_INDEX, TRAIN_MASKS
+from segpipe.cache_files import TEST_INDEX, TILES, TRAIN_IMAGES, TRAIN_INDEX, TRAIN_MASKS
 from segpipe.datasets import Competition
 from segpipe.datasets.readers import image_size
 from segpipe.errors import InputError
 from segpipe.runtime import atomic_path, create_npy
-
-
+from segpipe.tiles import TILE_COLUMNS, Layout, tile_index
 
 INDEX_COLUMNS = ("id", "group", "slice")  # the identity of a row, carried into the prepared indexes
 
@@ -139,18 +138,47 @@ def cache_split(
     return index
 
 
+def image_sizes(frame: pd.DataFrame, workers: int, desc: str) -> list[tuple[int, int]]:
+    """(height, width) of each of `frame`'s images, read from the file headers in a process pool."""
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return list(tqdm(pool.imap(image_size, frame.image.astype(str), chunksize=64), total=len(frame), desc=desc))
+
+
 def test_index(frame: pd.DataFrame, workers: int) -> pd.DataFrame:
     """The test index: id (and group and slice, where known) with each image's original height and width."""
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        sizes = list(tqdm(pool.imap(image_size, frame.image.astype(str), chunksize=64), total=len(frame),
-                          desc="test sizes"))
+    sizes = image_sizes(frame, workers, "test sizes")
     index = frame[[c for c in INDEX_COLUMNS if c in frame]].reset_index(drop=True)
     index["height"], index["width"] = [h for h, _ in sizes], [w for _, w in sizes]
     return index
 
 
-def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int, int], workers: int = 0) -> None:
-    """Write the prepared training cache and the test index for `competition` into `out_dir` (atomically)."""
+def tile_layout(train: pd.DataFrame, scale: float, tile: tuple[int, int], workers: int) -> Layout:
+    """Tile mode's layout: the training images' one size times `scale`, checked to hold a tile.
+
+    The cache is one (N, H, W, C) array, so the training images must share a size (Carvana's
+    are all 1280 x 1918); test images may have any size (they are predicted window by window).
+    """
+    sizes = image_sizes(train, workers, "train sizes")
+    for path, size in zip(train.image, sizes):
+        if size != sizes[0]:
+            raise InputError(f"{path}: {size[0]}x{size[1]} (HxW), but {train.image.iloc[0]} is "
+                             f"{sizes[0][0]}x{sizes[0][1]}; tile mode needs training images of one size "
+                             "(use prepare.mode: resize)")
+    layout = Layout("tile", (0, 0), scale, tuple(tile))
+    size = layout.scaled(*sizes[0])
+    if size[0] < tile[0] or size[1] < tile[1]:
+        raise InputError(f"prepare.tile {list(tile)} is larger than the training images at prepare.scale {scale} "
+                         f"({size[0]}x{size[1]}); use a smaller tile or a larger scale")
+    return Layout("tile", size, scale, tuple(tile))
+
+
+def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int, int], workers: int = 0, *,
+                        mode: str = "resize", scale: float = 1.0, tile: tuple[int, int] | None = None) -> None:
+    """Write the prepared training cache and the test index for `competition` into `out_dir` (atomically).
+
+    In tile mode (`mode="tile"`) the images are cached at `scale` instead of resized to
+    `size`, and the tile index (`segpipe.tiles`) is written too.
+    """
     workers = workers or os.cpu_count() or 1
     for split, frame in (("train", competition.train), ("test", competition.test)):
         if frame.empty:
@@ -158,9 +186,14 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
         duplicated = frame.id[frame.id.duplicated()].tolist()
         if duplicated:
             raise InputError(f"{competition.name}: duplicate {split} ids {duplicated[:5]}")
+    layout = tile_layout(competition.train, scale, tile, workers) if mode == "tile" else Layout("resize", tuple(size))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        train = cache_split(competition.train, competition, size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS, workers,
-                            "train")
+        train = cache_split(competition.train, competition, layout.size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS,
+                            workers, "train")
         train.to_csv(tmp / TRAIN_INDEX, index=False)
         test_index(competition.test, workers).to_csv(tmp / TEST_INDEX, index=False)
+        tiles = (tile_index(np.load(tmp / TRAIN_MASKS, mmap_mode="r"), layout.tile) if layout.tile
+                 else pd.DataFrame(columns=list(TILE_COLUMNS)))  # always there: the train stages depend on it
+        tiles.to_csv(tmp / TILES, index=False)
+        layout.write(tmp)

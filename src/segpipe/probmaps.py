@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -28,14 +29,26 @@ def member(row: int) -> str:
     return f"{row:07d}.npy"
 
 
-def write_maps(path: Path, maps: Iterable[np.ndarray], ids: Sequence[str] | None = None) -> int:
-    """Write each (H, W) uint8 map of `maps` (batches of them are fine too) to `path`; the count.
+@dataclass(frozen=True)
+class RowBands:
+    """One (H, W) uint8 map given as consecutive bands of rows, so it is never whole in memory."""
+
+    shape: tuple[int, int]
+    bands: Iterable[np.ndarray]  # (rows, W) uint8 each, top to bottom, H rows in all
+
+
+def write_maps(path: Path, maps: Iterable[np.ndarray | RowBands], ids: Sequence[str] | None = None) -> int:
+    """Write each (H, W) uint8 map of `maps` (batches of them, or `RowBands`, too) to `path`; the count.
 
     With `ids`, one per map in the same order, they are stored too (`map_ids`).
     """
     count = 0
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as archive:
         for batch in maps:
+            if isinstance(batch, RowBands):
+                _write_bands(archive, member(count), batch)
+                count += 1
+                continue
             for prob in np.asarray(batch).reshape(-1, *np.shape(batch)[-2:]):
                 _write(archive, member(count), np.ascontiguousarray(prob, np.uint8))
                 count += 1
@@ -51,6 +64,24 @@ def _write(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
     info.compress_type = zipfile.ZIP_DEFLATED
     with archive.open(info, "w") as handle:
         np.lib.format.write_array(handle, array, allow_pickle=False)
+
+
+def _write_bands(archive: zipfile.ZipFile, name: str, bands: RowBands) -> None:
+    """The .npy of `bands`: its header, then each band's bytes as they come (C order is row order)."""
+    info = zipfile.ZipInfo(name, date_time=EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    rows = 0
+    with archive.open(info, "w") as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                  "shape": tuple(int(v) for v in bands.shape)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        for band in bands.bands:
+            if band.ndim != 2 or band.shape[1] != bands.shape[1]:
+                raise ValueError(f"{name}: a band of shape {band.shape} in a map of {bands.shape}")
+            handle.write(np.ascontiguousarray(band, np.uint8).tobytes())
+            rows += len(band)
+    if rows != bands.shape[0]:
+        raise ValueError(f"{name}: {rows} rows written for a map of {bands.shape}")
 
 
 def count_maps(path: Path) -> int:

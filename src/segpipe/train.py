@@ -14,38 +14,25 @@ import math
 import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from segpipe import context, oof_files
+from segpipe import context
 from segpipe.augment import BatchAugment
 from segpipe.checkpoint import TrainingState, mark_finished, resume, run_fingerprint, save_resume, trim_live_history
 from segpipe.train_config import Train
-from segpipe.data import (SliceDataset, build_augmentation, lesion_weights, make_loader, mask_areas, normalize,
-                          to_device, to_model_input)
+from segpipe.data import normalize, to_device, to_model_input
 from segpipe.distributed import Distributed
 from segpipe.errors import InputError
-from segpipe.inference import autocast, predict_batches, prepare_for_inference
+from segpipe.fold_io import FoldPaths, build_loaders, write_oof
+from segpipe.inference import autocast
 from segpipe.live import open_live
 from segpipe.metrics import image_dice
 from segpipe.model import ModelSpec, WeightedLoss, build_model, save_checkpoint
 from segpipe.runtime import pick_device, seed_everything
-
-
-@dataclass(frozen=True)
-class FoldPaths:
-    """Inputs and outputs of one fold's training."""
-
-    images: Path  # prepared (N,H,W,C) uint8
-    masks: Path  # prepared (N,H,W) uint8
-    model: Path  # best checkpoint
-    oof: Path  # folder of the (n_val,H,W) uint8 probabilities and their ids (`segpipe.oof_files`)
-    live_dir: Path  # dvclive folder
-    last: Path | None = None  # per-epoch resume state; None = no resume
 
 
 def model_spec(cfg: Train) -> ModelSpec:
@@ -81,28 +68,6 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
         dices.append(image_dice((pred & truth).sum((1, 2)).cpu().numpy(), pred.sum((1, 2)).cpu().numpy(),
                                 truth.sum((1, 2)).cpu().numpy()))
     return sum(losses) / len(loader.dataset), float(np.concatenate(dices).mean())
-
-
-def build_loaders(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows: np.ndarray, seed: int,
-                  dist: Distributed = Distributed(), neighbours: np.ndarray | None = None):
-    """The training loader (uniform or lesion-weighted draws) and the plain val loader.
-
-    The training loader augments with albumentations only when `augment.batched` is off;
-    otherwise `BatchAugment` does it on the device. Under DDP each process takes its shard
-    of every pass, in batches of batch_size / world size, so the global batch matches a
-    single-device run.
-    """
-    augmentation = None if cfg.augment.batched else build_augmentation(cfg.augment)
-    train_set = SliceDataset(paths.images, paths.masks, train_rows, augmentation, seed, neighbours)
-    weights = lesion_weights(mask_areas(paths.masks, train_rows)) if cfg.sampling == "lesion" else None
-    batch_size = max(1, cfg.batch_size // dist.world_size)
-    train_loader = make_loader(train_set, batch_size, shuffle=True, seed=seed, num_workers=cfg.num_workers,
-                               weights=weights, drop_last=len(train_rows) > cfg.batch_size,
-                               shard=(dist.rank, dist.world_size))
-    val_loader = make_loader(SliceDataset(paths.images, paths.masks, val_rows, neighbours=neighbours),
-                             cfg.batch_size * 2, shuffle=False,
-                             seed=seed, num_workers=cfg.num_workers)
-    return train_loader, val_loader
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: TrainingState, device: torch.device,
@@ -199,13 +164,14 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
         train_loader=train_loader, val_loader=val_loader,
         augment=BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None,
         criterion=WeightedLoss(cfg.loss).to(device), val_rows=val_rows, neighbours=neighbours,
-        key=run_fingerprint(cfg, fold, seed, folds, shapes))
+        key=run_fingerprint(cfg, fold, seed, folds, shapes + ([paths.layout.tile] if paths.tiled else [])))
 
 
 def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> dict:
     run = _set_up(cfg, folds, fold, paths, seed, dist)
     evaluated = run.state.evaluated
-    save_best = partial(save_checkpoint, paths.model, spec=run.spec, fold=fold, context=cfg.context)
+    save_best = partial(save_checkpoint, paths.model, spec=run.spec, fold=fold, context=cfg.context,
+                        window_step=cfg.window_step)
     resumed = resume(paths.last, run.key, run.state) if paths.last else None
     done, best, best_model = resumed or (0, {"epoch": 0, "val_dice": -math.inf}, None)
     if resumed and dist.main:  # DVC removed the best checkpoint before rerunning the stage
@@ -278,22 +244,3 @@ def _ema(model: nn.Module, cfg: Train):
     from timm.utils import ModelEmaV3
 
     return ModelEmaV3(model, decay=cfg.ema, use_warmup=True)
-
-
-def write_oof(model: nn.Module, paths: FoldPaths, val_rows: np.ndarray, ids: np.ndarray, device: torch.device,
-              cfg: Train, neighbours: np.ndarray | None = None) -> float:
-    """Write the fold's TTA probabilities for its validation rows (`oof_files`); return their Dice at 0.5."""
-    model = prepare_for_inference(model, device, cfg.channels_last)
-    images = np.load(paths.images, mmap_mode="r")
-    masks = np.load(paths.masks, mmap_mode="r")
-    dices = []
-    with oof_files.writing(paths.oof, ids, images.shape[1:3]) as out:
-        start = 0
-        for probs in predict_batches([model], images, cfg.batch_size * 2, device, rows=val_rows,
-                                     neighbours=neighbours, amp=cfg.amp, channels_last=cfg.channels_last,
-                                     in_channels=cfg.model_channels):
-            out[start:start + len(probs)] = probs
-            pred, truth = probs >= 128, masks[val_rows[start:start + len(probs)]] > 0
-            dices.append(image_dice((pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))))
-            start += len(probs)
-    return float(np.concatenate(dices).mean())

@@ -42,6 +42,8 @@ class Train(Section):
     scheduler: Literal["onecycle", "cosine"] = "onecycle"
     loss: dict[Literal["bce", "dice", "focal", "lovasz"], float] = {"bce": 0.7, "dice": 0.3}
     sampling: Literal["uniform", "lesion"] = "uniform"
+    foreground: float = Field(0.33, ge=0, le=1)  # tile mode: share of crops centred near foreground (nnU-Net 33 %)
+    window_step: float = Field(0.5, gt=0, le=1)  # tile mode: sliding-window spacing / tile (OOF and test)
     patience: int = Field(0, ge=0)  # epochs without a val Dice gain before stopping; 0 = off
     ema: float = Field(0.0, ge=0, lt=1)  # decay of an exponential moving average of the weights; 0 = off
     clip_grad: float = Field(0.0, ge=0)  # clip the gradient norm to this before each step; 0 = off
