@@ -1,5 +1,8 @@
 """The embedded default competition: synthetic brain-MRI-like lesion slices, made offline.
 
+`kind` picks what the images show: "brain" (the default, described here) or "thin", thin
+curves on large images for tile-mode work (see synthetic_thin). The files are the same.
+
 It is laid out like a real Kaggle download, so the pipeline runs the same code paths it
 would on LGG or Ultrasound Nerve, with no network access or credentials:
 
@@ -34,7 +37,7 @@ import pandas as pd
 from segpipe.errors import InputError
 from segpipe.runtime import atomic_path
 
-from . import readers
+from . import readers, synthetic_thin
 from .base import Competition, SubmissionSpec
 
 SUBMISSION = SubmissionSpec(id_column="img", rle_column="rle_mask", rle_order="F",
@@ -79,16 +82,28 @@ class _Head:
 
 
 def download(root: Path, *, seed: int, train_patients: int, test_patients: int,
-             slices_per_patient: int, height: int, width: int) -> None:
+             slices_per_patient: int, height: int, width: int, kind: str = "brain") -> None:
     """Generate the competition into `root` (replaced atomically); same arguments, same bytes."""
+    _slice_maker(kind)  # a bad kind fails before the old folder is touched
     with atomic_path(root) as tmp:
-        _generate(tmp, seed, train_patients, test_patients, slices_per_patient, height, width)
+        _generate(tmp, seed, train_patients, test_patients, slices_per_patient, height, width,
+                  kind=kind)
+
+
+def _slice_maker(kind: str):
+    """The generator of one patient's (image, mask) slices for synthetic.kind."""
+    makers = {"brain": _patient, "thin": synthetic_thin.patient_slices}
+    if kind not in makers:
+        raise InputError(f"params.yaml: synthetic.kind: unknown kind {kind!r}; "
+                         f"choose one of {sorted(makers)}")
+    return makers[kind]
 
 
 def _generate(root: Path, seed: int, train_patients: int, test_patients: int,
-              slices_per_patient: int, height: int, width: int) -> None:
+              slices_per_patient: int, height: int, width: int, kind: str = "brain") -> None:
     from segpipe.rle import encode  # imported late so load() never needs numba
 
+    make_slices = _slice_maker(kind)
     for folder in ("train", "train_masks", "test"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     total = train_patients + test_patients
@@ -98,7 +113,7 @@ def _generate(root: Path, seed: int, train_patients: int, test_patients: int,
     rows, test_ids = [], []
     for i, number in enumerate(numbers):
         rng, name = np.random.default_rng(children[1 + i]), f"p{number:04d}"
-        slices = _patient(rng, slices_per_patient, height, width)
+        slices = make_slices(rng, slices_per_patient, height, width)
         for z, (image, mask) in enumerate(slices, start=1):
             sid = f"{name}_{z}"
             _write_png(root / ("train" if i < train_patients else "test") / f"{sid}.png",
