@@ -10,6 +10,10 @@
 2. Memory. `predict_test` (the real one: workers, ensemble, compressed maps) on 1,000 and on
    10,000 small PNG test images with a one-layer network, in a child process: its peak RSS
    (VmHWM) and its workers' largest should not grow with the test set.
+3. Test probabilities on disk. 20 native-size (1918x1280) probability maps of the kind a
+   model writes (a blurred car mask, plus noise of sd 0 or 8 grey levels) stored as predict
+   stores them (deflated uint8, `probmaps`), and what that implies for Carvana's 100,064
+   test images.
 Run as `python bench/bench_predict.py`.
 """
 from __future__ import annotations
@@ -26,14 +30,16 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-from side_by_side import median_seconds, write_car_jpegs
+from side_by_side import CARVANA, car_mask, median_seconds, write_car_jpegs
 
 from segpipe.datasets import readers
 from segpipe.datasets.base import Competition
 from segpipe.predict import ImagesToPredict
 from segpipe.prepare import cache_split
+from segpipe.probmaps import write_maps
 
 IMAGES, SIZE, REPEATS, COUNTS = 120, (256, 256), 3, (1_000, 10_000)
+CARVANA_TEST = 100_064
 CHILD = """
 import json, resource, sys
 from pathlib import Path
@@ -116,10 +122,28 @@ def memory(root: Path) -> None:
           "(target <= 1.2: flat)")
 
 
+def storage(folder: Path, maps: int = 20) -> None:
+    rng = np.random.default_rng(0)
+    print(f"Native-size test probabilities on disk ({maps} maps of {CARVANA[0]}x{CARVANA[1]}, deflate level 1)\n")
+    raw = CARVANA[0] * CARVANA[1]
+    for noise in (0, 8):
+        probs = [np.clip(cv2.GaussianBlur(car_mask(i).astype(np.float32) * 255, (0, 0), 3)
+                         + rng.normal(0, noise, CARVANA), 0, 255).astype(np.uint8) for i in range(maps)]
+        start = time.perf_counter()
+        write_maps(folder / f"maps{noise}.npz", probs)
+        seconds = (time.perf_counter() - start) / maps
+        each = (folder / f"maps{noise}.npz").stat().st_size / maps
+        print(f"noise sd {noise}: {each / 1024:.0f} KB a map ({raw / each:.0f}x smaller than raw uint8, "
+              f"{seconds * 1000:.0f} ms to deflate); Carvana's {CARVANA_TEST:,} test maps: "
+              f"{each * CARVANA_TEST / 1e9:.1f} GB (raw {raw * CARVANA_TEST / 1e9:.0f} GB)")
+    print()
+
+
 if __name__ == "__main__":
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "jpegs").mkdir()
         decode_rates(Path(tmp) / "jpegs")
+        storage(Path(tmp))
         memory(Path(tmp))
     print(f"\n{time.perf_counter() - started:.0f} s in all")

@@ -6,8 +6,8 @@ the loader moves a quarter of the bytes a float pipeline would.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from segpipe import context
 from segpipe.train_config import Augment
 from segpipe.errors import InputError
 
+if TYPE_CHECKING:
+    import albumentations as A
+
 # ImageNet statistics: what smp encoders expect, pretrained or not.
 MEAN = np.array([0.485, 0.456, 0.406]) * 255
 STD = np.array([0.229, 0.224, 0.225]) * 255
@@ -24,6 +27,8 @@ STD = np.array([0.229, 0.224, 0.225]) * 255
 
 def build_augmentation(augment: Augment) -> A.Compose:
     """Scale, rotate and flip as in the brain-MRI U-Net tutorial, plus optional brightness."""
+    import albumentations as A  # here: only `augment.batched: false` needs it, and it takes ~1 s to import
+
     transforms = [
         A.Affine(scale=(1 - augment.scale, 1 + augment.scale), rotate=(-augment.rotate, augment.rotate),
                  border_mode=cv2.BORDER_CONSTANT, p=1.0),

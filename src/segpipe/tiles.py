@@ -91,9 +91,9 @@ class TileDataset(Dataset):
                  draw: bool, foreground: float = 0.0, seed: int = 0, augmentation=None,
                  neighbours: np.ndarray | None = None) -> None:
         self.images_path, self.masks_path, self.tile = images_path, masks_path, tuple(tile)
-        self.tiles = tiles.reset_index(drop=True)
-        self.rows = np.unique(self.tiles.row.to_numpy())
-        self.with_foreground = self.tiles[self.tiles.foreground > 0].reset_index(drop=True)
+        self.corners = tiles[["row", "y", "x"]].to_numpy(np.int64)  # numpy, not pandas: ~1 ms less a sample
+        self.rows = np.unique(self.corners[:, 0])
+        self.with_foreground = self.corners[tiles.foreground.to_numpy() > 0]
         self.draw, self.foreground, self.seed, self.epoch = draw, foreground, seed, 0
         self.augmentation, self.neighbours = augmentation, neighbours
         self._images = self._masks = None  # opened lazily: memmaps don't survive pickling to workers
@@ -102,7 +102,7 @@ class TileDataset(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.tiles)
+        return len(self.corners)
 
     def __getitem__(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         if self._images is None:
@@ -112,7 +112,7 @@ class TileDataset(Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, item])
             row, y, x = self._draw(rng)
         else:
-            row, y, x = (int(v) for v in self.tiles.loc[item, ["row", "y", "x"]])
+            row, y, x = (int(v) for v in self.corners[item])
         image = crop(self._images, row, y, x, self.tile, self.neighbours)
         mask = np.array(self._masks[row, y:y + self.tile[0], x:x + self.tile[1]])
         if self.augmentation is not None:
@@ -125,11 +125,10 @@ class TileDataset(Dataset):
         height, width = self._masks.shape[1:3]
         th, tw = self.tile
         if len(self.with_foreground) and rng.random() < self.foreground:
-            row, y, x = (int(v) for v in self.with_foreground.loc[rng.integers(len(self.with_foreground)),
-                                                                  ["row", "y", "x"]])
-            fy, fx = np.nonzero(self._masks[row, y:y + th, x:x + tw])
-            pick = rng.integers(len(fy))
-            cy, cx = y + int(fy[pick]), x + int(fx[pick])  # this pixel lands anywhere in the crop
+            row, y, x = (int(v) for v in self.with_foreground[rng.integers(len(self.with_foreground))])
+            on = np.flatnonzero(self._masks[row, y:y + th, x:x + tw])
+            fy, fx = divmod(int(on[rng.integers(len(on))]), tw)
+            cy, cx = y + fy, x + fx  # this pixel lands anywhere in the crop
             return (row, int(np.clip(cy - rng.integers(th), 0, height - th)),
                     int(np.clip(cx - rng.integers(tw), 0, width - tw)))
         row = int(self.rows[rng.integers(len(self.rows))])
