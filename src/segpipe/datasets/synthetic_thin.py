@@ -3,13 +3,15 @@
 For developing large-image (tile-mode) segmentation. Each image is a textured, unevenly lit
 background crossed by smooth curves 2-4 px wide (mostly near 2), like cracks, vessels or
 wires, all darker or all lighter than the background. Targets carry a bright hairline
-between dark flanks in their middle 2 px; distractors have the same width, colour and mean
-brightness but a flat profile, or the inverted pattern (dark core, bright flanks). The
-pattern has zero mean across the curve, so after a 4x area downscale targets and
-distractors are the same faint line (about a tenth of the pattern's contrast survives, its
-sign set by where the curve falls in the 4 px grid); and the masks resized 4x down and back
-up score a Dice of about 0.4 with the originals. A model that sees native-resolution tiles can
-tell targets from distractors by the pattern.
+between dark flanks in their middle 2 px and a colour of their own (HUE: a shift between
+channels at the same brightness, which a model learns fast); distractors have the same
+width and mean brightness but a flat profile, or the inverted pattern (dark core, bright
+flanks). The pattern has zero mean across the curve, so after a 4x area downscale only
+a diluted colour cue is left to tell targets from distractors (about a tenth of the
+pattern's contrast survives, its sign set by where the curve falls in the 4 px grid); and
+the masks resized 4x down and back up score a Dice of about 0.4 with the originals, so a
+model trained at a quarter of the resolution cannot draw them. A model that sees
+native-resolution tiles can.
 
 Widths are in pixels, whatever the image size, since what matters is their ratio to the
 downscale factor; the number and length of the curves grow with the image. Slices of one
@@ -34,6 +36,7 @@ STEP = 0.5  # px between spline samples: the distance field needs them denser th
 PAD = 6  # px of frame around the distance field, so curves leaving the image end cleanly
 TEXTURE_CELL = 24  # px per background-texture grid cell: coarse enough to survive a downscale
 DRIFT = 0.006  # waypoint speed per slice, as a share of the image's smaller side
+HUE = 0.6  # targets' colour differs from the distractors' by up to this share of the ink, per channel
 
 
 def patient_slices(rng: np.random.Generator, slices: int, h: int, w: int,
@@ -47,17 +50,21 @@ def patient_slices(rng: np.random.Generator, slices: int, h: int, w: int,
     shade, base, tint, keys = _background(rng, h, w)
     mean = np.float32(rng.choice([-1, 1]) * rng.uniform(0.05, 0.12))  # dark cracks or bright wires
     fine = np.float32(rng.uniform(0.2, 0.35))
-    ink = 255 * (1 + 0.15 * rng.standard_normal(3))  # one colour for every curve
+    ink = 255 * (1 + 0.15 * rng.standard_normal(3))  # the distractors' colour
+    hue = rng.standard_normal(3)
+    hue -= hue.mean()  # a shift of colour, not of brightness
+    target_ink = ink * (1 + HUE * hue / np.abs(hue).max())
     noise = np.float32(rng.uniform(0.015, 0.04) * np.sqrt(12))  # uniform noise of that deviation
     for z in range(slices):
-        shown = distractors if rng.random() < EMPTY_RATE else targets + distractors
-        line, mask = render(h, w, [c.at(z) for c in shown], mean, fine)
+        shown = [] if rng.random() < EMPTY_RATE else targets
+        target_line, mask = render(h, w, [c.at(z) for c in shown], mean, fine)
+        line, _ = render(h, w, [c.at(z) for c in distractors], mean, fine)
         f = z / max(slices - 1, 1)
         texture = _upsample((1 - f) * keys[0] + f * keys[1], h, w)
         # uniform, not normal: a third of the cost at this size. In the ink's colour, so
         # that curves and noise take one pass per channel.
         line += noise * (rng.random((h, w), dtype=np.float32) - 0.5)
-        yield _compose(shade, base, tint, texture, line, ink), mask
+        yield _compose(shade, base, tint, texture, [(line, ink), (target_line, target_ink)]), mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,13 +200,16 @@ def _upsample(low: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _compose(shade: np.ndarray, base: np.ndarray, tint: np.ndarray, texture: np.ndarray,
-             line: np.ndarray, ink: np.ndarray) -> np.ndarray:
-    """(base + texture * tint) * shade + line * ink, rounded and saturated to RGB uint8.
+             lines: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """(base + texture * tint) * shade + sum of line * ink, rounded and saturated to RGB uint8.
 
     Plane by plane: numpy's broadcasting over a trailing axis of 3 is several times slower.
     """
     planes = []
     for c in range(3):
         lit = (texture * tint[c] + base[c]) * shade
+        for line, ink in lines[:-1]:
+            lit = cv2.addWeighted(lit, 1, line, float(ink[c]), 0)
+        line, ink = lines[-1]
         planes.append(cv2.addWeighted(lit, 1, line, float(ink[c]), 0, dtype=cv2.CV_8U))
     return cv2.merge(planes)
