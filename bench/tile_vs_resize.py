@@ -31,9 +31,9 @@ COMMON = {
     "synthetic.holdout_patients": 0.2, "folds.n_splits": 2, "folds.train": [0],
 }
 ROWS = {
-    "resize": {"prepare.mode": "resize", "prepare.size": [128, 192], "train.epochs": 256},
-    "resize 2x": {"prepare.mode": "resize", "prepare.size": [256, 384], "train.epochs": 64},
-    "tile": {"prepare.mode": "tile", "prepare.scale": 1.0, "prepare.tile": [128, 128], "train.epochs": 16},
+    "resize": {"prepare.mode": "resize", "prepare.size": [128, 192], "train.epochs": 384},
+    "resize 2x": {"prepare.mode": "resize", "prepare.size": [256, 384], "train.epochs": 96},
+    "tile": {"prepare.mode": "tile", "prepare.scale": 1.0, "prepare.tile": [128, 128], "train.epochs": 24},
 }
 
 

@@ -54,10 +54,16 @@ def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.device, cfg: Train) -> tuple[float, float]:
-    """Mean loss and mean per-image Dice (threshold 0.5, empty-on-empty is 1) over `loader`."""
+def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.device, cfg: Train,
+             pooled: bool = False) -> tuple[float, float]:
+    """Mean loss and Dice (threshold 0.5) over `loader`: the mean per-image Dice (empty-on-empty is 1),
+    or with `pooled` one Dice of all pixels together.
+
+    Tile mode validates on tiles, most of them empty: their per-tile mean rewards predicting
+    nothing, so there the Dice is pooled over every validation tile (nnU-Net's pseudo Dice).
+    """
     model.eval()
-    losses, dices = [], []
+    losses, counts = [], []
     for images, masks in loader:
         x = to_model_input(images, device, cfg.channels_last, cfg.model_channels)
         target = masks.to(device, non_blocking=True).unsqueeze(1).float()
@@ -65,9 +71,11 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
             logits = model(x)
         losses.append(criterion(logits.float(), target).item() * len(images))
         pred, truth = logits[:, 0] > 0, target[:, 0] > 0.5
-        dices.append(image_dice((pred & truth).sum((1, 2)).cpu().numpy(), pred.sum((1, 2)).cpu().numpy(),
-                                truth.sum((1, 2)).cpu().numpy()))
-    return sum(losses) / len(loader.dataset), float(np.concatenate(dices).mean())
+        counts.append(torch.stack([(pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))]).cpu().numpy())
+    inter, pred, truth = np.concatenate(counts, axis=1)
+    dice = image_dice(inter.sum(keepdims=True), pred.sum(keepdims=True), truth.sum(keepdims=True)) if pooled \
+        else image_dice(inter, pred, truth)
+    return sum(losses) / len(loader.dataset), float(dice.mean())
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: TrainingState, device: torch.device,
@@ -134,6 +142,7 @@ class _FoldRun:
     criterion: nn.Module
     val_rows: np.ndarray
     neighbours: np.ndarray | None  # 2.5D stacks (segpipe.context), None for 2D
+    tiled: bool  # tile mode: validated on tiles, with a pooled Dice
     key: str  # run_fingerprint: a resume state is used only for these inputs
 
 
@@ -163,7 +172,7 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
         step_model=dist.wrap(torch.compile(model) if cfg.compile else model, find_unused=cfg.encoder_depth < 5),
         train_loader=train_loader, val_loader=val_loader,
         augment=BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None,
-        criterion=WeightedLoss(cfg.loss).to(device), val_rows=val_rows, neighbours=neighbours,
+        criterion=WeightedLoss(cfg.loss).to(device), val_rows=val_rows, neighbours=neighbours, tiled=paths.tiled,
         key=run_fingerprint(cfg, fold, seed, folds, shapes + ([paths.layout.tile] if paths.tiled else [])))
 
 
@@ -231,7 +240,7 @@ def _epoch(run: _FoldRun, cfg: Train, epoch: int, dist: Distributed) -> _Scores:
     loss_sum, seen = dist.total(train_loss * seen, seen)  # over all ranks' shards
     # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
     val_loss, val_dice = dist.from_main(*evaluate(run.state.evaluated, run.val_loader, run.criterion, run.device,
-                                                  cfg))
+                                                  cfg, pooled=run.tiled))
     scores = _Scores({"train/loss": loss_sum / seen, "val/loss": val_loss, "val/dice": val_dice, "lr": lr})
     scores.seen, scores.data_time, scores.step_time = seen, data_time, step_time
     return scores

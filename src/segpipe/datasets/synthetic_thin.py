@@ -37,6 +37,7 @@ PAD = 6  # px of frame around the distance field, so curves leaving the image en
 TEXTURE_CELL = 24  # px per background-texture grid cell: coarse enough to survive a downscale
 DRIFT = 0.006  # waypoint speed per slice, as a share of the image's smaller side
 HUE = 0.6  # targets' colour differs from the distractors' by up to this share of the ink, per channel
+TARGET_HUE = np.float32([1.0, -0.5, -0.5])  # the same for every patient (redder): a cue to learn, not to infer
 
 
 def patient_slices(rng: np.random.Generator, slices: int, h: int, w: int,
@@ -51,9 +52,7 @@ def patient_slices(rng: np.random.Generator, slices: int, h: int, w: int,
     mean = np.float32(rng.choice([-1, 1]) * rng.uniform(0.05, 0.12))  # dark cracks or bright wires
     fine = np.float32(rng.uniform(0.2, 0.35))
     ink = 255 * (1 + 0.15 * rng.standard_normal(3))  # the distractors' colour
-    hue = rng.standard_normal(3)
-    hue -= hue.mean()  # a shift of colour, not of brightness
-    target_ink = ink * (1 + HUE * hue / np.abs(hue).max())
+    target_ink = ink * (1 + HUE * TARGET_HUE)
     noise = np.float32(rng.uniform(0.015, 0.04) * np.sqrt(12))  # uniform noise of that deviation
     for z in range(slices):
         shown = [] if rng.random() < EMPTY_RATE else targets
