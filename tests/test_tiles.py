@@ -94,3 +94,22 @@ def test_tile_mode_trains_on_crops_and_predicts_whole_images_by_windows(tiled_di
     predict_test(models, channels, images, tmp_path / "test.npz", batch_size=3, sliding=paths.windows(FAST))
     assert count_maps(tmp_path / "test.npz") == len(competition.test)
     assert read_map(tmp_path / "test.npz", 0).shape == NATIVE and read_map(tmp_path / "test.npz", len(sizes) - 1).shape == (37, 45)
+
+
+def test_tile_validation_pools_the_dice_over_tiles_where_a_per_tile_mean_rewards_empty_output():
+    import torch
+
+    from segpipe.train import evaluate
+
+    class Nothing(torch.nn.Module):
+        def forward(self, x):
+            return torch.full_like(x[:, :1], -5.0)
+
+    images = torch.zeros((4, 32, 32, 3), dtype=torch.uint8)
+    masks = torch.zeros((4, 32, 32), dtype=torch.uint8)
+    masks[0, :4, :4] = 1  # one tile of four has foreground
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, masks), batch_size=4)
+    criterion = torch.nn.BCEWithLogitsLoss()
+    _, per_tile = evaluate(Nothing(), loader, criterion, torch.device("cpu"), FAST)
+    _, pooled = evaluate(Nothing(), loader, criterion, torch.device("cpu"), FAST, pooled=True)
+    assert per_tile == 0.75 and pooled == 0.0
