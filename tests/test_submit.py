@@ -1,8 +1,12 @@
 import errno
 import gzip
 import hashlib
+import io
 import os
 import re
+import shutil
+import subprocess
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -16,7 +20,8 @@ from segpipe.metrics import image_dice
 from segpipe.postprocess import Rule
 from segpipe.probmaps import write_maps
 from segpipe.blend import blend_maps
-from segpipe.submit import Blend, probability_to_mask, score_holdout, validate_submission, write_submission
+from segpipe.submit import (ROWS_PER_MEMBER, Blend, gzip_member, probability_to_mask, score_holdout,
+                            validate_submission, write_submission)
 from segpipe.tune import rule_counts
 
 
@@ -157,15 +162,74 @@ def test_the_test_maps_are_blended_as_the_oof_maps_were(case):
 def test_a_full_disk_names_the_submission_and_keeps_the_old_one(case, monkeypatch):
     tmp_path, _, index, spec = case
 
-    def fill_up(self, data):  # the gzip header is already on disk: the file is half-written
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    class FullDisk(io.FileIO):
+        def write(self, data):  # the header member is already on disk: the file is half-written
+            if self.tell():
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return super().write(data)
 
-    monkeypatch.setattr(gzip.GzipFile, "write", fill_up)
+    monkeypatch.setattr("segpipe.submit.open", FullDisk, raising=False)  # the parent's writes only
     out = _old_submission(tmp_path)
     with pytest.raises(InputError, match=re.escape(str(out)) + r": no room to write it \(No space left on device"):
         write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), out, workers=1)
     assert [p.name for p in out.parent.iterdir()] == ["submit.csv.gz"]
     assert out.read_bytes() == b"yesterday's submission"
+
+
+@pytest.fixture
+def many(tmp_path):
+    """More test images than fit in one gzip member: 3 full members and a short one."""
+    count = 3 * ROWS_PER_MEMBER + 5
+    probs = np.random.default_rng(1).integers(0, 256, (count, 8, 8), dtype=np.uint8)
+    write_maps(tmp_path / "test.npz", probs)
+    index = pd.DataFrame({"id": [f"car{i:03d}" for i in range(count)], "height": 10 + np.arange(count) % 3,
+                          "width": 12})
+    pd.DataFrame({"img": index.id, "pixels": ""}).to_csv(tmp_path / "sample.csv", index=False)
+    lines = [f"{image_id},{rle.encode(probability_to_mask(prob, h, 12, Rule(0.5, 0.5, 0)), order='F')}\n"
+             for image_id, prob, h in zip(index.id, probs, index.height)]
+    return tmp_path, index, SubmissionSpec("img", "pixels", "F", tmp_path / "sample.csv"), lines
+
+
+def gzip_members(data: bytes) -> list[bytes]:
+    """The decompressed text of each member of a gzip stream, in order."""
+    members = []
+    while data:
+        member = zlib.decompressobj(wbits=31)  # 31: one gzip member, header and trailer checked
+        members.append(member.decompress(data))
+        assert member.eof, "truncated member"
+        data = member.unused_data
+    return members
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_the_bytes_do_not_depend_on_the_number_of_workers(many, workers):
+    """Rows are chunked by count, not by worker; 1 against 1 is the same inputs run twice."""
+    tmp_path, index, spec, _ = many
+    write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), tmp_path / "one.csv.gz", workers=1)
+    write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), tmp_path / "n.csv.gz", workers=workers)
+    assert (tmp_path / "n.csv.gz").read_bytes() == (tmp_path / "one.csv.gz").read_bytes()
+
+
+def test_the_file_is_a_header_member_then_one_member_per_chunk_of_rows(many):
+    tmp_path, index, spec, lines = many
+    out = tmp_path / "submit.csv.gz"
+    write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), out, workers=2)
+    chunks = ["".join(lines[start:start + ROWS_PER_MEMBER]) for start in range(0, len(lines), ROWS_PER_MEMBER)]
+    assert gzip_members(out.read_bytes()) == [text.encode() for text in ["img,pixels\n", *chunks]]
+    assert out.read_bytes() == b"".join(gzip_member(text) for text in ["img,pixels\n", *chunks])
+
+
+def test_gzip_pandas_and_zcat_read_every_member(many):
+    tmp_path, index, spec, lines = many
+    out = tmp_path / "submit.csv.gz"
+    write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), out, workers=2)
+    with gzip.open(out, "rt", newline="") as handle:
+        assert handle.readlines() == ["img,pixels\n", *lines]
+    table = pd.read_csv(out, compression="gzip", dtype=str, keep_default_na=False)
+    assert table.values.tolist() == [line.rstrip("\n").split(",") for line in lines]
+    if shutil.which("zcat"):
+        assert subprocess.run(["zcat", str(out)], capture_output=True, check=True).stdout.decode().splitlines(
+            keepends=True) == ["img,pixels\n", *lines]
 
 
 def test_submit_applies_the_rule_exactly_as_the_search_scores_it(competition, tmp_path):
