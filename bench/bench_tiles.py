@@ -12,14 +12,15 @@ Run as `python bench/bench_tiles.py`.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from side_by_side import CARVANA, car_mask, median_seconds
 
+from segpipe.data import TileDataset
 from segpipe.runtime import create_npy
-from segpipe.tiles import TileDataset, tile_index
+from segpipe.tiles import tile_index
 from segpipe.windows import window_starts
 
 IMAGES, TILE, SAMPLES, REPEATS = 40, (256, 256), 2_000, 3
@@ -59,8 +60,6 @@ def write_tiles(folder: Path, images: np.ndarray, masks: np.ndarray) -> None:
 
 
 def read_whole(folder: Path) -> None:
-    import pandas as pd
-
     dataset = TileDataset(folder / "images.npy", folder / "masks.npy", pd.read_csv(folder / "tiles.csv"), TILE,
                           draw=True, foreground=0.33, seed=0)
     for item in range(SAMPLES):

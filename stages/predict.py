@@ -15,7 +15,6 @@ from segpipe.config import load_params
 from segpipe.context import neighbour_rows
 from segpipe.datasets import load_chosen
 from segpipe.errors import InputError
-from segpipe.inference import Windows
 from segpipe.predict import ImagesToPredict, load_fold_models, predict_test
 from segpipe.tiles import Layout
 
@@ -34,9 +33,8 @@ def main() -> None:
     images = ImagesToPredict(competition.test.image, competition.read_image,
                              [layout.scaled(h, w) for h, w in zip(index.height, index.width)], channels,
                              neighbour_rows(index, context, where=str(args.prepared / TEST_INDEX)))
-    sliding = Windows(layout.tile, step) if layout.mode == "tile" else None
     predict_test(models, in_channels, images, args.out, params.predict.batch_size, params.predict.workers,
-                 ids=index.id.tolist(), sliding=sliding)
+                 ids=index.id.tolist(), sliding=layout.windows(step))
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segpipe.data import TileDataset
 from segpipe.errors import InputError
 from segpipe.fold_io import FoldPaths
 from segpipe.folds import stratified_group_folds
 from segpipe.predict import ImagesToPredict, load_fold_models, predict_test
 from segpipe.prepare import prepare_competition
 from segpipe.probmaps import count_maps, read_map
-from segpipe.tiles import Layout, TileDataset, read_tiles
+from segpipe.tiles import Layout, read_tiles
 from segpipe.train import train_fold
 from segpipe.train_config import Train
 from tests.conftest import TINY

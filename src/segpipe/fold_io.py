@@ -15,12 +15,12 @@ import torch
 from torch import nn
 
 from segpipe import oof_files
-from segpipe.data import SliceDataset, build_augmentation, lesion_weights, make_loader, mask_areas
+from segpipe.data import SliceDataset, TileDataset, build_augmentation, lesion_weights, make_loader, mask_areas
 from segpipe.distributed import Distributed
 from segpipe.errors import InputError
-from segpipe.inference import Ensemble, Windows, predict_batches
+from segpipe.inference import Ensemble, predict_batches
 from segpipe.metrics import image_dice
-from segpipe.tiles import Layout, TileDataset, read_tiles
+from segpipe.tiles import Layout, Windows, read_tiles
 from segpipe.train_config import Train
 
 
@@ -38,11 +38,11 @@ class FoldPaths:
 
     @property
     def tiled(self) -> bool:
-        return self.layout is not None and self.layout.mode == "tile"
+        return self.layout is not None and self.layout.tiled
 
     def windows(self, cfg: Train) -> Windows | None:
         """Sliding-window inference in tile mode; None (whole images) in resize mode."""
-        return Windows(self.layout.tile, cfg.window_step) if self.tiled else None
+        return self.layout.windows(cfg.window_step) if self.layout else None
 
 
 def _datasets(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows: np.ndarray, seed: int,

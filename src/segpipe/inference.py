@@ -1,13 +1,12 @@
 """Probability maps from an `Ensemble`, shared by the OOF pass and the test pass.
 
-Two layouts, as prepare made the images (`segpipe.layout`): whole images at training size,
+Two layouts, as prepare made the images (`segpipe.tiles.Layout`): whole images at training size,
 predicted a batch at a time; or images at `scale`, predicted with sliding windows of the
 training tile (`segpipe.windows`), one image at a time. Either way the result is uint8
 (0-255) maps in input order, one batch in memory at a time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -15,16 +14,9 @@ import torch
 
 from segpipe import context, windows
 from segpipe.ensemble import Ensemble, autocast, prepare_for_inference
+from segpipe.tiles import Windows
 
 __all__ = ["Ensemble", "Windows", "autocast", "ensemble_batches", "predict_batches", "prepare_for_inference"]
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Sliding-window inference: the training tile (H, W) and the step as a fraction of it."""
-
-    tile: tuple[int, int]
-    step: float = 0.5
 
 
 def to_uint8(probs: torch.Tensor) -> np.ndarray:
@@ -42,7 +34,7 @@ def ensemble_batches(ensemble: Ensemble, batches: Iterable[torch.Tensor],
         if sliding is None:
             yield to_uint8(ensemble(batch))
             continue
-        for image in batch.numpy() if isinstance(batch, torch.Tensor) else batch:
+        for image in batch.numpy():
             yield windows.stitch(ensemble, image, sliding.tile, sliding.step, window_batch, ensemble.device)[None]
 
 

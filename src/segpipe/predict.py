@@ -17,11 +17,12 @@ from tqdm import tqdm
 
 from segpipe import artifacts, windows
 from segpipe.errors import InputError
-from segpipe.inference import Ensemble, Windows, ensemble_batches
+from segpipe.inference import Ensemble, ensemble_batches
 from segpipe.model import load_checkpoint
 from segpipe.prepare import resize_image
 from segpipe.probmaps import RowBands, write_maps
 from segpipe.runtime import atomic_path, pick_device
+from segpipe.tiles import Windows
 
 
 class ImagesToPredict(Dataset):

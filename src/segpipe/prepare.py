@@ -25,7 +25,7 @@ from segpipe.datasets import Competition
 from segpipe.datasets.readers import image_size
 from segpipe.errors import InputError
 from segpipe.runtime import atomic_path, create_npy
-from segpipe.tiles import TILE_COLUMNS, Layout, tile_index
+from segpipe.tiles import TILE_COLUMNS, Layout, scaled_size, tile_index
 
 INDEX_COLUMNS = ("id", "group", "slice")  # the identity of a row, carried into the prepared indexes
 
@@ -164,8 +164,7 @@ def tile_layout(train: pd.DataFrame, scale: float, tile: tuple[int, int], worker
             raise InputError(f"{path}: {size[0]}x{size[1]} (HxW), but {train.image.iloc[0]} is "
                              f"{sizes[0][0]}x{sizes[0][1]}; tile mode needs training images of one size "
                              "(use prepare.mode: resize)")
-    layout = Layout("tile", (0, 0), scale, tuple(tile))
-    size = layout.scaled(*sizes[0])
+    size = scaled_size(*sizes[0], scale)
     if size[0] < tile[0] or size[1] < tile[1]:
         raise InputError(f"prepare.tile {list(tile)} is larger than the training images at prepare.scale {scale} "
                          f"({size[0]}x{size[1]}); use a smaller tile or a larger scale")

@@ -1,4 +1,4 @@
-"""Tile mode: training on crops of images cached at `scale`, with nnU-Net's foreground oversampling.
+"""Tile mode: images cached at `scale`, the tiles that cover them, and the sliding-window grid.
 
 Prepare writes, beside the cache, `layout.json` (the mode, the scale, the tile) and in tile
 mode `tiles.csv`: the tiles that cover each training image edge to edge (image row, y, x)
@@ -8,23 +8,45 @@ grid, and the cache is no larger than the images (`bench/bench_tiles.py` times b
 
 Each training draw is, with probability `foreground`, centred near a random foreground
 pixel of a tile that has one (nnU-Net oversamples foreground in 33 % of a batch), else a
-uniform random crop of a random training image. Validation uses the index tiles as they are.
+uniform random crop of a random training image (`segpipe.data.TileDataset`). Validation
+uses the index tiles as they are. This module needs no torch, so prepare does not load it.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from torch.utils.data import Dataset
 
 from segpipe.cache_files import LAYOUT, TILES
 from segpipe.errors import InputError
-from segpipe.windows import window_starts
 
 TILE_COLUMNS = ("row", "y", "x", "foreground")
+
+
+def window_starts(length: int, tile: int, step: float) -> list[int]:
+    """Start offsets of windows of `tile` along a side of `length`: at most step*tile apart, last one flush.
+
+    nnU-Net's `compute_steps_for_sliding_window`: the fewest windows that keep the spacing
+    at most `step` x tile, spread evenly. A side shorter than the tile gets one window (the
+    image is padded to it).
+    """
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - tile) / (tile * step)) + 1
+    spacing = (length - tile) / (count - 1)
+    return [int(round(spacing * i)) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Sliding-window inference: the training tile (H, W) and the step as a fraction of it."""
+
+    tile: tuple[int, int]
+    step: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,11 +69,22 @@ class Layout:
         raw = json.loads(path.read_text())
         return cls(raw["mode"], tuple(raw["size"]), raw.get("scale", 1.0), tuple(raw["tile"]) if raw.get("tile") else None)
 
+    @property
+    def tiled(self) -> bool:
+        return self.mode == "tile"
+
+    def windows(self, step: float) -> Windows | None:
+        """Sliding windows of the tile at `step` in tile mode; None (whole images) in resize mode."""
+        return Windows(self.tile, step) if self.tiled else None
+
     def scaled(self, height: int, width: int) -> tuple[int, int]:
         """The size an original (height, width) image is predicted at: `size` in resize mode."""
-        if self.mode == "resize":
-            return self.size
-        return max(1, round(height * self.scale)), max(1, round(width * self.scale))
+        return scaled_size(height, width, self.scale) if self.tiled else self.size
+
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """(height, width) times `scale`, rounded, at least 1 px a side."""
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def tile_index(masks: np.ndarray, tile: tuple[int, int]) -> pd.DataFrame:
@@ -77,59 +110,3 @@ def crop(images: np.ndarray, row: int, y: int, x: int, tile: tuple[int, int],
     """images[row] (or its slice stack, `segpipe.context`) cropped to the tile at (y, x): (h, w, S*C)."""
     stack = [row] if neighbours is None else neighbours[row]
     return np.concatenate([images[r, y:y + tile[0], x:x + tile[1]] for r in stack], axis=-1)
-
-
-class TileDataset(Dataset):
-    """Crops of the cached images and masks, drawn for training or fixed for validation.
-
-    Training (`draw=True`): item i of epoch e is drawn from its own generator seeded with
-    (seed, e, i), so a run gives the same crops whatever the number of loader workers.
-    An epoch has as many draws as `tiles` has rows (the training images' pixels, once).
-    """
-
-    def __init__(self, images_path: Path, masks_path: Path, tiles: pd.DataFrame, tile: tuple[int, int], *,
-                 draw: bool, foreground: float = 0.0, seed: int = 0, augmentation=None,
-                 neighbours: np.ndarray | None = None) -> None:
-        self.images_path, self.masks_path, self.tile = images_path, masks_path, tuple(tile)
-        self.corners = tiles[["row", "y", "x"]].to_numpy(np.int64)  # numpy, not pandas: ~1 ms less a sample
-        self.rows = np.unique(self.corners[:, 0])
-        self.with_foreground = self.corners[tiles.foreground.to_numpy() > 0]
-        self.draw, self.foreground, self.seed, self.epoch = draw, foreground, seed, 0
-        self.augmentation, self.neighbours = augmentation, neighbours
-        self._images = self._masks = None  # opened lazily: memmaps don't survive pickling to workers
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.corners)
-
-    def __getitem__(self, item: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._images is None:
-            self._images = np.load(self.images_path, mmap_mode="r")
-            self._masks = np.load(self.masks_path, mmap_mode="r")
-        if self.draw:
-            rng = np.random.default_rng([self.seed, self.epoch, item])
-            row, y, x = self._draw(rng)
-        else:
-            row, y, x = (int(v) for v in self.corners[item])
-        image = crop(self._images, row, y, x, self.tile, self.neighbours)
-        mask = np.array(self._masks[row, y:y + self.tile[0], x:x + self.tile[1]])
-        if self.augmentation is not None:
-            self.augmentation.set_random_seed(int(rng.integers(2**31)) if self.draw else item)
-            out = self.augmentation(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
-        return image, mask
-
-    def _draw(self, rng: np.random.Generator) -> tuple[int, int, int]:
-        height, width = self._masks.shape[1:3]
-        th, tw = self.tile
-        if len(self.with_foreground) and rng.random() < self.foreground:
-            row, y, x = (int(v) for v in self.with_foreground[rng.integers(len(self.with_foreground))])
-            on = np.flatnonzero(self._masks[row, y:y + th, x:x + tw])
-            fy, fx = divmod(int(on[rng.integers(len(on))]), tw)
-            cy, cx = y + fy, x + fx  # this pixel lands anywhere in the crop
-            return (row, int(np.clip(cy - rng.integers(th), 0, height - th)),
-                    int(np.clip(cx - rng.integers(tw), 0, width - tw)))
-        row = int(self.rows[rng.integers(len(self.rows))])
-        return row, int(rng.integers(height - th + 1)), int(rng.integers(width - tw + 1))

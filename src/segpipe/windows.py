@@ -13,28 +13,17 @@ size anywhere, on the device or in host RAM (`bench/bench_windows.py` measures t
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from segpipe.tiles import window_starts
+
+__all__ = ["bands", "gaussian_weights", "padded", "predict_image", "stitch", "window_starts"]
+
 SIGMA = 1 / 8  # of the tile side: nnU-Net's default
 Predict = Callable[[torch.Tensor], torch.Tensor]  # (B,h,w,C) uint8 on the host -> (B,h,w) probabilities on the device
-
-
-def window_starts(length: int, tile: int, step: float) -> list[int]:
-    """Start offsets of windows of `tile` along a side of `length`: at most step*tile apart, last one flush.
-
-    nnU-Net's `compute_steps_for_sliding_window`: the fewest windows that keep the spacing
-    at most `step` x tile, spread evenly. A side shorter than the tile gets one window (the
-    image is padded to it).
-    """
-    if length <= tile:
-        return [0]
-    count = math.ceil((length - tile) / (tile * step)) + 1
-    spacing = (length - tile) / (count - 1)
-    return [int(round(spacing * i)) for i in range(count)]
 
 
 def gaussian_weights(tile: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
