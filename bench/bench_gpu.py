@@ -1,10 +1,10 @@
 """On CUDA: time a resnet34 U-Net's training step and inference, the usual way against ours.
 
 The usual way: fp32, NCHW, cudnn.benchmark off, float32 batches normalised on the host and
-copied from pageable memory. Ours, as segpipe.train and segpipe.inference run it: bf16
+copied from pageable memory. Ours, as segpipe.training.loop and segpipe.inference.maps run it: bf16
 autocast (fp16 with a GradScaler where bf16 is missing), channels_last, cudnn.benchmark,
 uint8 batches in pinned memory copied with non_blocking=True and normalised on the device
-(`segpipe.data.to_model_input`). Training images/s (forward, loss, backward, AdamW step)
+(`segpipe.network.inputs.to_model_input`). Training images/s (forward, loss, backward, AdamW step)
 and inference images/s at 256x256 and 512x512, median of interleaved runs.
 Target: ours faster than the usual way. Without CUDA it prints "no CUDA device: skipped".
 Run as `python bench/bench_gpu.py`.
@@ -14,9 +14,8 @@ from __future__ import annotations
 import torch
 from side_by_side import median_seconds, print_table
 
-from segpipe.data import MEAN, STD, to_model_input
-from segpipe.inference import autocast
-from segpipe.model import ModelSpec, WeightedLoss, build_model
+from segpipe.network.inputs import MEAN, STD, autocast, to_model_input
+from segpipe.network.model import ModelSpec, WeightedLoss, build_model
 
 CASES, STEPS, REPEATS = [(256, 32), (512, 8)], 20, 5  # (size, batch)
 

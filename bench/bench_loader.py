@@ -2,8 +2,8 @@
 
 200 Carvana-sized JPEGs (1918x1280) with PNG masks, trained at 256x256. The usual dataset
 globs the files once, then in every `__getitem__` decodes the JPEG and the mask with
-cv2.imread, resizes both to 256x256 and augments. Ours is `segpipe.data.SliceDataset` over
-the cache that `segpipe.prepare.cache_split` wrote: one memmap row copy, then the same
+cv2.imread, resizes both to 256x256 and augments. Ours is `segpipe.training.loaders.SliceDataset` over
+the cache that `segpipe.cache.prepare.cache_split` wrote: one memmap row copy, then the same
 augmentation (`build_augmentation(Augment())`: scale, rotate, flip), as with
 `train.augment.batched: false`. By default training moves augmentation to the device, so
 its loader does only the row copy.
@@ -24,10 +24,10 @@ import pandas as pd
 from side_by_side import median_seconds, print_table, write_car_jpegs
 from torch.utils.data import Dataset
 
-from segpipe.train_config import Augment
-from segpipe.data import SliceDataset, build_augmentation
+from segpipe.cache.prepare import cache_split
+from segpipe.config.train import Augment
 from segpipe.datasets import Competition, SubmissionSpec, readers
-from segpipe.prepare import cache_split
+from segpipe.training.loaders import SliceDataset, build_augmentation
 
 COUNT, SIZE, REPEATS = 200, (256, 256), 3
 

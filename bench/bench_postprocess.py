@@ -2,7 +2,7 @@
 
 The maps: half with a lesion (a blurred ellipse), half empty with a faint false blob, all
 with a few bright specks, so every step of the search has something to find. Ours:
-`segpipe.tune.search_rule` (histograms for the threshold and gate steps, one component
+`segpipe.evaluation.tune.search_rule` (histograms for the threshold and gate steps, one component
 labelling per map for the component steps), histograms included. The usual way: for every
 candidate rule of the same grids, `postprocess.apply` on every map and score it; timed on
 a sample of maps and scaled to 5,000, since running it whole would take hours.
@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 from side_by_side import print_table
 
-from segpipe.metrics import image_dice, probability_histograms
-from segpipe.postprocess import Rule
-from segpipe.tune import Grids, rule_counts, search_rule
+from segpipe.evaluation.metrics import image_dice, probability_histograms
+from segpipe.evaluation.postprocess import Rule
+from segpipe.evaluation.tune import Grids, rule_counts, search_rule
 
 COUNT, SIZE, SAMPLE = 5_000, (256, 256), 20
 GRIDS = Grids(thresholds=[round(0.1 + 0.05 * i, 6) for i in range(17)], gate_areas=[0, 5, 10, 20, 40, 80],

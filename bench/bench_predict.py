@@ -32,11 +32,11 @@ import pandas as pd
 import torch
 from side_by_side import CARVANA, car_mask, median_seconds, write_car_jpegs
 
+from segpipe.cache.prepare import cache_split
 from segpipe.datasets import readers
 from segpipe.datasets.base import Competition
-from segpipe.predict import ImagesToPredict
-from segpipe.prepare import cache_split
-from segpipe.probmaps import write_maps
+from segpipe.inference.predict import ImagesToPredict
+from segpipe.inference.probmaps import write_maps
 
 IMAGES, SIZE, REPEATS, COUNTS = 120, (256, 256), 3, (1_000, 10_000)
 CARVANA_TEST = 100_064
@@ -45,7 +45,7 @@ import json, resource, sys
 from pathlib import Path
 import torch
 from segpipe.datasets import readers
-from segpipe.predict import ImagesToPredict, predict_test
+from segpipe.inference.predict import ImagesToPredict, predict_test
 folder = Path(sys.argv[1])
 paths = sorted(folder.glob("*.png"))
 torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Time segpipe.prepare against PIL open + resize, caching Carvana-sized JPEGs.
+"""Time segpipe.cache.prepare against PIL open + resize, caching Carvana-sized JPEGs.
 
 120 JPEGs of 1918x1280 are cached to 256x256 and 512x512. The usual way: for each file,
 `Image.open(path).convert("RGB").resize(size)` into a numpy array, one process. Ours:
@@ -23,8 +23,8 @@ import pandas as pd
 from PIL import Image
 from side_by_side import median_seconds, paired_speedup, print_table, spin_in_processes, write_car_jpegs
 
+from segpipe.cache.prepare import cache_split
 from segpipe.datasets import Competition, SubmissionSpec, readers
-from segpipe.prepare import cache_split
 
 COUNT, SIZES, REPEATS = 120, [(256, 256), (512, 512)], 7
 

@@ -1,6 +1,6 @@
-"""Time segpipe.submit against a pandas loop, and check its memory does not grow with the test set.
+"""Time segpipe.submission.submit against a pandas loop, and check its memory does not grow with the test set.
 
-Input: 256x256 uint8 car probabilities (predict's compressed .npz, `segpipe.probmaps`) for
+Input: 256x256 uint8 car probabilities (predict's compressed .npz, `segpipe.inference.probmaps`) for
 1918x1280 Carvana images.
 The usual way: for each probability, cv2.resize to 1918x1280, threshold, the usual numpy
 RLE (bench_rle.numpy_encode), append to a list; then DataFrame.to_csv(compression="gzip").
@@ -42,9 +42,9 @@ from bench_rle import numpy_encode
 from side_by_side import CARVANA, car_mask, median_seconds, paired_speedup, print_table, spin_in_processes
 
 from segpipe.datasets import SubmissionSpec
-from segpipe.postprocess import Rule
-from segpipe.probmaps import read_map, write_maps
-from segpipe.submit import write_submission
+from segpipe.evaluation.postprocess import Rule
+from segpipe.inference.probmaps import read_map, write_maps
+from segpipe.submission.submit import write_submission
 
 SPEED_IMAGES, MEMORY_IMAGES, REPEATS, SIZE = 200, (1_000, 10_000), 5, (256, 256)
 CHILD = """
@@ -52,8 +52,8 @@ import json, resource, sys
 from pathlib import Path
 import pandas as pd
 from segpipe.datasets import SubmissionSpec
-from segpipe.postprocess import Rule
-from segpipe.submit import write_submission
+from segpipe.evaluation.postprocess import Rule
+from segpipe.submission.submit import write_submission
 folder = Path(sys.argv[1])
 index = pd.read_csv(folder / "test.csv", dtype={"id": str})
 spec = SubmissionSpec("img", "rle_mask", "C", folder / "sample.csv")

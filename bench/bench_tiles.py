@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from side_by_side import CARVANA, car_mask, median_seconds
 
-from segpipe.data import TileDataset
-from segpipe.runtime import create_npy
-from segpipe.tiles import tile_index
-from segpipe.windows import window_starts
+from segpipe.cache.tiles import tile_index
+from segpipe.core.runtime import create_npy
+from segpipe.inference.windows import window_starts
+from segpipe.training.loaders import TileDataset
 
 IMAGES, TILE, SAMPLES, REPEATS = 40, (256, 256), 2_000, 3
 

@@ -2,7 +2,7 @@
 
 Model, batch size, loss, optimizer and image size are the defaults in params.yaml (`train`,
 `prepare.size`). The usual way is the floor: forward, loss, backward, AdamW step on one
-random batch already in memory, nothing else. Ours is `segpipe.train.train_fold` on a
+random batch already in memory, nothing else. Ours is `segpipe.training.loop.train_fold` on a
 prepared memmap cache (loader, augmentation, uint8-to-float on the device, scheduler,
 loss bookkeeping, per-epoch dvclive logging and checkpointing), timed from outside, once
 with each augmentation engine (`train.augment.batched`: whole batches on the device, the
@@ -31,12 +31,12 @@ import torch
 from numpy.lib.format import open_memmap
 from side_by_side import print_table
 
-from segpipe import train
-from segpipe.config import Train, load_params
-from segpipe.inference import autocast
-from segpipe.model import WeightedLoss, build_model
-from segpipe.runtime import pick_device
-from segpipe.train import FoldPaths, model_spec, train_fold
+from segpipe.config.params import Train, load_params
+from segpipe.core.runtime import pick_device
+from segpipe.network.inputs import autocast
+from segpipe.network.model import WeightedLoss, build_model
+from segpipe.training import loop
+from segpipe.training.loop import FoldPaths, model_spec, train_fold
 
 TRAIN_IMAGES, VAL_IMAGES, EPOCHS = 320, 16, 8
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -87,7 +87,7 @@ def write_cache(folder: Path, size: tuple[int, int], channels: int) -> tuple[Fol
 def paired_epochs(cfg: Train, folds: pd.DataFrame, paths: FoldPaths, bare, per_epoch: int) -> dict[str, list]:
     """Run train_fold for EPOCHS epochs, the bare loop before each: per-epoch images/s of the bare
     loop, of the epoch timed from outside and of its log line, epochs 2 to EPOCHS-1, paired."""
-    real_epoch, real_evaluate = train.train_one_epoch, train.evaluate
+    real_epoch, real_evaluate = loop.train_one_epoch, loop.evaluate
     times: dict[str, list[float]] = {"bare": [], "starts": [], "evaluate": []}
 
     def epoch(*args, **kwargs):
@@ -103,12 +103,12 @@ def paired_epochs(cfg: Train, folds: pd.DataFrame, paths: FoldPaths, bare, per_e
         times["evaluate"].append(time.perf_counter() - start)
         return result
 
-    train.train_one_epoch, train.evaluate = epoch, evaluate
+    loop.train_one_epoch, loop.evaluate = epoch, evaluate
     try:
         with contextlib.redirect_stdout(io.StringIO()) as out:
             train_fold(cfg.model_copy(update={"epochs": EPOCHS, "patience": 0}), folds, 0, paths, seed=0)
     finally:
-        train.train_one_epoch, train.evaluate = real_epoch, real_evaluate
+        loop.train_one_epoch, loop.evaluate = real_epoch, real_evaluate
     # epoch k runs from its start to epoch k+1's start (the bare loop ran in between), less its validation
     ours = [per_epoch / (times["starts"][k + 1] - times["bare"][k + 1] - times["starts"][k] - times["evaluate"][k])
             for k in range(EPOCHS - 1)]

@@ -2,7 +2,7 @@
 
 1. Cost. One 1280x1918 image (Carvana's native size), the default U-Net, tile 256, hflip TTA.
    The usual way: the image cut into non-overlapping tiles (the last ones flush with the
-   edge), each predicted and pasted in place, no blending. Ours: `segpipe.windows` at step
+   edge), each predicted and pasted in place, no blending. Ours: `segpipe.inference.windows` at step
    1/2, 3/4 and 1 with the Gaussian blend. A third figure times the network alone on the
    same windows as ours at step 1/2, so the blending's own share shows apart from the extra
    windows that overlap means.
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from side_by_side import CARVANA, median_seconds
 
-from segpipe import windows
-from segpipe.inference import Ensemble
-from segpipe.model import ModelSpec, build_model
+from segpipe.inference import windows
+from segpipe.inference.maps import Ensemble
+from segpipe.network.model import ModelSpec, build_model
 
 TILE, BATCH, REPEATS = (256, 256), 16, 3
 SPEC = ModelSpec("Unet", "tu-mobilenetv3_small_050", 5, (64, 32, 16, 16, 8), 3)
@@ -35,9 +35,9 @@ CHILD = """
 import json, sys, tempfile, time
 from pathlib import Path
 import numpy as np, torch
-from segpipe import windows
-from segpipe.inference import Ensemble
-from segpipe.probmaps import RowBands, write_maps
+from segpipe.inference import windows
+from segpipe.inference.maps import Ensemble
+from segpipe.inference.probmaps import RowBands, write_maps
 
 def rss(field):
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024

@@ -1,17 +1,17 @@
 """DVC stage `blend`: weights of the models tuned on their OOF probabilities; the blended OOF maps.
 
-Greedy forward selection with replacement (`segpipe.blend`) on mean per-image Dice; the
+Greedy forward selection with replacement (`segpipe.evaluation.blend`) on mean per-image Dice; the
 blend is written as OOF folders (blend/fold<k>/) for the post-processing search, and
 the weights, each model's CV Dice and the blend's to metrics/blend.json, which submit
 reads to blend the test probabilities the same way.
 """
 import pandas as pd
 
-from segpipe import artifacts
-from segpipe.blend import model_oof, select, write_blend
-from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
-from segpipe.runtime import write_json
+from segpipe.config.params import load_params
+from segpipe.core.cli import parse_paths, run_stage
+from segpipe.core.runtime import write_json
+from segpipe.evaluation.blend import model_oof, select, write_blend
+from segpipe.paths import artifacts
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ with the Kaggle API (credentials and network needed), once.
 from pathlib import Path
 
 from segpipe import datasets
-from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
+from segpipe.config.params import load_params
+from segpipe.core.cli import parse_paths, run_stage
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """DVC stage `folds`: patient-level stratified folds into data/folds.csv."""
 import pandas as pd
 
-from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
-from segpipe.folds import stratified_group_folds
-from segpipe.runtime import atomic_path
+from segpipe.cache.folds import stratified_group_folds
+from segpipe.config.params import load_params
+from segpipe.core.cli import parse_paths, run_stage
+from segpipe.core.runtime import atomic_path
 
 
 def main() -> None:

@@ -5,12 +5,13 @@ from pathlib import Path
 import pandas as pd
 
 from segpipe import kaggle
-from segpipe.cli import run_stage
-from segpipe.config import load_params
+from segpipe.config.params import load_params
+from segpipe.core.cli import run_stage
+from segpipe.core.errors import InputError
 from segpipe.datasets import load_chosen
-from segpipe.errors import InputError
-from segpipe.cache_files import TEST_INDEX
-from segpipe.submit import default_message, validate_submission
+from segpipe.paths.cache_files import TEST_INDEX
+from segpipe.submission.message import default_message
+from segpipe.submission.submit import validate_submission
 
 
 def main() -> None:

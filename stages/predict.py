@@ -8,15 +8,15 @@ post-processing rule never runs a network again.
 import numpy as np
 import pandas as pd
 
-from segpipe import artifacts
-from segpipe.cache_files import TEST_INDEX, TRAIN_IMAGES
-from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
-from segpipe.context import neighbour_rows
+from segpipe.cache.stacks import neighbour_rows
+from segpipe.cache.tiles import Layout
+from segpipe.config.params import load_params
+from segpipe.core.cli import parse_paths, run_stage
+from segpipe.core.errors import InputError
 from segpipe.datasets import load_chosen
-from segpipe.errors import InputError
-from segpipe.predict import ImagesToPredict, load_fold_models, predict_test
-from segpipe.tiles import Layout
+from segpipe.inference.predict import ImagesToPredict, load_fold_models, predict_test
+from segpipe.paths import artifacts
+from segpipe.paths.cache_files import TEST_INDEX, TRAIN_IMAGES
 
 
 def main() -> None:

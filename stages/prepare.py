@@ -1,8 +1,8 @@
 """DVC stage `prepare`: decode and resize (or scale, in tile mode) the training images into uint8 .npy caches; index the test set."""
-from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
+from segpipe.cache.prepare import prepare_competition
+from segpipe.config.params import load_params
+from segpipe.core.cli import parse_paths, run_stage
 from segpipe.datasets import load_chosen
-from segpipe.prepare import prepare_competition
 
 
 def main() -> None:

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pandas as pd
 
-from segpipe import artifacts
-from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
-from segpipe.curves import fold_curves, read_table, threshold_chart, training_curves_chart
-from segpipe.oof import covered_rows, oof_maps
-from segpipe.postprocess import Rule
-from segpipe.cache_files import TRAIN_IMAGES, TRAIN_MASKS
-from segpipe.report import case_grid, fold_bar_chart, image_scores, oof_rows, pick_cases, write_png
+from segpipe.config.params import load_params
+from segpipe.core.cli import parse_paths, run_stage
+from segpipe.evaluation.cv import covered_rows, oof_maps
+from segpipe.evaluation.postprocess import Rule
+from segpipe.paths import artifacts
+from segpipe.paths.cache_files import TRAIN_IMAGES, TRAIN_MASKS
+from segpipe.report.cases import case_grid, image_scores, oof_rows, pick_cases, write_png
+from segpipe.report.charts import fold_bar_chart, fold_curves, read_table, threshold_chart, training_curves_chart
 
 
 def main() -> None:

@@ -7,15 +7,15 @@ import json
 
 import pandas as pd
 
-from segpipe import artifacts
-from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
+from segpipe.config.params import load_params
+from segpipe.core.cli import parse_paths, run_stage
+from segpipe.core.errors import InputError
+from segpipe.core.runtime import write_json
 from segpipe.datasets import load_chosen
-from segpipe.cache_files import TEST_INDEX
-from segpipe.postprocess import Rule
-from segpipe.runtime import write_json
-from segpipe.errors import InputError
-from segpipe.submit import Blend, score_holdout, write_submission
+from segpipe.evaluation.postprocess import Rule
+from segpipe.paths import artifacts
+from segpipe.paths.cache_files import TEST_INDEX
+from segpipe.submission.submit import Blend, score_holdout, write_submission
 
 
 def main() -> None:

@@ -8,12 +8,12 @@ import json
 
 import pandas as pd
 
-from segpipe import artifacts
-from segpipe.cli import parse_paths, run_stage
-from segpipe.config import load_params
-from segpipe.oof import cross_validate
-from segpipe.runtime import atomic_path, write_json
-from segpipe.tune import Grids
+from segpipe.config.params import load_params
+from segpipe.core.cli import parse_paths, run_stage
+from segpipe.core.runtime import atomic_path, write_json
+from segpipe.evaluation.cv import cross_validate
+from segpipe.evaluation.tune import Grids
+from segpipe.paths import artifacts
 
 
 def main() -> None:

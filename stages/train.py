@@ -8,10 +8,10 @@ import sys
 
 import pandas as pd
 
-from segpipe.cli import parse_paths, run_stage
-from segpipe.train_config import load_training
-from segpipe.cache_files import TRAIN_IMAGES, TRAIN_MASKS
-from segpipe.runtime import write_json
+from segpipe.config.train import load_training
+from segpipe.core.cli import parse_paths, run_stage
+from segpipe.core.runtime import write_json
+from segpipe.paths.cache_files import TRAIN_IMAGES, TRAIN_MASKS
 
 
 def main() -> None:
@@ -23,9 +23,9 @@ def main() -> None:
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     f"--nproc_per_node={cfg.devices}", *sys.argv]
         os.execv(sys.executable, torchrun)
-    from segpipe.distributed import Distributed  # torch loads after the params check: bad params fail in 1 s
-    from segpipe.tiles import Layout
-    from segpipe.train import FoldPaths, train_fold
+    from segpipe.cache.tiles import Layout
+    from segpipe.training.distributed import Distributed  # torch loads after the params check: bad params fail in 1 s
+    from segpipe.training.loop import FoldPaths, train_fold
 
     dist = Distributed(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                        int(os.environ.get("LOCAL_RANK", 0)))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from segpipe import datasets
-from segpipe.prepare import prepare_competition
+from segpipe.cache.prepare import prepare_competition
 
 TINY = dict(seed=7, train_patients=6, test_patients=2, slices_per_patient=10, height=40, width=48)
 TINY_SIZE = (32, 32)

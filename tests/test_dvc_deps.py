@@ -59,6 +59,13 @@ def imported_files(path: Path) -> set[Path]:
     return found
 
 
+def is_docstring_only(file: Path) -> bool:
+    """A package `__init__.py` that only says what the package is for: nothing in it can change a result."""
+    body = ast.parse(file.read_text()).body
+    return file.name == "__init__.py" and all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                                             for node in body)
+
+
 def transitive_imports(script: Path) -> set[Path]:
     seen, todo = set(), [script]
     while todo:
@@ -82,7 +89,7 @@ def test_a_stage_depends_on_every_module_its_script_imports(name):
     deps = [ROOT / dep for dep in stage.get("deps", []) if "${" not in dep]
     assert script in deps, f"{name}: its script {script.name} is not a dep"
     missing = sorted(str(file.relative_to(ROOT)) for file in transitive_imports(script)
-                     if file.name != "__init__.py" or file.parent != SRC / "segpipe"
+                     if not is_docstring_only(file)
                      if not any(file == dep or file.is_relative_to(dep) for dep in deps))
     assert not missing, f"dvc.yaml stage {name} imports these but does not depend on them: {missing}"
 
@@ -101,5 +108,5 @@ def test_a_stage_depends_on_no_module_it_does_not_import(name):
 def test_training_does_not_depend_on_the_other_stages_params_code():
     """A new section for another stage goes into config.py; that must never retrain a model."""
     deps = stages()["train"]["deps"]
-    assert "src/segpipe/config.py" not in deps and "src/segpipe/train_config.py" in deps
+    assert "src/segpipe/config/params.py" not in deps and "src/segpipe/config/train.py" in deps
     assert not any(dep.endswith(("tune.py", "postprocess.py", "blend.py", "oof.py")) for dep in deps)

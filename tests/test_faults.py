@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from segpipe.folds import stratified_group_folds
+from segpipe.cache.folds import stratified_group_folds
 from tests.conftest import TINY, TINY_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def test_an_unknown_encoder_stops_train_before_it_writes_anything(tmp_path, prep
 PAUSED_PREPARE = textwrap.dedent("""
     # stages/prepare.py, paused (as if slow) once the train arrays are cached, until it is killed
     import runpy, sys, time
-    import segpipe.prepare as prepare
+    import segpipe.cache.prepare as prepare
     real = prepare.cache_split
     def cache_then_pause(*args, **kwargs):
         real(*args, **kwargs)

@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from segpipe import kaggle
+from segpipe.core.errors import InputError
 from segpipe.datasets.tree import Tree
-from segpipe.errors import InputError
-from segpipe.submit import default_message
+from segpipe.submission.message import default_message
 
 SLUG = "carvana-image-masking-challenge"
 REPO = Path(__file__).resolve().parents[1]

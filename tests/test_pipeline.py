@@ -3,23 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import yaml
-
-from segpipe import datasets, rle
-from segpipe.probmaps import count_maps
-
 from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run
 
+from segpipe import datasets, rle
+from segpipe.inference.probmaps import count_maps
 
 # Two tiny models: a U-Net as in SMALL, and an FPN (smp's own decoder) for a second architecture
 MODELS = {"models": {"unet": {}, "fpn": {"arch": "FPN", "encoder_depth": 5, "decoder_channels": [8, 8, 8, 8, 8]}}}

@@ -6,11 +6,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from dvc_repo import edit_params, make_repo, ran_stages, run
 
 from segpipe import rle
-from segpipe.probmaps import read_map
-
-from dvc_repo import edit_params, make_repo, ran_stages, run
+from segpipe.inference.probmaps import read_map
 
 NATIVE = (96, 160)  # the tile does not divide it: windows overlap unevenly at the edges
 TILED = {

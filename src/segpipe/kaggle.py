@@ -20,8 +20,8 @@ import socket
 from pathlib import Path
 from typing import Callable, Sequence
 
-from segpipe.errors import InputError
-from segpipe.runtime import atomic_path
+from segpipe.core.errors import InputError
+from segpipe.core.runtime import atomic_path
 
 COMPLETE = ".complete"  # written last: lists the downloaded files, relative to the folder
 KEEP = ".gitkeep"

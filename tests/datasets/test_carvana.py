@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from segpipe import datasets, folds, prepare, rle, submit
+from segpipe import datasets, rle
+from segpipe.cache import folds, prepare
+from segpipe.core.errors import InputError
 from segpipe.datasets import carvana, readers
 from segpipe.datasets.base import SubmissionSpec
-from segpipe.errors import InputError
-from segpipe.probmaps import write_maps
-from segpipe.postprocess import Rule
+from segpipe.evaluation.postprocess import Rule
+from segpipe.inference.probmaps import write_maps
+from segpipe.submission import submit
 
 CARS = ["0cdf5b5d0ce1", "3c6acfceb552", "fff9b3a5373f"]  # 12-hex-digit car ids, as on Kaggle
 VIEWS = ["01", "02", "16"]

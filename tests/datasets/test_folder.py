@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segpipe import rle
-from segpipe import datasets
+from segpipe import datasets, rle
+from segpipe.cache.prepare import prepare_competition
+from segpipe.core.errors import InputError
 from segpipe.datasets import folder
-from segpipe.errors import InputError
-from segpipe.prepare import prepare_competition
-from segpipe.submit import write_submission
-from segpipe.probmaps import write_maps
-from segpipe.postprocess import Rule
+from segpipe.evaluation.postprocess import Rule
+from segpipe.inference.probmaps import write_maps
+from segpipe.submission.submit import write_submission
 
 # Natural order; plain sorting would put case10 before case2.
 TRAIN = ["case1_1", "case1_2", "case2_1", "case10_1", "case10_2"]

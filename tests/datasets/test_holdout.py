@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from segpipe import datasets, rle
-from segpipe.errors import InputError
-from segpipe.submit import score_holdout
+from segpipe.core.errors import InputError
+from segpipe.submission.submit import score_holdout
 
 
 def test_holdout_moves_whole_patients_and_is_seeded(raw_dir):

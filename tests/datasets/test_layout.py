@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from segpipe.core.errors import InputError
 from segpipe.datasets.layout import sample_ordered_test
 from segpipe.datasets.tree import Tree
-from segpipe.errors import InputError
 
 
 def load_test(root: Path):

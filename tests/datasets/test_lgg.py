@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from segpipe import datasets, rle
+from segpipe.cache.folds import stratified_group_folds
+from segpipe.cache.prepare import prepare_competition
+from segpipe.core.errors import InputError
 from segpipe.datasets import lgg
-from segpipe.errors import InputError
-from segpipe.folds import stratified_group_folds
-from segpipe.prepare import prepare_competition
-from segpipe.submit import write_submission
-from segpipe.probmaps import write_maps
-from segpipe.postprocess import Rule
+from segpipe.evaluation.postprocess import Rule
+from segpipe.inference.probmaps import write_maps
+from segpipe.submission.submit import write_submission
 
 # Slices per patient: 10..12 so that lexicographic order ("1", "10", "11", "12", "2") is wrong.
 PATIENTS = {"TCGA_CS_4941_19960909": 12, "TCGA_CS_4942_19970222": 10,

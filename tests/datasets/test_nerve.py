@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from segpipe import datasets, folds, prepare, rle, submit
+from segpipe import datasets, rle
+from segpipe.cache import folds, prepare
+from segpipe.core.errors import InputError
 from segpipe.datasets import nerve
 from segpipe.datasets.base import SubmissionSpec
-from segpipe.errors import InputError
-from segpipe.probmaps import write_maps
-from segpipe.postprocess import Rule
+from segpipe.evaluation.postprocess import Rule
+from segpipe.inference.probmaps import write_maps
+from segpipe.submission import submit
 
 # Subjects and image numbers are not zero-padded: 10 must sort after 2, numerically.
 SUBJECTS, IMAGES = [10, 2, 1], [10, 1, 2]

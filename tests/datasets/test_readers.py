@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segpipe.core.errors import InputError
 from segpipe.datasets import readers
-from segpipe.errors import InputError
 
 MASK = np.zeros((20, 30), np.uint8)
 MASK[5:12, 8:20] = 1

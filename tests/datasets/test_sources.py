@@ -17,7 +17,6 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import test_carvana
 import test_lgg
 import test_nerve

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from segpipe import rle
+from segpipe.core.errors import InputError
 from segpipe.datasets import synthetic
 from segpipe.datasets.base import SubmissionSpec
-from segpipe.errors import InputError
 
 # Eight train patients so that the share of empty slices is not at the mercy of one patient.
 SIZE = dict(train_patients=8, test_patients=2, slices_per_patient=12, height=40, width=48)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from segpipe import rle
+from segpipe.core.errors import InputError
 from segpipe.datasets import synthetic, synthetic_thin
-from segpipe.errors import InputError
 
 H, W = 192, 288  # small but a multiple of 4, so a 4x round trip maps pixel for pixel
 SEED = 7

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from segpipe.core.errors import InputError
 from segpipe.datasets.tree import Tree, open_file, read_bytes
-from segpipe.errors import InputError
 
 
 def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:

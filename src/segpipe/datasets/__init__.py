@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from segpipe.core.errors import InputError
 from segpipe.datasets import source as source_files
 from segpipe.datasets.base import Competition, SubmissionSpec
 from segpipe.datasets.tree import Tree
-from segpipe.errors import InputError
 
 if TYPE_CHECKING:
-    from segpipe.config import Params
+    from segpipe.config.params import Params
 
 # name -> module under segpipe.datasets; modules are imported only when chosen, so that a
 # dataset's network-bound imports (the Kaggle client) never run for another.

@@ -10,7 +10,7 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from segpipe.errors import InputError
+from segpipe.core.errors import InputError
 
 from .tree import Tree
 

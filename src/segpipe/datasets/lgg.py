@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from segpipe.errors import InputError
+from segpipe.core.errors import InputError
 
 from . import readers
 from .base import Competition, SubmissionSpec

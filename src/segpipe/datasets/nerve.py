@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from segpipe.errors import InputError
+from segpipe.core.errors import InputError
 
 from . import layout, readers
 from .base import Competition, SubmissionSpec

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segpipe.errors import InputError
+from segpipe.core.errors import InputError
 
 from .tree import open_file, read_bytes
 

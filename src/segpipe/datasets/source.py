@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from segpipe.errors import InputError
-from segpipe.runtime import atomic_path
+from segpipe.core.errors import InputError
+from segpipe.core.runtime import atomic_path
 
 from .tree import Tree
 

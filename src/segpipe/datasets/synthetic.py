@@ -34,8 +34,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from segpipe.errors import InputError
-from segpipe.runtime import atomic_path
+from segpipe.core.errors import InputError
+from segpipe.core.runtime import atomic_path
 
 from . import readers, synthetic_thin
 from .base import Competition, SubmissionSpec

@@ -21,8 +21,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from segpipe.errors import InputError
-from segpipe.runtime import atomic_path
+from segpipe.core.errors import InputError
+from segpipe.core.runtime import atomic_path
 
 ZIP_MARK = ".zip!"  # separates a zip's path from a member's in a locator
 

@@ -1,0 +1,20 @@
+"""Resize an image or a mask to the training size: the one rule prepare, predict and submit share."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize (H, W[, C]) to `size` = (H, W): area averaging down, bilinear up."""
+    height, width = size
+    shrinking = image.shape[0] * image.shape[1] > height * width
+    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return resized if resized.ndim == image.ndim else resized[..., None]
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a bool mask to `size` as {0,1} uint8, by bilinear weight then a 0.5 cut (smoother than nearest)."""
+    height, width = size
+    soft = cv2.resize(mask.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
+    return (soft >= 128).astype(np.uint8)

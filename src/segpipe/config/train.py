@@ -1,0 +1,125 @@
+"""The params a train stage reads: `base`, `train` and `models` (a model = `train` with overrides).
+
+Kept apart from `segpipe.config.params` so that only a change to these sections' code retrains.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from segpipe.config.sections import Base, Section, read_params, validate
+from segpipe.core.errors import InputError
+
+STAGE_DECODERS = ("unet", "unetplusplus", "manet")  # archs with one decoder_channels entry per encoder stage
+MODEL_NAME = r"^[a-z][a-z0-9_]*$"  # becomes a path component and part of a DVC stage name
+DEFAULT_MODELS = {"unet": {}}
+
+
+class Augment(Section):
+    scale: float = Field(0.05, ge=0, lt=1)
+    rotate: float = Field(15.0, ge=0, le=180)
+    hflip: float = Field(0.5, ge=0, le=1)
+    brightness: float = Field(0.0, ge=0, le=1)
+    batched: bool = True  # whole batches on the training device (segpipe.training.augment); False: albumentations per sample
+
+
+class Train(Section):
+    arch: str = "Unet"
+    encoder_name: str = "tu-mobilenetv3_small_050"
+    encoder_weights: str | None = None  # None, a named set (network) or a local weights file
+    encoder_depth: int = Field(5, ge=3, le=5)
+    decoder_channels: tuple[PositiveInt, ...] = (64, 32, 16, 16, 8)
+    in_channels: PositiveInt = 3  # channels of one slice fed to the model
+    context: int = Field(0, ge=0, le=4)  # 2.5D: slices i-k..i+k of the same patient as extra channels
+    epochs: PositiveInt = 12
+    batch_size: PositiveInt = 16
+    lr: float = Field(0.003, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    scheduler: Literal["onecycle", "cosine"] = "onecycle"
+    loss: dict[Literal["bce", "dice", "focal", "lovasz"], float] = {"bce": 0.7, "dice": 0.3}
+    sampling: Literal["uniform", "lesion"] = "uniform"
+    foreground: float = Field(0.33, ge=0, le=1)  # tile mode: share of crops centred near foreground (nnU-Net 33 %)
+    window_step: float = Field(0.5, gt=0, le=1)  # tile mode: sliding-window spacing / tile (OOF and test)
+    patience: int = Field(0, ge=0)  # epochs without a val Dice gain before stopping; 0 = off
+    ema: float = Field(0.0, ge=0, lt=1)  # decay of an exponential moving average of the weights; 0 = off
+    clip_grad: float = Field(0.0, ge=0)  # clip the gradient norm to this before each step; 0 = off
+    augment: Augment = Augment()
+    num_workers: int = Field(0, ge=0)
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    devices: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Train":
+        if self.arch.lower() in STAGE_DECODERS and len(self.decoder_channels) != self.encoder_depth:
+            raise ValueError(
+                f"decoder_channels has {len(self.decoder_channels)} entries; encoder_depth is {self.encoder_depth}"
+            )
+        if not any(self.loss.values()):
+            raise ValueError("loss needs at least one non-zero weight")
+        return self
+
+    @property
+    def slices(self) -> int:
+        """Slices stacked into one model input: 2 * context + 1."""
+        return 2 * self.context + 1
+
+    @property
+    def model_channels(self) -> int:
+        """Input channels of the network: in_channels per slice, for every stacked slice."""
+        return self.in_channels * self.slices
+
+
+def with_overrides(train: Train, models: dict[str, dict], name: str) -> Train:
+    """`train` with the overrides of `models[name]` (`augment` is merged key by key)."""
+    if name not in models:
+        raise InputError(f"params.yaml: no model {name!r} under models (there are {sorted(models)})")
+    override = dict(models[name] or {})
+    merged = train.model_dump()
+    if isinstance(override.get("augment"), dict):
+        override["augment"] = {**merged["augment"], **override["augment"]}
+    try:
+        return Train.model_validate({**merged, **override})
+    except ValidationError as err:
+        problems = "; ".join(f"models.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in err.errors())
+        raise ValueError(problems) from None
+
+
+def check_models(train: Train, models: dict[str, dict]) -> None:
+    """Raise ValueError unless every model has a good name and its overrides make a valid Train."""
+    if not models:
+        raise ValueError("models: needs at least one model (name: {} trains `train` as it is)")
+    for name in models:
+        if not re.match(MODEL_NAME, name):
+            raise ValueError(f"models.{name}: a model name is lower case letters, digits and _, "
+                             "starting with a letter (it names stages and folders)")
+        with_overrides(train, models, name)
+
+
+class Training(BaseModel):
+    """The params a train stage reads; the other sections are left to their own stages."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    base: Base = Base()
+    train: Train = Train()
+    models: dict[str, dict] = DEFAULT_MODELS
+
+    @model_validator(mode="after")
+    def _models_valid(self) -> "Training":
+        check_models(self.train, self.models)
+        return self
+
+    def model(self, name: str) -> Train:
+        return with_overrides(self.train, self.models, name)
+
+
+def load_training(path: Path | str = "params.yaml") -> Training:
+    """`base`, `train` and `models` of the params file, validated; InputError naming each bad key."""
+    return validate(Training, read_params(path), path)

@@ -1,0 +1,119 @@
+"""Process-wide concerns: the one seed, the device, and writing outputs atomically."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import random
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from segpipe.core.errors import InputError
+
+# errno values that mean "no room to write": a full disk, a quota, a file-size limit.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every RNG the pipeline touches (python, numpy, torch) from `base.seed`."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device() -> "torch.device":
+    """CUDA when there is one, else CPU: the same params run on both."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds.
+
+    A killed or failing stage therefore never leaves a half-written output for DVC to cache.
+    Works for files and directories. A killed run cannot delete its own temporary sibling,
+    so siblings left by processes that no longer exist are deleted here, on the next run.
+    A full disk (or quota, or file size limit) while the block writes is an InputError naming `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if path.is_dir() and tmp.is_dir():
+            _remove(path)
+        os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        raise InputError(f"{path}: no room to write it ({os.strerror(err.errno)}: disk full, quota or file size "
+                         f"limit); nothing was written and earlier files are untouched: free space on "
+                         f"{path.parent} and rerun") from None
+    finally:
+        _remove(tmp)
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete `.<name>.tmp-<pid>` siblings of `path` whose process is gone (killed runs)."""
+    prefix = f".{path.name}.tmp-"
+    for sibling in path.parent.iterdir():
+        pid = sibling.name[len(prefix):] if sibling.name.startswith(prefix) else ""
+        if pid.isdigit() and not _process_exists(int(pid)):
+            _remove(sibling)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def create_npy(path: Path | str, shape: tuple[int, ...], dtype=np.uint8) -> np.memmap:
+    """A new .npy of `shape` opened for writing as a memory map, its disk space reserved now.
+
+    The pages of a fresh memory-mapped file get disk blocks only when first written; on a
+    full disk that write kills the process with SIGBUS (and a pool whose worker dies that
+    way waits forever). Reserving the blocks up front turns a full disk into an OSError here.
+    """
+    from numpy.lib.format import open_memmap
+
+    array = open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    if hasattr(os, "posix_fallocate") and array.size:  # not on macOS/Windows
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        except OSError as err:
+            if err.errno in DISK_FULL:
+                raise
+            # a file system that cannot reserve space: write as before, unprotected
+        finally:
+            os.close(fd)
+    return array
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        import shutil
+
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json(path: Path | str, payload: dict) -> None:
+    """Write `payload` as sorted, indented json, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")

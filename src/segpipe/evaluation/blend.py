@@ -1,0 +1,154 @@
+"""Blend weights of several models, chosen on their out-of-fold probabilities.
+
+Greedy forward selection with replacement (Caruana et al. 2004, "Ensemble selection from
+libraries of models"): start from nothing and, `iterations` times, add the model (again,
+possibly) whose addition scores best; keep the best bag seen. A model's weight is its share
+of the bag, so weights are non-negative, sum to 1 and are multiples of 1/iterations. The
+first step picks the best single model, so out of fold the blend never scores below it.
+
+A bag is scored by the competition metric, mean per-image Dice, at its best probability
+cut: one 256-bin histogram per image gives every cut at once (`segpipe.evaluation.metrics`). Maps are
+blended in integers, round(sum c_m p_m / sum c_m) on the uint8 probabilities, so the test
+maps blended at submit time are exactly those the weights were tuned on. Ties go to the
+model that comes first by name: the same inputs always give the same weights.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from segpipe.evaluation import oof_files
+from segpipe.evaluation.metrics import image_dice, probability_histograms
+
+CUTS = np.arange(1, 256)  # every uint8 threshold that keeps some pixels and drops others
+
+
+def blend_maps(maps: Sequence[np.ndarray], counts: Sequence[int]) -> np.ndarray:
+    """round(sum counts[m] * maps[m] / sum counts) of uint8 maps, in integers, as uint8."""
+    total = int(sum(counts))
+    acc = np.zeros(np.shape(maps[0]), dtype=np.uint32)
+    for prob, count in zip(maps, counts):
+        if count:
+            acc += np.asarray(prob, dtype=np.uint32) * int(count)
+    return ((acc + total // 2) // total).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Score:
+    """A bag's mean per-image Dice at its best cut, and its per-patient Dice at that cut."""
+
+    dice: float
+    patient_dice: float
+    threshold: float  # the best cut as a probability (uint8 cut / 255)
+
+
+def score_histograms(fg: np.ndarray, bg: np.ndarray, groups: np.ndarray) -> Score:
+    """Score (N, 256) foreground/background histograms at every cut; the best cut wins (lowest on ties)."""
+    fg_above = np.cumsum(fg[:, ::-1], axis=1)[:, ::-1][:, CUTS]
+    pred = fg_above + np.cumsum(bg[:, ::-1], axis=1)[:, ::-1][:, CUTS]
+    true = fg.sum(axis=1)[:, None]
+    dice = image_dice(fg_above, pred, true).mean(axis=0)
+    best = int(np.argmax(dice))
+    totals = pd.DataFrame({"group": groups, "inter": fg_above[:, best], "pred": pred[:, best],
+                           "true": true[:, 0]}).groupby("group").sum()
+    return Score(float(dice[best]), float(image_dice(totals.inter, totals.pred, totals.true).mean()),
+                 round(float(CUTS[best]) / 255, 6))
+
+
+@dataclass(frozen=True)
+class OofSet:
+    """Every model's OOF probabilities on the same images: `probs[name]` is one array per part.
+
+    Parts are the folds (one memmap each); `masks` holds the matching truth and `groups`
+    the patient of every image, parts concatenated.
+    """
+
+    probs: Mapping[str, Sequence[np.ndarray]]
+    masks: Sequence[np.ndarray]
+    groups: np.ndarray
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.probs)
+
+    def blended(self, counts: Mapping[str, int], chunk: int = 256) -> Iterable[tuple[int, np.ndarray]]:
+        """(part, blended uint8 chunk) over all parts, chunk by chunk (memmaps stay small in RSS)."""
+        names = [n for n in self.names if counts.get(n)]
+        for part, truth in enumerate(self.masks):
+            for start in range(0, len(truth), chunk):
+                yield part, blend_maps([self.probs[n][part][start:start + chunk] for n in names],
+                                       [counts[n] for n in names])
+
+    def score(self, counts: Mapping[str, int], chunk: int = 256) -> Score:
+        hists, part_start = [], {}
+        for part, maps in self.blended(counts, chunk):
+            offset = part_start.setdefault(part, 0)
+            hists.append(probability_histograms(maps, self.masks[part][offset:offset + len(maps)]))
+            part_start[part] += len(maps)
+        fg = np.concatenate([h[0] for h in hists])
+        bg = np.concatenate([h[1] for h in hists])
+        return score_histograms(fg, bg, self.groups)
+
+
+@dataclass
+class Selection:
+    """The chosen bag (model -> times picked), its score, each model's own score, the steps taken."""
+
+    counts: dict[str, int]
+    score: Score
+    singles: dict[str, Score]
+    steps: list[dict] = field(default_factory=list)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        total = sum(self.counts.values())
+        return {name: self.counts.get(name, 0) / total for name in sorted(self.singles)}
+
+
+def select(names: Sequence[str], score: Callable[[Mapping[str, int]], Score], iterations: int) -> Selection:
+    """Greedy forward selection with replacement over `names`, `iterations` steps; the best bag seen."""
+    names = sorted(names)
+    singles = {name: score({name: 1}) for name in names}
+    if len(names) == 1:  # nothing to choose: one model, weight 1
+        only = names[0]
+        return Selection({only: 1}, singles[only], singles, [{"added": only, "dice": singles[only].dice}])
+    bag: dict[str, int] = {}
+    best_counts, best_score, steps = {}, None, []
+    for _ in range(iterations):
+        tried = {name: score({**bag, name: bag.get(name, 0) + 1}) if bag else singles[name] for name in names}
+        added = max(names, key=lambda n: (tried[n].dice, -names.index(n)))  # first by name on ties
+        bag = {**bag, added: bag.get(added, 0) + 1}
+        steps.append({"added": added, "dice": tried[added].dice})
+        if best_score is None or tried[added].dice > best_score.dice:
+            best_counts, best_score = dict(bag), tried[added]
+    return Selection(best_counts, best_score, singles, steps)
+
+
+def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path,
+              rebuild: Callable[[str, int], str]) -> OofSet:
+    """The OOF probabilities of every model (`oof_dirs[model][fold]`) for the blend search, fold by fold."""
+    masks = np.load(masks_path, mmap_mode="r")
+    folds_trained = sorted(next(iter(oof_dirs.values())))
+    probs = {name: [oof_files.read_fold(folds, k, dirs[k], masks, rebuild(name, k))[1] for k in folds_trained]
+             for name, dirs in oof_dirs.items()}
+    rows = [np.flatnonzero(folds.fold.to_numpy() == k) for k in folds_trained]
+    return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[np.concatenate(rows)])
+
+
+def write_blend(folds: pd.DataFrame, oof: OofSet, counts: dict[str, int], out_dirs: dict[int, Path]) -> None:
+    """Write the blend of `oof` under `counts` as one OOF folder per fold (`out_dirs`), ids as in the folds file."""
+    parts = sorted(out_dirs)
+    writers = {}
+    with contextlib.ExitStack() as stack:
+        for part, k in enumerate(parts):
+            ids = folds.id.astype(str).to_numpy()[folds.fold.to_numpy() == k]
+            writers[part] = [stack.enter_context(oof_files.writing(out_dirs[k], ids, oof.masks[part].shape[1:])), 0]
+        for part, maps in oof.blended(counts):
+            out, start = writers[part]
+            out[start:start + len(maps)] = maps
+            writers[part][1] = start + len(maps)

@@ -1,0 +1,60 @@
+"""What a network sees and how it runs: uint8 batches to normalised input, mixed precision, memory format.
+
+Shared by training and inference, so the OOF and test maps are made from the same input.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from segpipe.core.errors import InputError
+
+# ImageNet statistics: what smp encoders expect, pretrained or not.
+MEAN = np.array([0.485, 0.456, 0.406]) * 255
+STD = np.array([0.229, 0.224, 0.225]) * 255
+
+
+def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(N,H,W,C) uint8 -> (N,C,H,W) float in 0-255 on `device`; the cast happens there."""
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+
+
+def normalize(x: torch.Tensor, channels_last: bool, in_channels: int | None = None) -> torch.Tensor:
+    """(N,C,H,W) float in 0-255 -> ImageNet-normalised model input.
+
+    `in_channels` counts the network's input channels. Grayscale slices (one channel each,
+    alone or in a 2.5D stack) are repeated to it here, on the device, so a 3-channel encoder
+    reads ultrasound without the cache storing three copies.
+    """
+    if in_channels and x.shape[1] != in_channels:
+        if in_channels % x.shape[1]:
+            raise InputError(f"the images have {x.shape[1]} channels, which do not make the model's {in_channels} "
+                             "input channels: set train.in_channels to the cache's channels (or 3 for grayscale)")
+        x = x.repeat_interleave(in_channels // x.shape[1], dim=1)
+    channels = x.shape[1]
+    mean = torch.as_tensor(np.resize(MEAN, channels), dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(np.resize(STD, channels), dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bool,
+                   in_channels: int | None = None) -> torch.Tensor:
+    """(N,H,W,C) uint8 -> normalised (N,C,H,W) float on `device` (`to_device`, then `normalize`)."""
+    return normalize(to_device(images, device), channels_last, in_channels)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """Mixed precision on CUDA (bf16 where supported, else fp16); a no-op on CPU."""
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def prepare_for_inference(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    model = model.to(device).eval()
+    return model.to(memory_format=torch.channels_last) if channels_last else model

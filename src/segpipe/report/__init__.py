@@ -1,0 +1,1 @@
+"""The report stage: pictures of the OOF cases, the folds and the training and threshold curves."""

@@ -1,0 +1,3 @@
+"""Phase 7 (submit): the run-length-encoded submission, written streaming and validated, and the Kaggle
+message.
+"""

@@ -1,0 +1,223 @@
+"""Write and validate the run-length-encoded submission, streaming, in submission order.
+
+Each test probability map is resized back to its original size, post-processed by the rule
+tuned out of fold (`segpipe.evaluation.postprocess`), and encoded in the competition's pixel order. A
+process pool encodes the rows a fixed number at a time and compresses each such chunk into
+its own gzip member (mtime 0, no file name); the parent only appends the members in
+submission order (a concatenation of gzip members is one gzip file, RFC 1952 section 2.2), a
+bounded number in flight. So the same inputs give the same bytes whatever the number of
+workers, the compression scales with them, and memory does not grow with the test set.
+"""
+from __future__ import annotations
+
+import collections
+import csv
+import gzip
+import io
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from segpipe import rle
+from segpipe.core.errors import InputError
+from segpipe.core.runtime import atomic_path
+from segpipe.datasets import SubmissionSpec
+from segpipe.datasets.tree import read_bytes
+from segpipe.evaluation import postprocess
+from segpipe.evaluation.blend import blend_maps
+from segpipe.evaluation.postprocess import Rule
+from segpipe.inference.probmaps import count_maps, map_ids, read_map
+
+
+def probability_to_mask(prob: np.ndarray, height: int, width: int, rule: Rule) -> np.ndarray:
+    """Resize a uint8 probability map to (height, width) and apply the post-processing `rule`.
+
+    The rule's areas are in training-size pixels (it was tuned on the OOF maps), so they are
+    scaled by the pixel-count ratio at the original size.
+    """
+    scale = (height * width) / prob.size
+    if prob.shape != (height, width):
+        prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+    return postprocess.apply(prob, rule, area_scale=scale)
+
+
+def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarray, rule: Rule,
+                order: str) -> str:
+    prob = blend.read(row)
+    return rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), rule), order=order)
+
+
+@dataclass(frozen=True)
+class Blend:
+    """The models' test probabilities (.npz paths) and their blend counts (`segpipe.evaluation.blend`)."""
+
+    probs: dict[str, Path]
+    counts: dict[str, int]
+
+    def read(self, row: int) -> np.ndarray:
+        """Test map `row`, blended exactly as the OOF maps the rule was tuned on."""
+        names = [name for name in sorted(self.counts) if self.counts[name]]
+        return blend_maps([read_map(self.probs[name], row) for name in names], [self.counts[n] for n in names])
+
+
+# Rows per gzip member: fixed, so the bytes do not depend on the number of workers. 32 rows
+# (~300 KB of text at Carvana size) are far more than deflate's 32 KB window, so restarting it
+# per member costs ~1% in size; and 4 chunks per worker in flight stay a few MB.
+ROWS_PER_MEMBER = 32
+
+_job: dict = {}  # in a pool worker: the ids, and _encode_row's arguments but the row; set once, not sent per task
+
+
+def _start_worker(ids: list, job: dict) -> None:
+    _job.update(ids=ids, encode=job)
+
+
+def _encode_member(rows: range) -> bytes:
+    """The submission lines of `rows`, encoded and compressed into one complete gzip member."""
+    ids, job = _job["ids"], _job["encode"]
+    return gzip_member("".join(f"{ids[row]},{_encode_row(row, **job)}\n" for row in rows))
+
+
+def gzip_member(text: str) -> bytes:
+    """`text` (utf-8) as one complete gzip member whose bytes depend on `text` alone (mtime 0, no name)."""
+    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
+
+
+def _encoded_members(pool, count: int, workers: int) -> Iterator[tuple[range, bytes]]:
+    """(rows, gzip member) for rows 0..count-1 in order, made by `pool` with at most 4 chunks per worker in flight.
+
+    Pool.imap keeps every finished chunk until the consumer takes it, so its buffer would
+    grow with the test set whenever the workers outrun the writer.
+    """
+    pending = collections.deque()
+    for start in range(0, count, ROWS_PER_MEMBER):
+        rows = range(start, min(start + ROWS_PER_MEMBER, count))
+        pending.append((rows, pool.apply_async(_encode_member, (rows,))))
+        if len(pending) > 4 * workers:
+            rows, member = pending.popleft()
+            yield rows, member.get()
+    while pending:
+        rows, member = pending.popleft()
+        yield rows, member.get()
+
+
+def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: SubmissionSpec, rule: Rule,
+                     out_path: Path, workers: int = 0) -> None:
+    """Write `out_path` (.csv.gz) with one row per `test_index` row (its order), then validate it.
+
+    test_index has columns id, height, width (original sizes) in submission order, matching
+    the maps of each model's probabilities .npz in `blend` (see `probmaps`), or of the one
+    .npz that `blend` names.
+    """
+    if not isinstance(blend, Blend):
+        blend = Blend({"model": Path(blend)}, {"model": 1})
+    for name, path in sorted(blend.probs.items()):
+        if not blend.counts.get(name):
+            continue
+        n_probs, ids = count_maps(path), map_ids(path)
+        if n_probs != len(test_index):
+            raise InputError(f"{path}: {n_probs} probability maps for the {len(test_index)} test images of the "
+                             f"prepared index; it is stale: rerun `dvc repro predict@{name}`")
+        if ids is not None and ids != test_index.id.astype(str).tolist():
+            first = next(i for i, (a, b) in enumerate(zip(ids, test_index.id.astype(str))) if a != b)
+            raise InputError(f"{path}: map {first} is of image {ids[first]}, but test image {first} of the prepared "
+                             f"index is {test_index.id.iloc[first]}; it is stale: rerun `dvc repro predict@{name}`")
+    job = dict(blend=blend, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
+               rule=rule, order=spec.rle_order)
+    workers = workers or os.cpu_count() or 1
+    with atomic_path(out_path) as tmp:
+        _write_members(tmp, f"{spec.id_column},{spec.rle_column}\n", test_index.id.tolist(), job, workers)
+        # Read back what is on disk: the check covers the bytes that get published, not the workers' strings.
+        sizes = dict(zip(test_index.id.astype(str), test_index.height * test_index.width))
+        validate_submission(tmp, spec, sizes)
+
+
+def _write_members(path: Path, header: str, ids: list, job: dict, workers: int) -> None:
+    """Write `path`: the `header` line's gzip member, then those of the rows of `ids`, in order."""
+    fork = multiprocessing.get_context("fork")
+    with (open(path, "wb") as raw, fork.Pool(workers, _start_worker, (ids, job)) as pool,
+          tqdm(total=len(ids), desc="submit") as progress):
+        raw.write(gzip_member(header))
+        for rows, member in _encoded_members(pool, len(ids), workers):
+            raw.write(member)
+            progress.update(len(rows))
+
+
+def read_ids(sample_submission: Path, id_column: str) -> list[str]:
+    """The ids of a sample submission, as strings, in file order."""
+    sample = pd.read_csv(io.BytesIO(read_bytes(sample_submission)), dtype=str, keep_default_na=False)
+    if id_column not in sample:
+        raise InputError(f"{sample_submission}: no column {id_column!r} (columns: {list(sample.columns)})")
+    return sample[id_column].tolist()
+
+
+def validate_submission(path: Path, spec: SubmissionSpec, n_pixels: dict[str, int]) -> int:
+    """Check a submission file against the spec; raise InputError naming the first problem.
+
+    Header exactly `id,rle`; ids exactly those of the sample submission (when there is one)
+    in the same order; every RLE well formed and inside its image (`n_pixels` by id).
+    Returns the number of rows.
+    """
+    expected = read_ids(spec.sample_submission, spec.id_column) if spec.sample_submission else list(n_pixels)
+    opener = gzip.open if str(path).endswith(".gz") or _is_gzip(path) else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header != [spec.id_column, spec.rle_column]:
+            raise InputError(f"{path}: header {header} should be {[spec.id_column, spec.rle_column]}")
+        count = 0
+        for count, row in enumerate(reader, start=1):
+            if len(row) != 2:
+                raise InputError(f"{path}: row {count} has {len(row)} fields: {row[:3]}")
+            image_id, encoded = row
+            if count > len(expected) or image_id != expected[count - 1]:
+                want = expected[count - 1] if count <= len(expected) else "end of file"
+                raise InputError(f"{path}: row {count} has id {image_id!r}, the sample submission has {want!r}")
+            if image_id not in n_pixels:
+                raise InputError(f"{path}: id {image_id!r} is not a test image")
+            try:
+                rle.validate(encoded, n_pixels[image_id])
+            except ValueError as err:
+                raise InputError(f"{path}: id {image_id!r}: malformed RLE: {err}") from None
+    if count != len(expected):
+        raise InputError(f"{path}: {count} rows, the sample submission has {len(expected)}")
+    return count
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def score_holdout(path: Path, competition) -> dict:
+    """Score a submission against a labelled holdout test set at the original resolution.
+
+    Returns mean per-image Dice (empty on empty scores 1), per-patient Dice (pixels pooled
+    over each patient's slices) and the image count: a leaderboard you can read locally.
+    """
+    from segpipe.evaluation.metrics import image_dice
+
+    spec = competition.submission
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    counts = []
+    for image_id, encoded, mask_file in zip(table[spec.id_column], table[spec.rle_column], competition.test["mask"]):
+        truth = competition.read_mask(Path(mask_file))
+        pred = rle.decode(encoded, truth.shape, order=spec.rle_order)
+        counts.append((np.count_nonzero(pred & truth), np.count_nonzero(pred), np.count_nonzero(truth)))
+    counts = pd.DataFrame(counts, columns=["inter", "pred", "true"]).assign(group=competition.test.group.to_numpy())
+    per_patient = counts.groupby("group")[["inter", "pred", "true"]].sum()
+    return {
+        "dice": float(image_dice(counts.inter, counts.pred, counts.true).mean()),
+        "patient_dice": float(image_dice(per_patient.inter, per_patient.pred, per_patient.true).mean()),
+        "images": len(counts),
+        "patients": len(per_patient),
+    }
+
+

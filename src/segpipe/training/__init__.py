@@ -1,0 +1,3 @@
+"""Phase 4 (train@<model>-<fold>): one fold's loaders, augmentation, training loop, resume state, DDP,
+dvclive logging and its OOF maps.
+"""

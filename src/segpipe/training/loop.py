@@ -1,0 +1,261 @@
+"""Train one fold: U-Net, weighted loss, one-cycle schedule, best-by-val-Dice checkpoint.
+
+With `train.ema`, an exponential moving average of the weights (timm's ModelEmaV3) is what
+is validated, checkpointed and used for the OOF predictions (and so for the test set).
+
+The loop times data loading and the step separately and reports images/s, so a slow
+loader shows at a glance. On CUDA it runs channels_last under bf16/fp16 autocast with
+cudnn.benchmark; on CPU the same code runs in fp32. With a resume path, every epoch ends
+with an atomic checkpoint (`segpipe.training.resume`) that an interrupted run continues from.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from segpipe.cache import stacks
+from segpipe.config.train import Train
+from segpipe.core.errors import InputError
+from segpipe.core.runtime import pick_device, seed_everything
+from segpipe.evaluation.metrics import image_dice
+from segpipe.network.inputs import autocast, normalize, to_device, to_model_input
+from segpipe.network.model import ModelSpec, WeightedLoss, build_model, save_checkpoint
+from segpipe.training.augment import BatchAugment
+from segpipe.training.distributed import Distributed
+from segpipe.training.fold import FoldPaths, build_loaders, write_oof
+from segpipe.training.live import open_live
+from segpipe.training.resume import (
+    TrainingState,
+    mark_finished,
+    resume,
+    run_fingerprint,
+    save_resume,
+    trim_live_history,
+)
+
+
+def model_spec(cfg: Train) -> ModelSpec:
+    """The network part of `cfg` (what rebuilds the weights); the rest is how it is trained."""
+    return ModelSpec(cfg.arch, cfg.encoder_name, cfg.encoder_depth, tuple(cfg.decoder_channels), cfg.model_channels)
+
+
+def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
+    if cfg.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                                    weight_decay=cfg.weight_decay)
+    if cfg.scheduler == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps)
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return optimizer, scheduler
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.device, cfg: Train,
+             pooled: bool = False) -> tuple[float, float]:
+    """Mean loss and Dice (threshold 0.5) over `loader`: the mean per-image Dice (empty-on-empty is 1),
+    or with `pooled` one Dice of all pixels together.
+
+    Tile mode validates on tiles, most of them empty: their per-tile mean rewards predicting
+    nothing, so there the Dice is pooled over every validation tile (nnU-Net's pseudo Dice).
+    """
+    model.eval()
+    losses, counts = [], []
+    for images, masks in loader:
+        x = to_model_input(images, device, cfg.channels_last, cfg.model_channels)
+        target = masks.to(device, non_blocking=True).unsqueeze(1).float()
+        with autocast(device, cfg.amp):
+            logits = model(x)
+        losses.append(criterion(logits.float(), target).item() * len(images))
+        pred, truth = logits[:, 0] > 0, target[:, 0] > 0.5
+        counts.append(torch.stack([(pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))]).cpu().numpy())
+    inter, pred, truth = np.concatenate(counts, axis=1)
+    dice = image_dice(inter.sum(keepdims=True), pred.sum(keepdims=True), truth.sum(keepdims=True)) if pooled \
+        else image_dice(inter, pred, truth)
+    return sum(losses) / len(loader.dataset), float(dice.mean())
+
+
+def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: TrainingState, device: torch.device,
+                    cfg: Train, augment: BatchAugment | None = None) -> tuple[float, int, float, float, float]:
+    """One pass over `loader`: (mean loss, images seen, data seconds, step seconds, last lr used).
+
+    Step time covers everything after the batch left the loader: the copy to the device,
+    `augment` there, normalisation, forward, backward and the optimizer step.
+    """
+    model.train()
+    seen, loss_sum, data_time, step_time, lr = 0, 0.0, 0.0, 0.0, 0.0
+    tick = time.perf_counter()
+    for images, masks in loader:
+        loaded = time.perf_counter()
+        x = to_device(images, device)
+        target = masks.to(device, non_blocking=True).unsqueeze(1).float()
+        if augment is not None:
+            x, target = augment(x, target)
+        x = normalize(x, cfg.channels_last, cfg.model_channels)
+        with autocast(device, cfg.amp):
+            loss = criterion(model(x).float(), target)
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        if cfg.clip_grad:
+            state.scaler.unscale_(state.optimizer)  # clip the true gradients, not fp16-scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        lr = state.optimizer.param_groups[0]["lr"]  # the rate this step used, before the schedule moves on
+        state.scheduler.step()
+        if state.ema is not None:  # the schedule counts optimizer steps: the EMA's warm-up follows them
+            state.ema.update(state.model, step=state.scheduler.last_epoch)
+        loss_sum += loss.item() * len(images)
+        seen += len(images)
+        done = time.perf_counter()
+        data_time, step_time, tick = data_time + loaded - tick, step_time + done - loaded, done
+    return loss_sum / seen, seen, data_time, step_time, lr
+
+
+def train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int,
+               dist: Distributed = Distributed()) -> dict:
+    """Train fold `fold` (validating on it), keep the best checkpoint, write its OOF probabilities.
+
+    Resumes from `paths.last` when it holds an unfinished run of the same inputs. Stops early
+    after `cfg.patience` epochs without a val Dice gain (0 = never). With `dist` from torchrun,
+    each process trains on its shard with DDP and only rank 0 writes. Returns the fold's
+    metrics (on rank 0): best epoch, its val loss and Dice, the OOF Dice with TTA, epochs run.
+    """
+    with dist.group():
+        return _train_fold(cfg, folds, fold, paths, seed, dist)
+
+
+@dataclass
+class _FoldRun:
+    """Everything one fold's epochs use, built once by `_set_up`."""
+
+    device: torch.device
+    spec: ModelSpec
+    state: TrainingState
+    step_model: nn.Module  # what the optimizer steps through: compiled and/or DDP-wrapped
+    train_loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader
+    augment: BatchAugment | None
+    criterion: nn.Module
+    val_rows: np.ndarray
+    neighbours: np.ndarray | None  # 2.5D stacks (segpipe.cache.stacks), None for 2D
+    tiled: bool  # tile mode: validated on tiles, with a pooled Dice
+    key: str  # run_fingerprint: a resume state is used only for these inputs
+
+
+def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> _FoldRun:
+    seed_everything(seed + fold)
+    device = dist.device() if dist.enabled else pick_device()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    spec = model_spec(cfg)
+    model = build_model(spec, cfg.encoder_weights).to(device)  # first: a failed download stops before any data
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    shapes = [np.load(path, mmap_mode="r").shape for path in (paths.images, paths.masks)]
+    if shapes[0][-1] not in (1, cfg.in_channels):
+        raise InputError(f"{paths.images}: the cached images have {shapes[0][-1]} channels but train.in_channels "
+                         f"is {cfg.in_channels}")
+    neighbours = stacks.neighbour_rows(folds, cfg.context, where=str(paths.images))
+    train_rows = np.flatnonzero(folds.fold.to_numpy() != fold)
+    val_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
+    train_loader, val_loader = build_loaders(cfg, paths, train_rows, val_rows, seed + fold, dist, neighbours)
+    optimizer, scheduler = build_optimizer(model, cfg, cfg.epochs * len(train_loader))
+    use_fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    state = TrainingState(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_fp16),
+                          train_loader.generator, ema=_ema(model, cfg))
+    return _FoldRun(
+        device, spec, state,
+        step_model=dist.wrap(torch.compile(model) if cfg.compile else model, find_unused=cfg.encoder_depth < 5),
+        train_loader=train_loader, val_loader=val_loader,
+        augment=BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None,
+        criterion=WeightedLoss(cfg.loss).to(device), val_rows=val_rows, neighbours=neighbours, tiled=paths.tiled,
+        key=run_fingerprint(cfg, fold, seed, folds, shapes + ([paths.layout.tile] if paths.tiled else [])))
+
+
+def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> dict:
+    run = _set_up(cfg, folds, fold, paths, seed, dist)
+    evaluated = run.state.evaluated
+    save_best = partial(save_checkpoint, paths.model, spec=run.spec, fold=fold, context=cfg.context,
+                        window_step=cfg.window_step)
+    resumed = resume(paths.last, run.key, run.state) if paths.last else None
+    done, best, best_model = resumed or (0, {"epoch": 0, "val_dice": -math.inf}, None)
+    if resumed and dist.main:  # DVC removed the best checkpoint before rerunning the stage
+        save_best(best_model, **best)
+    with open_live(paths.live_dir, resumed=bool(resumed), main=dist.main) as live:
+        if resumed and dist.main:
+            trim_live_history(paths.live_dir, done)
+            live.step = done
+        for epoch in range(done, cfg.epochs):
+            if cfg.patience and epoch - best["epoch"] >= cfg.patience:
+                print(f"fold {fold}: early stop after epoch {epoch}: no val Dice gain for {cfg.patience} epochs "
+                      f"(best epoch {best['epoch']})", flush=True)
+                break
+            scores = _epoch(run, cfg, epoch, dist)
+            for name, value in scores.items():
+                live.log_metric(name, value)
+            if dist.main:
+                print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: " + scores.describe(), flush=True)
+            if scores["val/dice"] > best["val_dice"]:
+                best = {"epoch": epoch + 1, "val_dice": scores["val/dice"], "val_loss": scores["val/loss"]}
+                best_model = {k: v.detach().to("cpu", copy=True) for k, v in evaluated.state_dict().items()}
+                if dist.main:
+                    save_best(best_model, **best)
+            live.next_step()
+            done = epoch + 1
+            if paths.last and dist.main:
+                save_resume(paths.last, run.key, done, run.state, best, best_model)
+
+    metrics = {}
+    if dist.main:
+        evaluated.load_state_dict(best_model)
+        ids = folds.id.astype(str).to_numpy()[run.val_rows]
+        oof_dice = write_oof(evaluated, paths, run.val_rows, ids, run.device, cfg, run.neighbours)
+        metrics = {**best, "oof_dice": oof_dice, "epochs_run": done}
+        if paths.last:
+            mark_finished(paths.last, run.key, done)
+    dist.barrier()  # the others wait until rank 0's files are complete
+    return metrics
+
+
+class _Scores(dict):
+    """One epoch's logged values, plus the timings its progress line shows."""
+
+    def describe(self) -> str:
+        return (f"train loss {self['train/loss']:.4f} val loss {self['val/loss']:.4f} val dice {self['val/dice']:.4f} "
+                f"lr {self['lr']:.2e} | data {self.data_time:.1f}s step {self.step_time:.1f}s "
+                f"{self.seen / max(self.data_time + self.step_time, 1e-9):.0f} img/s")
+
+
+def _epoch(run: _FoldRun, cfg: Train, epoch: int, dist: Distributed) -> _Scores:
+    """Train one epoch on every rank's shard, then validate on rank 0 (all ranks get its scores)."""
+    run.train_loader.dataset.set_epoch(epoch)
+    if run.augment is not None:
+        run.augment.set_epoch(epoch, dist.rank)
+    train_loss, seen, data_time, step_time, lr = train_one_epoch(run.step_model, run.train_loader, run.criterion,
+                                                                 run.state, run.device, cfg, run.augment)
+    loss_sum, seen = dist.total(train_loss * seen, seen)  # over all ranks' shards
+    # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
+    val_loss, val_dice = dist.from_main(*evaluate(run.state.evaluated, run.val_loader, run.criterion, run.device,
+                                                  cfg, pooled=run.tiled))
+    scores = _Scores({"train/loss": loss_sum / seen, "val/loss": val_loss, "val/dice": val_dice, "lr": lr})
+    scores.seen, scores.data_time, scores.step_time = seen, data_time, step_time
+    return scores
+
+
+def _ema(model: nn.Module, cfg: Train):
+    """timm's EMA of `model`'s weights (buffers too), warming up over the first steps; None when off."""
+    if not cfg.ema:
+        return None
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=cfg.ema, use_warmup=True)

@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segpipe.config.params import Params, load_params
+from segpipe.core.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path, params: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_repo_params_are_valid_and_explicit():
+    params = load_params(ROOT / "params.yaml")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    # every section and knob is spelled out in params.yaml, not left to a default
+    assert set(raw) == set(Params.model_fields)
+    for section, model in Params.model_fields.items():
+        if section != "models":  # a mapping of names, not a section of knobs
+            assert set(raw[section]) == set(model.annotation.model_fields), section
+    assert params.prepare.size[0] % 32 == 0
+
+
+def test_params_yaml_and_the_code_defaults_agree():
+    """One set of defaults: the pydantic defaults are exactly params.yaml, so library code built
+    without a params file (tests, notebooks) trains what `dvc repro` trains."""
+    assert Params().model_dump() == load_params(ROOT / "params.yaml").model_dump()
+
+
+def test_a_model_is_train_with_its_overrides():
+    params = Params.model_validate({"train": {"lr": 0.01, "augment": {"rotate": 10}},
+                                    "models": {"unet": {}, "fpn": {"arch": "FPN", "lr": 0.003,
+                                                                   "augment": {"hflip": 0.0}}}})
+    assert params.model("unet") == params.train
+    fpn = params.model("fpn")
+    assert (fpn.arch, fpn.lr, fpn.epochs) == ("FPN", 0.003, params.train.epochs)
+    assert (fpn.augment.hflip, fpn.augment.rotate) == (0.0, 10)  # augment merged key by key
+    with pytest.raises(InputError, match="no model 'deeplab'"):
+        params.model("deeplab")
+
+
+@pytest.mark.parametrize("models, named", [
+    ({"fpn": {"lrr": 0.1}}, r"models\.fpn\.lrr"),
+    ({"fpn": {"epochs": 0}}, r"models\.fpn\.epochs"),
+    ({"Big-Net": {}}, "a model name is lower case"),
+    ({}, "needs at least one model"),
+])
+def test_bad_models_fail_naming_the_key(tmp_path, models, named):
+    with pytest.raises(InputError, match=named):
+        load_params(write(tmp_path, {"models": models}))
+
+
+@pytest.mark.parametrize(
+    "params, named",
+    [
+        ({"train": {"lrr": 0.1}}, "train.lrr"),
+        ({"trian": {}}, "trian"),
+        ({"train": {"epochs": "many"}}, "train.epochs"),
+        ({"prepare": {"size": [100, 64]}}, "multiples of 32"),
+        ({"folds": {"n_splits": 3, "train": [0, 3]}}, "folds"),
+        ({"train": {"encoder_depth": 4}}, "decoder_channels"),
+        ({"train": {"optimizer": "adam"}}, "train.optimizer"),
+        ({"train": {"sampling": "weighted"}}, "train.sampling"),
+        ({"train": {"patience": -1}}, "train.patience"),
+        ({"train": {"context": -1}}, "train.context"),
+        ({"train": {"clip_grad": -1.0}}, "train.clip_grad"),
+    ],
+)
+def test_bad_params_fail_naming_the_key(tmp_path, params, named):
+    with pytest.raises(InputError, match=named.replace(".", r"\.")):
+        load_params(write(tmp_path, params))
+
+
+def test_threshold_grid_is_inclusive_and_rounded():
+    grid = Params.model_validate({"threshold": {"start": 0.3, "stop": 0.7, "step": 0.1}}).threshold.grid
+    assert grid == [0.3, 0.4, 0.5, 0.6, 0.7]

@@ -1,0 +1,53 @@
+"""Predict-time faults: a damaged fold checkpoint or test image is named, and nothing is written."""
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from segpipe.core.errors import InputError
+from segpipe.datasets import readers
+from segpipe.inference.predict import ImagesToPredict, load_fold_models, predict_test
+from segpipe.network.model import ModelSpec, build_model, save_checkpoint
+
+SPEC = ModelSpec(arch="Unet", in_channels=3, encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
+
+
+@pytest.fixture(scope="module")
+def fold0(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "fold0.pt"
+    save_checkpoint(path, build_model(SPEC), SPEC, epoch=1)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "not a checkpoint"])
+def test_a_bad_fold_checkpoint_names_the_fold_and_writes_nothing(fold0, tmp_path, damage):
+    broken = tmp_path / "fold1.pt"
+    if damage == "truncated":
+        broken.write_bytes(fold0.read_bytes()[:5000])
+    elif damage == "not a checkpoint":
+        broken.write_text("version https://git-lfs.github.com/spec/v1\n")  # e.g. an LFS pointer
+    with pytest.raises(InputError, match=re.escape(str(broken)) + r": checkpoint .*`dvc repro train@unet-1`"):
+        load_fold_models({0: fold0, 1: broken}, "unet")
+
+
+def test_fold_models_of_one_model_must_take_the_same_input(fold0, tmp_path):
+    wide = tmp_path / "fold1.pt"
+    spec = ModelSpec(arch="Unet", in_channels=9, encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
+    save_checkpoint(wide, build_model(spec), spec, epoch=1, context=1)
+    with pytest.raises(InputError, match=r"fold models of unet take different inputs .*\(3, 0, 0\.5\), \(9, 1, 0\.5\)"):
+        load_fold_models({0: fold0, 1: wide}, "unet")
+    models, channels, context, step = load_fold_models({1: wide}, "unet")
+    assert len(models) == 1 and (channels, context, step) == (9, 1, 0.5)
+
+
+def test_a_bad_test_image_is_named_without_the_workers_traceback(fold0, tmp_path):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    cv2.imwrite(str(good), np.zeros((20, 20, 3), np.uint8))
+    bad.write_bytes(b"not a png")
+    images = ImagesToPredict([good, bad, good], readers.read_rgb, (32, 32), 3)
+    out = tmp_path / "preds" / "test.npz"
+    with pytest.raises(InputError) as err:
+        predict_test(load_fold_models({0: fold0}, "unet")[0], 3, images, out, batch_size=1, workers=2)
+    assert str(err.value) == f"{bad}: cannot decode image (missing, truncated or not an image)"
+    assert not out.exists()
