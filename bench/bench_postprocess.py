@@ -16,13 +16,14 @@ import cv2
 import numpy as np
 from side_by_side import print_table
 
-from segpipe.evaluation.metrics import image_dice, probability_histograms
+from segpipe.evaluation.metrics import CUTS, cut_to_threshold, probability_histograms
 from segpipe.evaluation.postprocess import Rule
 from segpipe.evaluation.tune import Grids, rule_counts, search_rule
 
 COUNT, SIZE, SAMPLE = 5_000, (256, 256), 20
-GRIDS = Grids(thresholds=[round(0.1 + 0.05 * i, 6) for i in range(17)], gate_areas=[0, 5, 10, 20, 40, 80],
-              gate_thresholds=[0.5, 0.6, 0.7, 0.8, 0.9], min_components=[0, 5, 10, 20, 40], keep_largest=[0, 1, 2])
+GRIDS = Grids(gate_areas=[0, 5, 10, 20, 40, 80], gate_thresholds=[0.5, 0.6, 0.7, 0.8, 0.9],
+              min_components=[0, 5, 10, 20, 40], keep_largest=[0, 1, 2])
+THRESHOLDS = [cut_to_threshold(c) for c in CUTS]  # the search tries every uint8 cut
 
 
 def oof_maps(count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,8 +48,8 @@ def oof_maps(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidate_rules() -> list[Rule]:
-    rules = [Rule(t, t, a) for t in GRIDS.thresholds for a in GRIDS.gate_areas]
-    rules += [Rule(t, g, a) for t in GRIDS.thresholds for g in GRIDS.gate_thresholds if t < g
+    rules = [Rule(t, t, a) for t in THRESHOLDS for a in GRIDS.gate_areas]
+    rules += [Rule(t, g, a) for t in THRESHOLDS for g in GRIDS.gate_thresholds if t < g
               for a in GRIDS.gate_areas if a]
     rules += [Rule(0.5, 0.5, 0, min_component=s) for s in GRIDS.min_components if s]
     rules += [Rule(0.5, 0.5, 0, keep_largest=k) for k in GRIDS.keep_largest if k]
@@ -59,13 +60,14 @@ def main() -> None:
     probs, masks = oof_maps(COUNT)
     start = time.perf_counter()
     fg, bg = probability_histograms(probs, masks)
-    rule, steps, _ = search_rule(fg, bg, lambda: zip(probs, masks), GRIDS)
+    found = search_rule(fg, bg, lambda: zip(probs, masks), GRIDS)
+    rule, steps = found.rule, found.steps
     ours = time.perf_counter() - start
 
     rules = candidate_rules()
     start = time.perf_counter()
     for candidate in rules:
-        image_dice(*rule_counts(zip(probs[:SAMPLE], masks[:SAMPLE]), candidate)).mean()
+        rule_counts(zip(probs[:SAMPLE], masks[:SAMPLE]), candidate).image_dice().mean()
     usual = (time.perf_counter() - start) * COUNT / SAMPLE
     print_table(f"post-processing search: {COUNT:,} OOF maps of {SIZE[0]}x{SIZE[1]}, {len(rules)} candidate rules",
                 "seconds for the whole search (usual: every rule applied to every map, timed on "

@@ -45,13 +45,15 @@ import json, resource, sys
 from pathlib import Path
 import torch
 from segpipe.datasets import readers
-from segpipe.inference.predict import ImagesToPredict, predict_test
+from segpipe.inference.predict import FoldModels, ImagesToPredict, predict_test
+from segpipe.network.contract import InferenceContract
 folder = Path(sys.argv[1])
 paths = sorted(folder.glob("*.png"))
 torch.manual_seed(0)
 net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3, padding=1))
 images = ImagesToPredict(paths, readers.read_rgb, (64, 64), 3)
-predict_test([net], 3, images, folder / "test.npz", batch_size=64, workers=2)
+contract = InferenceContract(3, 0, 0.5, amp=True, channels_last=True)
+predict_test(FoldModels([net], contract), images, folder / "test.npz", batch_size=64, workers=2)
 own = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps([own / 1024, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024]))
 """

@@ -7,7 +7,7 @@ reads to blend the test probabilities the same way.
 """
 import pandas as pd
 
-from segpipe.config.params import load_params
+from segpipe.config.evaluation import load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import write_json
 from segpipe.evaluation.blend import model_oof, select, write_blend
@@ -16,10 +16,10 @@ from segpipe.paths import artifacts
 
 def main() -> None:
     args = parse_paths(__doc__, "folds", "masks", "oof", "out", "metrics")
-    params = load_params()
+    params = load_evaluation_params()
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     dirs = {name: {k: artifacts.oof_dir(args.oof, name, k) for k in params.folds.train} for name in params.models}
-    oof = model_oof(folds, dirs, args.masks, lambda name, k: f"dvc repro {artifacts.train_stage(name, k)}")
+    oof = model_oof(folds, dirs, args.masks)
     chosen = select(oof.names, oof.score, params.blend.iterations)
     write_blend(folds, oof, chosen.counts, {k: artifacts.fold_dir(args.out, k) for k in params.folds.train})
     write_json(args.metrics, {

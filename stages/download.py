@@ -9,13 +9,13 @@ with the Kaggle API (credentials and network needed), once.
 from pathlib import Path
 
 from segpipe import datasets
-from segpipe.config.params import load_params
+from segpipe.config.data import load_data_params
 from segpipe.core.cli import parse_paths, run_stage
 
 
 def main() -> None:
     args = parse_paths(__doc__, "sources", "out")
-    params = load_params()
+    params = load_data_params()
     datasets.download(params.base.dataset, args.out, sources=args.sources, kaggle_input=Path(params.base.kaggle_input),
                       seed=params.base.seed, **params.dataset.adapter_options())
 

@@ -2,14 +2,14 @@
 import pandas as pd
 
 from segpipe.cache.folds import stratified_group_folds
-from segpipe.config.params import load_params
+from segpipe.config.data import load_data_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import atomic_path
 
 
 def main() -> None:
     args = parse_paths(__doc__, "index", "out")
-    params = load_params()
+    params = load_data_params()
     index = pd.read_csv(args.index, dtype={"id": str, "group": str})
     folds = stratified_group_folds(index, params.folds.n_splits, params.base.seed)
     with atomic_path(args.out) as tmp:

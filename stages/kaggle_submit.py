@@ -11,7 +11,7 @@ from segpipe.core.errors import InputError
 from segpipe.datasets import load_chosen
 from segpipe.paths.cache_files import TEST_INDEX
 from segpipe.submission.message import default_message
-from segpipe.submission.submit import validate_submission
+from segpipe.submission.validate import validate_submission
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from segpipe.cache.stacks import neighbour_rows
 from segpipe.cache.tiles import Layout
-from segpipe.config.params import load_params
+from segpipe.config.data import load_data_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.errors import InputError
 from segpipe.datasets import load_chosen
@@ -21,21 +21,20 @@ from segpipe.paths.cache_files import TEST_INDEX, TRAIN_IMAGES
 
 def main() -> None:
     args = parse_paths(__doc__, "models", "raw", "sources", "prepared", "out", model=True)
-    params = load_params()
+    params = load_data_params()
     competition = load_chosen(params, args.raw, args.sources)
     index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
     if index.id.tolist() != competition.test.id.astype(str).tolist():
         raise InputError(f"{args.prepared / TEST_INDEX}: its ids are not the test set's; rerun `dvc repro prepare`")
     model_paths = {fold: artifacts.checkpoint(args.models, args.model, fold) for fold in params.folds.train}
-    models, in_channels, context, step = load_fold_models(model_paths, args.model)
+    folds = load_fold_models(model_paths, args.model)  # the networks, and how their OOF maps were made
     channels = np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r").shape[-1]
     layout = Layout.read(args.prepared)  # the size (resize mode) or scale and tile (tile mode) trained at
+    neighbours = neighbour_rows(index, folds.contract.context, where=str(args.prepared / TEST_INDEX))
     images = ImagesToPredict(competition.test.image, competition.read_image,
-                             [layout.scaled(h, w) for h, w in zip(index.height, index.width)], channels,
-                             neighbour_rows(index, context, where=str(args.prepared / TEST_INDEX)))
-    predict_test(models, in_channels, images, args.out, params.predict.batch_size, params.predict.workers,
-                 ids=index.id.tolist(), sliding=layout.windows(step))
-
+                             [layout.scaled(h, w) for h, w in zip(index.height, index.width)], channels, neighbours)
+    predict_test(folds, images, args.out, params.predict.batch_size, params.predict.workers,
+                 ids=index.id.tolist(), layout=layout)
 
 if __name__ == "__main__":
     run_stage(main)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from segpipe.config.params import load_params
+from segpipe.config.evaluation import load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.evaluation.cv import covered_rows, oof_maps
 from segpipe.evaluation.postprocess import Rule
@@ -18,7 +18,7 @@ from segpipe.report.charts import fold_bar_chart, fold_curves, read_table, thres
 def main() -> None:
     args = parse_paths(__doc__, "folds", "prepared", "oof", "cv", "rule", "cases", "bars", "live", "threshold_csv",
                        "curves", "threshold_png")
-    params = load_params()
+    params = load_evaluation_params()
     cv = json.loads(args.cv.read_text())
     rule = Rule.read(args.rule)
     # the small inputs first, so a missing one fails before the slow drawing
@@ -29,14 +29,14 @@ def main() -> None:
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     oof_paths = {k: artifacts.fold_dir(args.oof, k) for k in params.folds.train}  # the blend's
     rows = covered_rows(folds, oof_paths)
-    maps = oof_maps(folds, oof_paths, args.prepared / TRAIN_MASKS, "dvc repro blend")
+    maps = oof_maps(folds, oof_paths, args.prepared / TRAIN_MASKS)
     dice, truth_area, pred_area = image_scores(maps, rule)
     cases = pick_cases(dice, truth_area, pred_area)
     picked = np.concatenate(list(cases.values()))
     shown = rows[picked]  # folds.csv rows, which are also rows of the prepared arrays
     images = np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r")[shown]
     masks = np.load(args.prepared / TRAIN_MASKS, mmap_mode="r")[shown]
-    probs = oof_rows(folds, oof_paths, shown, "dvc repro blend")
+    probs = oof_rows(folds, oof_paths, shown)
     # positions into the loaded arrays, group by group
     bounds = np.cumsum([0] + [len(c) for c in cases.values()])
     local = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(cases)}

@@ -7,20 +7,21 @@ import json
 
 import pandas as pd
 
-from segpipe.config.params import load_params
+from segpipe.config.data import load_data_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
 from segpipe.datasets import load_chosen
+from segpipe.evaluation.holdout import score_holdout
 from segpipe.evaluation.postprocess import Rule
 from segpipe.paths import artifacts
 from segpipe.paths.cache_files import TEST_INDEX
-from segpipe.submission.submit import Blend, score_holdout, write_submission
+from segpipe.submission.submit import Blend, write_submission
 
 
 def main() -> None:
     args = parse_paths(__doc__, "raw", "sources", "prepared", "preds", "blend", "rule", "out", "holdout")
-    params = load_params()
+    params = load_data_params()
     competition = load_chosen(params, args.raw, args.sources)
     rule = Rule.read(args.rule)  # the post-processing chosen out of fold, applied exactly as tuned
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})

@@ -8,7 +8,7 @@ import json
 
 import pandas as pd
 
-from segpipe.config.params import load_params
+from segpipe.config.evaluation import load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import atomic_path, write_json
 from segpipe.evaluation.cv import cross_validate
@@ -18,18 +18,18 @@ from segpipe.paths import artifacts
 
 def main() -> None:
     args = parse_paths(__doc__, "folds", "masks", "oof", "blend", "metrics", "rule", "plot")
-    params = load_params()
+    params = load_evaluation_params()
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     oof_paths = {k: artifacts.fold_dir(args.oof, k) for k in params.folds.train}
     cut = params.threshold
-    grids = Grids(cut.grid, list(cut.gate_areas), list(cut.gate_thresholds), list(cut.min_components),
-                  list(cut.keep_largest))
-    metrics, rule, curve = cross_validate(folds, oof_paths, args.masks, grids, rebuild="dvc repro blend")
+    grids = Grids(list(cut.gate_areas), list(cut.gate_thresholds), list(cut.min_components), list(cut.keep_largest))
+    metrics, search = cross_validate(folds, oof_paths, args.masks, grids)
+    rule = search.rule
     blend = json.loads(args.blend.read_text())
     write_json(args.metrics, {**metrics, "models": blend["models"], "weights": blend["weights"]})
     rule.write(args.rule)
     with atomic_path(args.plot) as tmp:
-        pd.DataFrame(curve).to_csv(tmp, index=False)
+        pd.DataFrame(search.curve).to_csv(tmp, index=False)
     steps = "; ".join(f"{s['step']} {s['dice']:.4f}{'' if s['kept'] else ' (not kept)'}" for s in metrics["search"])
     print(f"CV dice {metrics['dice']:.4f} (patient {metrics['patient_dice']:.4f}) with {rule.describe()}\n"
           f"search: {steps}")

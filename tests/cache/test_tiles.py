@@ -88,11 +88,11 @@ def test_tile_mode_trains_on_crops_and_predicts_whole_images_by_windows(tiled_di
     metrics = train_fold(FAST, folds, 1, paths, seed=5)
     assert 0 <= metrics["oof_dice"] <= 1
     assert np.load(tmp_path / "oof" / "probs.npy").shape == ((folds.fold == 1).sum(), *NATIVE)  # whole images
-    models, channels, context, step = load_fold_models({1: paths.model}, "unet")
-    assert step == 0.5
+    loaded = load_fold_models({1: paths.model}, "unet")
+    assert loaded.contract.window_step == FAST.window_step
     sizes = [(40, 48)] * (len(competition.test) - 1) + [(37, 45)]  # any size is predicted, at its own size
     images = ImagesToPredict(competition.test.image, competition.read_image, sizes, channels=3)
-    predict_test(models, channels, images, tmp_path / "test.npz", batch_size=3, sliding=paths.windows(FAST))
+    predict_test(loaded, images, tmp_path / "test.npz", batch_size=3, layout=paths.layout)
     assert count_maps(tmp_path / "test.npz") == len(competition.test)
     assert read_map(tmp_path / "test.npz", 0).shape == NATIVE and read_map(tmp_path / "test.npz", len(sizes) - 1).shape == (37, 45)
 

@@ -74,8 +74,3 @@ def test_bad_models_fail_naming_the_key(tmp_path, models, named):
 def test_bad_params_fail_naming_the_key(tmp_path, params, named):
     with pytest.raises(InputError, match=named.replace(".", r"\.")):
         load_params(write(tmp_path, params))
-
-
-def test_threshold_grid_is_inclusive_and_rounded():
-    grid = Params.model_validate({"threshold": {"start": 0.3, "stop": 0.7, "step": 0.1}}).threshold.grid
-    assert grid == [0.3, 0.4, 0.5, 0.6, 0.7]

@@ -7,7 +7,7 @@ import pytest
 
 from segpipe import datasets, rle
 from segpipe.core.errors import InputError
-from segpipe.submission.submit import score_holdout
+from segpipe.evaluation.holdout import score_holdout
 
 
 def test_holdout_moves_whole_patients_and_is_seeded(raw_dir):

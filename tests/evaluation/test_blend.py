@@ -73,8 +73,8 @@ def test_the_blended_oof_is_written_per_fold_with_its_ids(tmp_path):
         for k in (0, 1):
             with oof_files.writing(dirs[name][k], folds.id[folds.fold == k], (4, 4)) as out:
                 out[:] = value + k
-    oof = model_oof(folds, dirs, tmp_path / "masks.npy", lambda name, k: f"dvc repro train@{name}-{k}")
+    oof = model_oof(folds, dirs, tmp_path / "masks.npy")
     write_blend(folds, oof, {"x": 1, "y": 1}, {k: tmp_path / "blend" / f"fold{k}" for k in (0, 1)})
     for k in (0, 1):
-        blended = oof_files.read(tmp_path / "blend" / f"fold{k}", folds.id[folds.fold == k], "dvc repro blend")
+        blended = oof_files.read(tmp_path / "blend" / f"fold{k}", folds.id[folds.fold == k])
         assert (np.asarray(blended) == (100 + 201 + 2 * k + 1) // 2).all()

@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from segpipe.evaluation.metrics import image_dice, probability_histograms
+from segpipe.evaluation.metrics import CUTS, cut_to_threshold, probability_histograms, threshold_to_uint8
 from segpipe.evaluation.postprocess import Rule
 from segpipe.evaluation.tune import Grids, _component_dice, _component_table, rule_counts, search_rule
 
@@ -15,7 +15,7 @@ def search(probs, masks, grids):
 
 
 def score(probs, masks, rule) -> float:
-    return float(image_dice(*rule_counts(zip(probs, masks), rule)).mean())
+    return float(rule_counts(zip(probs, masks), rule).image_dice().mean())
 
 
 @pytest.fixture
@@ -40,33 +40,43 @@ def planted():
     return probs, masks
 
 
-GRIDS = Grids(thresholds=[0.3, 0.45, 0.5, 0.7], gate_areas=[0, 10, 30], gate_thresholds=[0.7, 0.9],
-              min_components=[0, 3, 5, 8], keep_largest=[0, 1, 2])
+GRIDS = Grids(gate_areas=[0, 10, 30], gate_thresholds=[0.7, 0.9], min_components=[0, 3, 5, 8], keep_largest=[0, 1, 2])
 
 
 def test_recovers_the_planted_rule(planted):
-    rule, steps, curve = search(*planted, GRIDS)
-    assert rule.threshold == 0.45  # low enough for the faint top rows, above the rims
+    found = search(*planted, GRIDS)
+    rule, steps, curve = found.rule, found.steps, found.curve
+    assert 110 < threshold_to_uint8(rule.threshold) <= 120  # low enough for the faint top rows, above the rims
     assert rule.gate_threshold in (0.7, 0.9) and rule.gate_area == 30  # above the false blobs and the specks' 12 px
     assert rule.min_component in (5, 8) or rule.keep_largest == 1  # the specks are gone either way
     assert score(*planted, rule) == pytest.approx(steps[-1]["dice"])
     assert score(*planted, rule) > score(*planted, Rule(0.45, 0.45, 0)) > 0
-    assert [row["threshold"] for row in curve] == GRIDS.thresholds
+    assert [row["threshold"] for row in curve] == [cut_to_threshold(c) for c in CUTS]  # all 255 cuts
+    assert all(threshold_to_uint8(row["threshold"]) == c for row, c in zip(curve, CUTS))  # and back, exactly
 
 
 def test_each_step_is_kept_only_if_it_raises_the_score(planted):
-    _, steps, _ = search(*planted, GRIDS)
+    steps = search(*planted, GRIDS).steps
     dice = [step["dice"] for step in steps]
     assert dice == sorted(dice)
     for before, step in zip(steps, steps[1:]):
         assert step["kept"] == (step["dice"] > before["dice"])
 
 
-def test_the_first_step_is_the_best_threshold_and_gate_area_of_the_grid(planted):
+def test_the_first_step_is_the_best_of_every_cut_and_gate_area(planted):
     probs, masks = planted
-    _, steps, _ = search(probs, masks, GRIDS)
-    brute = max(score(probs, masks, Rule(t, t, a)) for t in GRIDS.thresholds for a in GRIDS.gate_areas)
+    steps = search(probs, masks, GRIDS).steps
+    thresholds = [cut_to_threshold(c) for c in CUTS]
+    brute = max(score(probs, masks, Rule(t, t, a)) for t in thresholds for a in GRIDS.gate_areas)
     assert steps[0]["dice"] == pytest.approx(brute)
+
+
+def test_gate_area_zero_is_always_tried(planted):
+    """Even when the grid leaves it out: the rule never scores below the best plain cut."""
+    probs, masks = planted
+    plain = max(score(probs, masks, Rule(t, t, 0)) for t in (cut_to_threshold(c) for c in CUTS))
+    steps = search(probs, masks, Grids([30], [0.9], [0], [0])).steps
+    assert steps[0]["dice"] >= plain - 1e-12
 
 
 @pytest.mark.parametrize("change", [dict(min_component=5), dict(keep_largest=1), dict(min_component=3, keep_largest=2),
@@ -79,12 +89,13 @@ def test_scoring_components_from_their_table_equals_applying_the_rule(planted, c
     gate = above[:, round(rule.gate_threshold * 255)] >= rule.gate_area
     table = _component_table(lambda: zip(probs, masks), rule.threshold)
     fast = _component_dice(*table, fg.sum(axis=1), gate, rule)
-    np.testing.assert_allclose(fast, image_dice(*rule_counts(zip(probs, masks), rule)))
+    np.testing.assert_allclose(fast, rule_counts(zip(probs, masks), rule).image_dice())
 
 
 def test_nothing_to_gain_keeps_the_plain_threshold():
     masks = np.zeros((6, 16, 16), np.uint8)
     masks[::2, 4:10, 4:10] = 1
     probs = (masks * 230).astype(np.uint8)
-    rule, steps, _ = search(probs, masks, GRIDS)
-    assert rule == Rule(0.3, 0.3, 0) and [s["kept"] for s in steps] == [True, False, False, False]
+    found = search(probs, masks, GRIDS)
+    lowest = cut_to_threshold(1)  # every cut up to 230 is perfect: ties go to the lowest
+    assert found.rule == Rule(lowest, lowest, 0) and [s["kept"] for s in found.steps] == [True, False, False, False]

@@ -8,21 +8,28 @@ import pytest
 from segpipe.core.errors import InputError
 from segpipe.datasets import readers
 from segpipe.inference.predict import ImagesToPredict, load_fold_models, predict_test
+from segpipe.network.contract import InferenceContract
 from segpipe.network.model import ModelSpec, build_model, save_checkpoint
+
+
+def contract(in_channels: int, context: int) -> dict:
+    return InferenceContract(in_channels, context, window_step=0.5, amp=True, channels_last=True).to_dict()
+
 
 SPEC = ModelSpec(arch="Unet", in_channels=3, encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
 
 
 @pytest.fixture(scope="module")
 def fold0(tmp_path_factory):
-    path = tmp_path_factory.mktemp("models") / "fold0.pt"
-    save_checkpoint(path, build_model(SPEC), SPEC, epoch=1)
+    path = tmp_path_factory.mktemp("models") / "unet" / "fold0.pt"
+    save_checkpoint(path, build_model(SPEC), SPEC, epoch=1, contract=contract(3, 0))
     return path
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "not a checkpoint"])
 def test_a_bad_fold_checkpoint_names_the_fold_and_writes_nothing(fold0, tmp_path, damage):
-    broken = tmp_path / "fold1.pt"
+    broken = tmp_path / "unet" / "fold1.pt"
+    broken.parent.mkdir()
     if damage == "truncated":
         broken.write_bytes(fold0.read_bytes()[:5000])
     elif damage == "not a checkpoint":
@@ -31,14 +38,15 @@ def test_a_bad_fold_checkpoint_names_the_fold_and_writes_nothing(fold0, tmp_path
         load_fold_models({0: fold0, 1: broken}, "unet")
 
 
-def test_fold_models_of_one_model_must_take_the_same_input(fold0, tmp_path):
+def test_fold_models_of_one_model_must_share_one_contract(fold0, tmp_path):
     wide = tmp_path / "fold1.pt"
     spec = ModelSpec(arch="Unet", in_channels=9, encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
-    save_checkpoint(wide, build_model(spec), spec, epoch=1, context=1)
-    with pytest.raises(InputError, match=r"fold models of unet take different inputs .*\(3, 0, 0\.5\), \(9, 1, 0\.5\)"):
+    save_checkpoint(wide, build_model(spec), spec, epoch=1, contract=contract(9, 1))
+    with pytest.raises(InputError, match=r"fold models of unet were trained to run differently .*in_channels=3.*"
+                                         r"in_channels=9, context=1"):
         load_fold_models({0: fold0, 1: wide}, "unet")
-    models, channels, context, step = load_fold_models({1: wide}, "unet")
-    assert len(models) == 1 and (channels, context, step) == (9, 1, 0.5)
+    loaded = load_fold_models({1: wide}, "unet")
+    assert len(loaded.models) == 1 and loaded.contract == InferenceContract(9, 1, 0.5, True, True)
 
 
 def test_a_bad_test_image_is_named_without_the_workers_traceback(fold0, tmp_path):
@@ -48,6 +56,6 @@ def test_a_bad_test_image_is_named_without_the_workers_traceback(fold0, tmp_path
     images = ImagesToPredict([good, bad, good], readers.read_rgb, (32, 32), 3)
     out = tmp_path / "preds" / "test.npz"
     with pytest.raises(InputError) as err:
-        predict_test(load_fold_models({0: fold0}, "unet")[0], 3, images, out, batch_size=1, workers=2)
+        predict_test(load_fold_models({0: fold0}, "unet"), images, out, batch_size=1, workers=2)
     assert str(err.value) == f"{bad}: cannot decode image (missing, truncated or not an image)"
     assert not out.exists()

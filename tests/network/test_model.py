@@ -28,16 +28,16 @@ def test_weighted_loss_is_the_weighted_sum(weights):
 
 def test_checkpoint_round_trip_and_clear_errors(tmp_path):
     model = build_model(SMALL)
-    path = tmp_path / "fold3.pt"
+    path = tmp_path / "models" / "unet" / "fold3.pt"
     save_checkpoint(path, model, SMALL, epoch=2)
-    loaded, checkpoint = load_checkpoint(path, "dvc repro train@3")
+    loaded, checkpoint = load_checkpoint(path)
     assert checkpoint["epoch"] == 2
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
-    with pytest.raises(InputError, match=r"missing; rebuild it with `dvc repro train@3`"):
-        load_checkpoint(tmp_path / "nope.pt", "dvc repro train@3")
+    with pytest.raises(InputError, match=r"missing; rebuild it with `dvc repro train@unet-4`"):
+        load_checkpoint(tmp_path / "models" / "unet" / "fold4.pt")  # the stage named from the layout
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(InputError, match=r"fold3.pt: checkpoint unreadable .*dvc repro train@3"):
-        load_checkpoint(path, "dvc repro train@3")
+    with pytest.raises(InputError, match=r"fold3.pt: checkpoint unreadable .*dvc repro train@unet-3"):
+        load_checkpoint(path)
 
 
 @pytest.mark.parametrize("name", ["bce", "dice", "focal", "lovasz"])

@@ -120,7 +120,7 @@ def test_oof_rows_reads_each_row_from_its_fold(tmp_path):
         paths[k] = tmp_path / f"fold{k}"
         with oof_files.writing(paths[k], folds.id[folds.fold == k], (2, 2)) as out:
             out[:] = np.arange(count, dtype=np.uint8)[:, None, None] + 10 * k
-    assert oof_rows(folds, paths, np.array([4, 1, 0]), "dvc repro blend")[:, 0, 0].tolist() == [12, 0, 10]
+    assert oof_rows(folds, paths, np.array([4, 1, 0]))[:, 0, 0].tolist() == [12, 0, 10]
 
 
 def test_pngs_are_byte_identical_and_carry_no_timestamp(tmp_path):

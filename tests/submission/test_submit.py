@@ -16,19 +16,12 @@ from segpipe import rle
 from segpipe.core.errors import InputError
 from segpipe.datasets import SubmissionSpec, hold_out_patients
 from segpipe.evaluation.blend import blend_maps
-from segpipe.evaluation.metrics import image_dice
+from segpipe.evaluation.holdout import score_holdout
 from segpipe.evaluation.postprocess import Rule
 from segpipe.evaluation.tune import rule_counts
 from segpipe.inference.probmaps import write_maps
-from segpipe.submission.submit import (
-    ROWS_PER_MEMBER,
-    Blend,
-    gzip_member,
-    probability_to_mask,
-    score_holdout,
-    validate_submission,
-    write_submission,
-)
+from segpipe.submission.submit import ROWS_PER_MEMBER, Blend, gzip_member, probability_to_mask, write_submission
+from segpipe.submission.validate import validate_submission
 
 
 @pytest.fixture
@@ -253,9 +246,9 @@ def test_submit_applies_the_rule_exactly_as_the_search_scores_it(competition, tm
     rule = Rule(threshold=0.2, gate_threshold=0.6, gate_area=3, min_component=2)
     write_submission(tmp_path / "test.npz", index, held.submission, rule, tmp_path / "submit.csv.gz", workers=2)
     scored = score_holdout(tmp_path / "submit.csv.gz", held)
-    searched = image_dice(*rule_counts(zip(probs, [m.astype(np.uint8) for m in masks]), rule)).mean()
+    searched = rule_counts(zip(probs, [m.astype(np.uint8) for m in masks]), rule).image_dice().mean()
     assert scored["dice"] == pytest.approx(searched) and scored["images"] == len(masks)
-    plain = image_dice(*rule_counts(zip(probs, masks), Rule(threshold=0.2))).mean()
+    plain = rule_counts(zip(probs, masks), Rule(threshold=0.2)).image_dice().mean()
     assert plain < searched  # the rule did something here
 
 

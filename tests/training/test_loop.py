@@ -161,13 +161,13 @@ def test_predict_decodes_the_test_images_and_averages_folds_into_compressed_maps
     model = straight[1].model
     images = ImagesToPredict(competition.test.image, competition.read_image, TINY_SIZE, channels=3)
     out = tmp_path / "test.npz"
-    predict_test(load_fold_models({1: model}, "unet")[0], 3, images, out, batch_size=3, workers=2)
+    predict_test(load_fold_models({1: model}, "unet"), images, out, batch_size=3, workers=2)
     one = [read_map(out, row) for row in range(len(images))]
-    predict_test(load_fold_models({0: model, 1: model}, "unet")[0], 3, images, out, batch_size=5, workers=0)
+    predict_test(load_fold_models({0: model, 1: model}, "unet"), images, out, batch_size=5, workers=0)
     assert count_maps(out) == len(competition.test) and one[0].dtype == np.uint8 and one[0].shape == TINY_SIZE
     for row, prob in enumerate(one):  # the mean of two copies is the copy; workers or not, the same order
         np.testing.assert_array_equal(read_map(out, row), prob)
-    by_hand = next(ensemble_batches(Ensemble([load_checkpoint(model, "x")[0]], torch.device("cpu")), [images[0][None]]))
+    by_hand = next(ensemble_batches(Ensemble([load_checkpoint(model)[0]], torch.device("cpu")), [images[0][None]]))
     np.testing.assert_array_equal(by_hand[0], one[0])  # row 0 is the first test image, decoded like prepare does
 
 
@@ -215,8 +215,8 @@ def test_context_trains_on_slice_stacks_and_predicts_the_test_stacks(prepared_di
     metrics, paths = run_fold(prepared_dir, folds, tmp_path, cfg=cfg)
     assert 0 <= metrics["oof_dice"] <= 1
     assert np.load(paths.oof / "probs.npy").shape == ((folds.fold == 1).sum(), *TINY_SIZE)
-    _, checkpoint = load_checkpoint(paths.model, "x")
-    assert checkpoint["spec"]["in_channels"] == 9 and checkpoint["context"] == 1
+    _, checkpoint = load_checkpoint(paths.model)
+    assert checkpoint["spec"]["in_channels"] == 9 and checkpoint["contract"]["context"] == 1
     test = competition.test.reset_index(drop=True)
     flat = ImagesToPredict(test.image, competition.read_image, TINY_SIZE, channels=3)
     stacked = ImagesToPredict(test.image, competition.read_image, TINY_SIZE, channels=3,
@@ -225,7 +225,38 @@ def test_context_trains_on_slice_stacks_and_predicts_the_test_stacks(prepared_di
     below, middle, above = np.split(stacked[first].numpy(), 3, axis=-1)
     np.testing.assert_array_equal(middle, flat[first].numpy())
     np.testing.assert_array_equal(below, middle)  # the first slice of a stack is repeated below it
-    models, channels, context, _ = load_fold_models({1: paths.model}, "unet")
-    assert (channels, context) == (9, 1)
-    predict_test(models, channels, stacked, tmp_path / "test.npz", batch_size=4)
+    loaded = load_fold_models({1: paths.model}, "unet")
+    assert (loaded.contract.in_channels, loaded.contract.context) == (9, 1)
+    predict_test(loaded, stacked, tmp_path / "test.npz", batch_size=4)
     assert count_maps(tmp_path / "test.npz") == len(test)
+
+
+def test_oof_and_test_maps_are_made_under_one_contract(prepared_dir, folds, competition, tmp_path, monkeypatch):
+    """With train.amp false (and channels_last off), the OOF pass and predict run the network the same way:
+    both build their ensemble from the checkpoint's contract, and nothing falls back to a default."""
+    made = []
+    real = Ensemble.__init__
+
+    def recording(self, models, device, **kwargs):
+        real(self, models, device, **kwargs)
+        made.append((self.amp, self.channels_last, self.in_channels, len(kwargs)))
+
+    monkeypatch.setattr(Ensemble, "__init__", recording)
+    cfg = FAST.model_copy(update={"epochs": 1, "amp": False, "channels_last": False})
+    _, paths = run_fold(prepared_dir, folds, tmp_path, cfg=cfg)
+    loaded = load_fold_models({1: paths.model}, "unet")
+    assert (loaded.contract.amp, loaded.contract.channels_last) == (False, False)
+    images = ImagesToPredict(competition.test.image, competition.read_image, TINY_SIZE, channels=3)
+    predict_test(loaded, images, tmp_path / "test.npz", batch_size=4)
+    oof_pass, test_pass = made
+    assert oof_pass == test_pass and oof_pass[:3] == (False, False, 3)
+
+
+def test_a_checkpoint_without_a_contract_is_refused_naming_the_stage(tmp_path):
+    from segpipe.network.model import ModelSpec, build_model, save_checkpoint
+
+    spec = ModelSpec("Unet", "resnet18", 3, (16, 8, 8), 3)
+    path = tmp_path / "models" / "unet" / "fold2.pt"
+    save_checkpoint(path, build_model(spec), spec, epoch=1)  # as before checkpoints carried one
+    with pytest.raises(InputError, match=r"fold2.pt: checkpoint has no valid inference contract.*train@unet-2"):
+        load_fold_models({2: path}, "unet")

@@ -15,7 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from segpipe.cache.images import resize_image, resize_mask
 from segpipe.cache.tiles import TILE_COLUMNS, Layout, scaled_size, tile_index
 from segpipe.core.errors import InputError
-from segpipe.core.runtime import atomic_path, create_npy
+from segpipe.core.runtime import atomic_path, create_npy, opencv_threads
 from segpipe.datasets import Competition
 from segpipe.datasets.readers import image_size
 from segpipe.paths.cache_files import TEST_INDEX, TILES, TRAIN_IMAGES, TRAIN_INDEX, TRAIN_MASKS
@@ -105,16 +104,9 @@ def cache_split(
     # worker keep that tail short (120 rows in chunks of 15 cost 2 workers ~10 %).
     chunksize = max(1, min(16, len(rows) // (16 * workers)))
     results = []
-    # One OpenCV thread per worker: its own resize threads would fight the other workers for
-    # the cores. Set here, before the fork (a forked child that reconfigures them hangs).
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for result in tqdm(pool.imap_unordered(decode, rows, chunksize=chunksize), total=len(rows), desc=desc):
-                results.append(result)
-    finally:
-        cv2.setNumThreads(threads)
+    with opencv_threads(1), multiprocessing.get_context("fork").Pool(workers) as pool:  # one thread per worker
+        for result in tqdm(pool.imap_unordered(decode, rows, chunksize=chunksize), total=len(rows), desc=desc):
+            results.append(result)
     results.sort()
     index = frame[[c for c in INDEX_COLUMNS if c in frame]].reset_index(drop=True)
     index["height"] = [r[1] for r in results]

@@ -1,19 +1,29 @@
 """What every params section shares: strict frozen models, the `base` section, loading with named errors.
 
-Its own module (with `segpipe.config.train`) so that the train stages, which read only
-`base`, `train` and `models`, do not depend on the sections of the other stages.
+Each stage loads only the sections it reads (`StageParams`): the train stages `segpipe.config.train`,
+the data stages `segpipe.config.data`, blend/threshold/report `segpipe.config.evaluation`. So a
+change to one section's code reruns only the stages that read it. `segpipe.config.params`
+validates the whole file at once, for notebooks and tests.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from segpipe.core.errors import InputError
 
 Model = TypeVar("Model", bound=BaseModel)
+# Every top-level section of params.yaml; a stage rejects any other key, though it reads only its own.
+SECTIONS = ("base", "synthetic", "carvana", "nerve", "lgg", "folder", "prepare", "folds", "train", "models",
+            "predict", "blend", "threshold")
+MODEL_NAME = r"^[a-z][a-z0-9_]*$"  # becomes a path component and part of a DVC stage name
+DEFAULT_MODELS = {"unet": {}}
+# smp archs with one decoder_channels entry per encoder stage: checked in `train`, used by the model builder
+STAGE_DECODERS = ("unet", "unetplusplus", "manet")
 
 
 class Section(BaseModel):
@@ -24,6 +34,31 @@ class Base(Section):
     seed: int = 42
     dataset: Literal["synthetic", "carvana", "nerve", "lgg", "folder"] = "synthetic"
     kaggle_input: str = "/kaggle/input"  # where a Kaggle Notebook mounts its inputs
+
+
+class StageParams(BaseModel):
+    """The sections one stage reads; the others are left to their stages, but a key that is no
+    section at all (a misspelt `treshold:`) stops every stage."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_sections(cls, raw):
+        unknown = sorted(set(raw) - set(SECTIONS)) if isinstance(raw, dict) else []
+        if unknown:
+            raise ValueError(f"unknown section {', '.join(unknown)} (the sections are {', '.join(SECTIONS)})")
+        return raw
+
+
+def check_model_names(models: dict[str, dict]) -> None:
+    """Raise ValueError unless there is a model and every name is fit for a path and a stage name."""
+    if not models:
+        raise ValueError("models: needs at least one model (name: {} trains `train` as it is)")
+    for name in models:
+        if not re.match(MODEL_NAME, name):
+            raise ValueError(f"models.{name}: a model name is lower case letters, digits and _, "
+                             "starting with a letter (it names stages and folders)")
 
 
 def read_params(path: Path | str) -> dict:

@@ -4,18 +4,22 @@ Kept apart from `segpipe.config.params` so that only a change to these sections'
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import Field, PositiveInt, ValidationError, model_validator
 
-from segpipe.config.sections import Base, Section, read_params, validate
+from segpipe.config.sections import (
+    DEFAULT_MODELS,
+    STAGE_DECODERS,
+    Base,
+    Section,
+    StageParams,
+    check_model_names,
+    read_params,
+    validate,
+)
 from segpipe.core.errors import InputError
-
-STAGE_DECODERS = ("unet", "unetplusplus", "manet")  # archs with one decoder_channels entry per encoder stage
-MODEL_NAME = r"^[a-z][a-z0-9_]*$"  # becomes a path component and part of a DVC stage name
-DEFAULT_MODELS = {"unet": {}}
 
 
 class Augment(Section):
@@ -93,19 +97,13 @@ def with_overrides(train: Train, models: dict[str, dict], name: str) -> Train:
 
 def check_models(train: Train, models: dict[str, dict]) -> None:
     """Raise ValueError unless every model has a good name and its overrides make a valid Train."""
-    if not models:
-        raise ValueError("models: needs at least one model (name: {} trains `train` as it is)")
+    check_model_names(models)
     for name in models:
-        if not re.match(MODEL_NAME, name):
-            raise ValueError(f"models.{name}: a model name is lower case letters, digits and _, "
-                             "starting with a letter (it names stages and folders)")
         with_overrides(train, models, name)
 
 
-class Training(BaseModel):
+class Training(StageParams):
     """The params a train stage reads; the other sections are left to their own stages."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
     base: Base = Base()
     train: Train = Train()

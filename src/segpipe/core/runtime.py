@@ -1,4 +1,4 @@
-"""Process-wide concerns: the one seed, the device, and writing outputs atomically."""
+"""Process-wide concerns: the one seed, the device, OpenCV's threads, and writing outputs atomically."""
 from __future__ import annotations
 
 import contextlib
@@ -7,11 +7,14 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from segpipe.core.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 # errno values that mean "no room to write": a full disk, a quota, a file-size limit.
 DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
@@ -24,6 +27,24 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def opencv_threads(count: int | None) -> Iterator[None]:
+    """Run the block with OpenCV using `count` threads (None: as it is), then restore the setting.
+
+    Set it before forking workers that resize: a forked child that reconfigures its threads
+    can hang, and each worker's own resize threads would fight the others for the cores.
+    """
+    import cv2
+
+    before = cv2.getNumThreads()
+    if count is not None:
+        cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def pick_device() -> "torch.device":

@@ -23,7 +23,7 @@ from segpipe.datasets.base import Competition, SubmissionSpec
 from segpipe.datasets.tree import Tree
 
 if TYPE_CHECKING:
-    from segpipe.config.params import Params
+    from segpipe.config.data import DataParams
 
 # name -> module under segpipe.datasets; modules are imported only when chosen, so that a
 # dataset's network-bound imports (the Kaggle client) never run for another.
@@ -82,7 +82,7 @@ def load(name: str, root: Path, *, holdout_patients: float = 0.0, seed: int = 0,
     return competition
 
 
-def load_chosen(params: "Params", raw: Path, sources: Path) -> Competition:
+def load_chosen(params: "DataParams", raw: Path, sources: Path) -> Competition:
     """The dataset that `params` choose (`base.dataset`), with its options and holdout.
 
     `raw` is its raw folder, `sources` segpipe's own folder of downloads (the default sources).

@@ -23,9 +23,7 @@ import numpy as np
 import pandas as pd
 
 from segpipe.evaluation import oof_files
-from segpipe.evaluation.metrics import image_dice, probability_histograms
-
-CUTS = np.arange(1, 256)  # every uint8 threshold that keeps some pixels and drops others
+from segpipe.evaluation.metrics import CUTS, Counts, counts_at_cuts, cut_to_threshold, probability_histograms
 
 
 def blend_maps(maps: Sequence[np.ndarray], counts: Sequence[int]) -> np.ndarray:
@@ -49,15 +47,10 @@ class Score:
 
 def score_histograms(fg: np.ndarray, bg: np.ndarray, groups: np.ndarray) -> Score:
     """Score (N, 256) foreground/background histograms at every cut; the best cut wins (lowest on ties)."""
-    fg_above = np.cumsum(fg[:, ::-1], axis=1)[:, ::-1][:, CUTS]
-    pred = fg_above + np.cumsum(bg[:, ::-1], axis=1)[:, ::-1][:, CUTS]
-    true = fg.sum(axis=1)[:, None]
-    dice = image_dice(fg_above, pred, true).mean(axis=0)
-    best = int(np.argmax(dice))
-    totals = pd.DataFrame({"group": groups, "inter": fg_above[:, best], "pred": pred[:, best],
-                           "true": true[:, 0]}).groupby("group").sum()
-    return Score(float(dice[best]), float(image_dice(totals.inter, totals.pred, totals.true).mean()),
-                 round(float(CUTS[best]) / 255, 6))
+    at_cut = counts_at_cuts(fg, bg)
+    best = int(np.argmax(at_cut.image_dice().mean(axis=0)))
+    chosen = Counts(at_cut.inter[:, best], at_cut.pred[:, best], at_cut.true[:, 0])
+    return Score(float(chosen.image_dice().mean()), chosen.group_dice(groups), cut_to_threshold(CUTS[best]))
 
 
 @dataclass(frozen=True)
@@ -129,12 +122,11 @@ def select(names: Sequence[str], score: Callable[[Mapping[str, int]], Score], it
     return Selection(best_counts, best_score, singles, steps)
 
 
-def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path,
-              rebuild: Callable[[str, int], str]) -> OofSet:
+def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path) -> OofSet:
     """The OOF probabilities of every model (`oof_dirs[model][fold]`) for the blend search, fold by fold."""
     masks = np.load(masks_path, mmap_mode="r")
     folds_trained = sorted(next(iter(oof_dirs.values())))
-    probs = {name: [oof_files.read_fold(folds, k, dirs[k], masks, rebuild(name, k))[1] for k in folds_trained]
+    probs = {name: [oof_files.read_fold(folds, k, dirs[k], masks)[1] for k in folds_trained]
              for name, dirs in oof_dirs.items()}
     rows = [np.flatnonzero(folds.fold.to_numpy() == k) for k in folds_trained]
     return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[np.concatenate(rows)])

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 
 from segpipe.evaluation import oof_files
-from segpipe.evaluation.metrics import counts_at_thresholds, image_dice, probability_histograms
-from segpipe.evaluation.postprocess import Rule
-from segpipe.evaluation.tune import Grids, rule_counts, search_rule
+from segpipe.evaluation.metrics import counts_at_cuts, probability_histograms, threshold_to_uint8
+from segpipe.evaluation.tune import Grids, Search, rule_counts, search_rule
 
 
 def covered_rows(folds: pd.DataFrame, trained: Iterable[int]) -> np.ndarray:
@@ -20,7 +19,7 @@ def covered_rows(folds: pd.DataFrame, trained: Iterable[int]) -> np.ndarray:
     return np.concatenate([np.flatnonzero(folds.fold.to_numpy() == k) for k in sorted(trained)])
 
 
-def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path, rebuild: str):
+def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path):
     """Histogram the OOF probabilities of the trained folds against the true masks.
 
     Returns (fg_hist, bg_hist, rows) where `rows` are the folds.csv rows covered, in the
@@ -29,7 +28,7 @@ def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     masks = np.load(masks_path, mmap_mode="r")
     fg, bg, rows = [], [], []
     for fold, path in sorted(oof_paths.items()):
-        fold_rows, probs = oof_files.read_fold(folds, fold, path, masks, rebuild)
+        fold_rows, probs = oof_files.read_fold(folds, fold, path, masks)
         fold_fg, fold_bg = probability_histograms(probs, masks[fold_rows])
         fg.append(fold_fg)
         bg.append(fold_bg)
@@ -37,42 +36,39 @@ def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     return np.concatenate(fg), np.concatenate(bg), np.concatenate(rows)
 
 
-def oof_maps(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path, rebuild: str,
+def oof_maps(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
              chunk: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(uint8 probability, {0,1} mask) of every OOF image, in the order of `oof_histograms`."""
     masks = np.load(masks_path, mmap_mode="r")
     for fold, path in sorted(oof_paths.items()):
-        fold_rows, probs = oof_files.read_fold(folds, fold, path, masks, rebuild)
+        fold_rows, probs = oof_files.read_fold(folds, fold, path, masks)
         for start in range(0, len(fold_rows), chunk):  # a chunk at a time: memmaps stay small in RSS
             truth = masks[fold_rows[start:start + chunk]]
             yield from zip(np.asarray(probs[start:start + chunk]), truth)
 
 
 def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
-                   grids: Grids, rebuild: str = "dvc repro blend") -> tuple[dict, Rule, list[dict]]:
+                   grids: Grids) -> tuple[dict, Search]:
     """Tune the post-processing rule on all OOF images and report CV scores under it.
 
     Returns the metrics (overall and per-fold per-image Dice, per-patient Dice, Dice at a
-    plain 0.5 cut for reference, the rule and the score after each search step), the rule,
-    and the Dice-vs-threshold curve.
+    plain 0.5 cut for reference, the rule and the score after each search step) and the
+    search (the rule and the Dice-vs-threshold curve).
     """
-    fg, bg, rows = oof_histograms(folds, oof_paths, masks_path, rebuild)
-    maps = partial(oof_maps, folds, oof_paths, masks_path, rebuild)
-    rule, steps, curve = search_rule(fg, bg, maps, grids)
-    inter, pred, true = rule_counts(maps(), rule)
-    per_image = image_dice(inter, pred, true)
-    at_half = counts_at_thresholds(fg, bg, [0.5])  # a plain cut needs no pass over the maps
-    plain = image_dice(at_half[0][:, 0], at_half[1][:, 0], fg.sum(axis=1))
-    groups = folds.group.to_numpy()[rows]
-    totals = pd.DataFrame({"group": groups, "inter": inter, "pred": pred, "true": true}).groupby("group").sum()
+    fg, bg, rows = oof_histograms(folds, oof_paths, masks_path)
+    maps = partial(oof_maps, folds, oof_paths, masks_path)
+    search = search_rule(fg, bg, maps, grids)
+    counts = rule_counts(maps(), search.rule)
+    per_image = counts.image_dice()
+    plain = counts_at_cuts(fg, bg, [threshold_to_uint8(0.5)]).image_dice()[:, 0]  # no pass over the maps
     fold_of_row = folds.fold.to_numpy()[rows]
     metrics = {
         "dice": float(per_image.mean()),
-        "patient_dice": float(image_dice(totals.inter, totals.pred, totals.true).mean()),
+        "patient_dice": counts.group_dice(folds.group.to_numpy()[rows]),
         "dice_at_0.5": float(plain.mean()),
-        "rule": dataclasses.asdict(rule),
-        "search": steps,
+        "rule": dataclasses.asdict(search.rule),
+        "search": search.steps,
         "images": int(len(rows)),
         "folds": {f"fold{k}": {"dice": float(per_image[fold_of_row == k].mean())} for k in sorted(oof_paths)},
     }
-    return metrics, rule, curve
+    return metrics, search

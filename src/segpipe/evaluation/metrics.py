@@ -1,13 +1,21 @@
-"""The competition metric, and per-image probability histograms that score every cut at once.
+"""The competition metric from pixel counts, and per-image probability histograms that score every cut at once.
 
 Dice per image is 2|P∩T| / (|P|+|T|), and 1 when both are empty (the Kaggle convention).
-A 256-bin histogram of each image's uint8 probabilities, split by truth, gives intersection
-and predicted area for every threshold at once, so a threshold search never thresholds an
-image (`segpipe.evaluation.tune`). Training needs only this module, not the search.
+Everything is counted once, as smp's `get_stats` does, then reduced by name: per image
+(`Counts.image_dice`, the leaderboard's), pooled over all pixels (`pooled_dice`, nnU-Net's
+pseudo Dice) or pooled per patient (`group_dice`). A 256-bin histogram of each image's
+uint8 probabilities, split by truth, gives the counts at every cut at once
+(`counts_at_cuts`), so a threshold search never thresholds an image. Training needs only
+this module, not the search.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
+
+CUTS = np.arange(1, 256)  # every uint8 threshold that keeps some pixels and drops others
 
 
 def image_dice(intersection: np.ndarray, pred_area: np.ndarray, true_area: np.ndarray) -> np.ndarray:
@@ -15,6 +23,37 @@ def image_dice(intersection: np.ndarray, pred_area: np.ndarray, true_area: np.nd
     total = np.asarray(pred_area, dtype=np.float64) + true_area
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total == 0, 1.0, 2.0 * np.asarray(intersection, dtype=np.float64) / total)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Per-image pixel counts: intersection, predicted area and true area (arrays of one length)."""
+
+    inter: np.ndarray
+    pred: np.ndarray
+    true: np.ndarray
+
+    def image_dice(self) -> np.ndarray:
+        """Dice of each image."""
+        return image_dice(self.inter, self.pred, self.true)
+
+    def pooled_dice(self) -> float:
+        """One Dice over all pixels of all images."""
+        return float(image_dice(np.sum(self.inter), np.sum(self.pred), np.sum(self.true)))
+
+    def group_dice(self, groups: np.ndarray) -> float:
+        """The mean over groups (patients) of the Dice of each group's pixels pooled."""
+        table = pd.DataFrame({"group": np.asarray(groups), "inter": self.inter, "pred": self.pred, "true": self.true})
+        totals = table.groupby("group")[["inter", "pred", "true"]].sum()
+        return float(image_dice(totals.inter, totals.pred, totals.true).mean())
+
+    def __len__(self) -> int:
+        return len(self.inter)
+
+
+def mask_counts(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
+    """(intersection, predicted area, true area) of two bool masks."""
+    return np.count_nonzero(pred & truth), np.count_nonzero(pred), np.count_nonzero(truth)
 
 
 def probability_histograms(probs: np.ndarray, masks: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -38,11 +77,18 @@ def threshold_to_uint8(threshold: float) -> int:
     return int(round(threshold * 255))
 
 
-def counts_at_thresholds(fg_hist: np.ndarray, bg_hist: np.ndarray, thresholds: list[float]):
-    """Intersection and predicted area per image (rows) and threshold (columns)."""
-    cuts = np.array([threshold_to_uint8(t) for t in thresholds])
-    # at_or_above[:, v] = pixels with prob >= v
-    fg_above = np.cumsum(fg_hist[:, ::-1], axis=1)[:, ::-1]
-    bg_above = np.cumsum(bg_hist[:, ::-1], axis=1)[:, ::-1]
-    intersection = fg_above[:, cuts]
-    return intersection, intersection + bg_above[:, cuts]
+def cut_to_threshold(cut: int) -> float:
+    """The probability that `threshold_to_uint8` maps back to `cut` exactly (6 decimals, the same everywhere)."""
+    return round(int(cut) / 255, 6)
+
+
+def at_or_above(hist: np.ndarray) -> np.ndarray:
+    """(N, 256) histograms -> (N, 256) pixels with a value >= each uint8 value."""
+    return np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]
+
+
+def counts_at_cuts(fg_hist: np.ndarray, bg_hist: np.ndarray, cuts=CUTS) -> Counts:
+    """Counts per image (rows) and uint8 cut (columns): `inter` and `pred` are (N, cuts), `true` is (N, 1)."""
+    cuts = np.asarray(cuts, dtype=np.int64)
+    inter = at_or_above(fg_hist)[:, cuts]
+    return Counts(inter, inter + at_or_above(bg_hist)[:, cuts], fg_hist.sum(axis=1)[:, None])

@@ -16,6 +16,7 @@ import pandas as pd
 
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path, create_npy
+from segpipe.paths.artifacts import remake
 
 PROBS, IDS = "probs.npy", "ids.csv"
 
@@ -32,11 +33,12 @@ def writing(folder: Path, ids: Sequence[str], size: tuple[int, int]) -> Iterator
         del out
 
 
-def read(folder: Path, ids: Sequence[str], rebuild: str) -> np.memmap:
+def read(folder: Path, ids: Sequence[str]) -> np.memmap:
     """The probabilities in `folder` as a read-only memmap, checked to be exactly for `ids`, in order.
 
-    `rebuild` is the command that remakes the folder, named in every error.
+    Every error names the command that remakes the folder (`segpipe.paths.artifacts.remake`).
     """
+    rebuild = remake(folder)
     for name in (IDS, PROBS):
         if not (folder / name).is_file():
             raise InputError(f"{folder / name}: OOF probabilities missing; run `{rebuild}`")
@@ -57,12 +59,11 @@ def read(folder: Path, ids: Sequence[str], rebuild: str) -> np.memmap:
     return probs
 
 
-def read_fold(folds: pd.DataFrame, fold: int, folder: Path, masks: np.ndarray,
-              rebuild: str) -> tuple[np.ndarray, np.ndarray]:
+def read_fold(folds: pd.DataFrame, fold: int, folder: Path, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fold's rows of folds.csv, its OOF probabilities as a memmap), checked by id against the folds file."""
     fold_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
-    probs = read(folder, folds.id.astype(str).to_numpy()[fold_rows], rebuild)
+    probs = read(folder, folds.id.astype(str).to_numpy()[fold_rows])
     if probs.shape[1:] != masks.shape[1:]:
         raise InputError(f"{folder}: OOF maps of {probs.shape[1:]}, the prepared masks {masks.shape[1:]}; "
-                         f"rerun `{rebuild}`")
+                         f"rerun `{remake(folder)}`")
     return fold_rows, probs

@@ -80,17 +80,21 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, stats[1:count, cv2.CC_STAT_AREA]
 
 
-def kept_components(areas: np.ndarray, min_component: float, keep_largest: int) -> np.ndarray:
+def kept_components(areas: np.ndarray, min_component: float, keep_largest: int,
+                    images: np.ndarray | None = None) -> np.ndarray:
     """Which components (by their areas) a rule keeps, as a bool array.
 
-    Ties in area keep the lower label (the one met first in row-major order), so the choice
-    is the same everywhere.
+    With `images` (the image of each component), the largest are counted per image. Ties in
+    area keep the lower label (the one met first in row-major order), so the choice is the
+    same everywhere.
     """
     keep = areas >= min_component
     if keep_largest:
-        order = np.lexsort((np.arange(len(areas)), -areas))  # largest first, then label order
+        images = np.zeros(len(areas), np.int64) if images is None else np.asarray(images)
+        order = np.lexsort((np.arange(len(areas)), -areas, images))  # per image: largest first, then label order
+        first = np.searchsorted(images[order], images[order])  # where each image's run starts
         rank = np.empty(len(areas), np.int64)
-        rank[order] = np.arange(len(areas))
+        rank[order] = np.arange(len(areas)) - first
         keep &= rank < keep_largest
     return keep
 

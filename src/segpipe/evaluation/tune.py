@@ -3,8 +3,9 @@
 As nnU-Net does, each step is kept only if it raises the OOF score (mean per-image Dice,
 the competition metric); otherwise the rule stays as it was:
 
-1. pixel threshold x gate area, the gate at the threshold itself (an image whose
-   prediction is smaller than the area is emptied);
+1. pixel threshold (every one of the 255 uint8 cuts) x gate area, the gate at the threshold
+   itself (an image whose prediction is smaller than the area is emptied); gate area 0 is
+   among them, so the rule never scores below the best plain cut;
 2. a separate, higher gate threshold x gate area, with the pixel threshold searched
    again under it (the SIIM-ACR triplet, tuned jointly);
 3. removal of connected components smaller than a size;
@@ -22,53 +23,63 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from segpipe.evaluation.metrics import counts_at_thresholds, image_dice
-from segpipe.evaluation.postprocess import Rule, apply, components, cut
+from segpipe.evaluation.metrics import CUTS, Counts, at_or_above, counts_at_cuts, cut_to_threshold, mask_counts
+from segpipe.evaluation.postprocess import Rule, apply, components, cut, kept_components
 
 Maps = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]  # yields (uint8 prob, {0,1} mask) per OOF image
 
 
 @dataclasses.dataclass(frozen=True)
 class Grids:
-    thresholds: list[float]
+    """What the search tries besides every uint8 cut: gate areas (0, no gate, is always tried), gate
+    thresholds, component sizes and counts."""
+
     gate_areas: list[int]
     gate_thresholds: list[float]
     min_components: list[int]
     keep_largest: list[int]
 
 
-def search_rule(fg_hist: np.ndarray, bg_hist: np.ndarray, maps: Maps, grids: Grids) -> tuple[Rule, list[dict], list]:
-    """The best rule, the score after each step (and whether it was kept), and the threshold curve."""
-    # 1. threshold x gate area, the gate at the threshold itself (the earlier "min area")
-    true_area = fg_hist.sum(axis=1)
-    inter, pred = counts_at_thresholds(fg_hist, bg_hist, grids.thresholds)  # (N, thresholds)
-    table = np.stack([image_dice(inter * (pred >= a), pred * (pred >= a), true_area[:, None]).mean(axis=0)
-                      for a in grids.gate_areas])  # (gate areas, thresholds)
-    best_a, best_t = np.unravel_index(int(np.argmax(table)), table.shape)
-    rule = Rule(threshold=grids.thresholds[best_t], gate_threshold=grids.thresholds[best_t],
-                gate_area=int(grids.gate_areas[best_a]))
-    best = float(table[best_a, best_t])
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """The chosen rule, the score after each step (and whether it was kept), and Dice against threshold."""
+
+    rule: Rule
+    steps: list[dict]
+    curve: list[dict]
+
+
+def search_rule(fg_hist: np.ndarray, bg_hist: np.ndarray, maps: Maps, grids: Grids) -> Search:
+    """Search the rule step by step on the OOF histograms (steps 1-2) and components (3-4)."""
+    # 1. every uint8 cut x gate area, the gate at the threshold itself; area 0 is always among them, so
+    # the result is never below the best plain cut (the blend's own score)
+    areas = sorted({0, *grids.gate_areas})
+    at_cut = counts_at_cuts(fg_hist, bg_hist)  # (N, 255)
+    table = np.stack([_gated(at_cut, at_cut.pred >= a) for a in areas])  # (gate areas, cuts)
+    best_a, best_c = np.unravel_index(int(np.argmax(table)), table.shape)
+    threshold = cut_to_threshold(CUTS[best_c])
+    rule = Rule(threshold=threshold, gate_threshold=threshold, gate_area=int(areas[best_a]))
+    best = float(table[best_a, best_c])
     steps = [{"step": "threshold and gate area", "dice": best, "kept": True, "gate_area": rule.gate_area}]
-    curve = [{"threshold": t, "dice": float(d), "dice_no_min_area": float(d0)}
-             for t, d, d0 in zip(grids.thresholds, table[best_a], table[0])]
+    curve = [{"threshold": cut_to_threshold(c), "dice": float(d), "dice_no_min_area": float(d0)}
+             for c, d, d0 in zip(CUTS, table[best_a], table[0])]
 
     # 2. a gate of its own (does the image keep a mask at all?) with the pixel threshold searched again:
     # under a gate, a lower threshold may pay (the SIIM-ACR triplet is tuned jointly)
-    above = np.cumsum((fg_hist + bg_hist)[:, ::-1], axis=1)[:, ::-1]  # pixels >= each uint8 value
+    above = at_or_above(fg_hist + bg_hist)  # pixels >= each uint8 value
     options, scores = [], []
     for g in grids.gate_thresholds:
-        for a in (a for a in grids.gate_areas if a):
-            keep = (above[:, cut(g)] >= a)[:, None]
-            by_threshold = image_dice(inter * keep, pred * keep, true_area[:, None]).mean(axis=0)
-            for t, score in zip(grids.thresholds, by_threshold):
-                if t < g:
-                    options.append(dict(threshold=t, gate_threshold=g, gate_area=int(a)))
-                    scores.append(float(score))
+        below = CUTS < cut(g)
+        for a in (a for a in areas if a):
+            by_cut = _gated(at_cut, (above[:, cut(g)] >= a)[:, None])
+            options += [dict(threshold=cut_to_threshold(c), gate_threshold=g, gate_area=int(a)) for c in CUTS[below]]
+            scores += [float(s) for s in by_cut[below]]
     best, rule, kept = _keep_if_better(best, rule, scores, options)
     steps.append({"step": "gate", "dice": best, "kept": kept})
 
     # 3 and 4: components at the chosen threshold
     image, area, overlap = _component_table(maps, rule.threshold)
+    true_area = fg_hist.sum(axis=1)
     gate = above[:, cut(rule.gate_threshold)] >= rule.gate_area
     for name, field, values in (("small components", "min_component", grids.min_components),
                                 ("largest components", "keep_largest", grids.keep_largest)):
@@ -77,17 +88,19 @@ def search_rule(fg_hist: np.ndarray, bg_hist: np.ndarray, maps: Maps, grids: Gri
                   for o in options]
         best, rule, kept = _keep_if_better(best, rule, scores, options)
         steps.append({"step": name, "dice": best, "kept": kept})
-    return rule, steps, curve
+    return Search(rule, steps, curve)
 
 
-def rule_counts(maps: Iterable[tuple[np.ndarray, np.ndarray]], rule: Rule) -> tuple[np.ndarray, ...]:
-    """Per image (intersection, predicted area, true area) under `rule`, by applying it."""
-    counts = []
-    for prob, mask in maps:
-        pred, truth = apply(prob, rule), mask.astype(bool)
-        counts.append((np.count_nonzero(pred & truth), np.count_nonzero(pred), np.count_nonzero(truth)))
-    table = np.array(counts, dtype=np.int64).reshape(-1, 3)
-    return table[:, 0], table[:, 1], table[:, 2]
+def rule_counts(maps: Iterable[tuple[np.ndarray, np.ndarray]], rule: Rule) -> Counts:
+    """Per-image counts under `rule`, by applying it to each map."""
+    table = np.array([mask_counts(apply(prob, rule), mask.astype(bool)) for prob, mask in maps],
+                     dtype=np.int64).reshape(-1, 3)
+    return Counts(table[:, 0], table[:, 1], table[:, 2])
+
+
+def _gated(at_cut: Counts, keep: np.ndarray) -> np.ndarray:
+    """Mean per-image Dice at every cut when only the images where `keep` keep their masks."""
+    return Counts(at_cut.inter * keep, at_cut.pred * keep, at_cut.true).image_dice().mean(axis=0)
 
 
 def _keep_if_better(best: float, rule: Rule, scores: list[float], options: list[dict]) -> tuple[float, Rule, bool]:
@@ -114,14 +127,8 @@ def _component_table(maps: Maps, threshold: float) -> tuple[np.ndarray, np.ndarr
 def _component_dice(image: np.ndarray, area: np.ndarray, overlap: np.ndarray, true: np.ndarray,
                     gate: np.ndarray, rule: Rule) -> np.ndarray:
     """Per-image Dice when `rule`'s component steps keep only some of the components."""
-    keep = area >= rule.min_component
-    if rule.keep_largest:
-        order = np.lexsort((np.arange(len(area)), -area, image))  # per image: largest first, then label order
-        first = np.searchsorted(image[order], image[order])  # where each image's run starts
-        rank = np.empty(len(area), np.int64)
-        rank[order] = np.arange(len(area)) - first
-        keep &= rank < rule.keep_largest
+    keep = kept_components(area, rule.min_component, rule.keep_largest, images=image)
     n = len(true)
     inter = np.bincount(image, weights=overlap * keep, minlength=n)
     pred = np.bincount(image, weights=area * keep, minlength=n)
-    return image_dice(inter * gate, pred * gate, true)
+    return Counts(inter * gate, pred * gate, true).image_dice()

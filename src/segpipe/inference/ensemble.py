@@ -14,12 +14,16 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from segpipe.network.contract import InferenceContract
 from segpipe.network.inputs import autocast, prepare_for_inference, to_model_input
 
 View = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]  # (forward, inverse)
 IDENTITY: View = (lambda x: x, lambda y: y)
 HFLIP: View = (lambda x: x.flip(-1), lambda y: y.flip(-1))
 RESIDENT_SHARE = 0.25  # keep every member on a CUDA device while their weights take at most this share of it
+
+
+VIEWS: dict[str, View] = {"identity": IDENTITY, "hflip": HFLIP}  # by the names a contract gives
 
 
 def tta_views(tta: bool) -> list[View]:
@@ -54,6 +58,15 @@ class Ensemble:
             self._states = [{k: v.detach().to("cpu") for k, v in m.state_dict().items()} for m in models]
             self._network = prepare_for_inference(copy.deepcopy(models[0]), device, channels_last)
             self._loaded = 0
+
+    @classmethod
+    def following(cls, contract: InferenceContract, models: Sequence[nn.Module], device: torch.device, *,
+                  weights: Sequence[float] | None = None, resident: bool | None = None) -> Ensemble:
+        """The ensemble that runs `models` as their checkpoints' `contract` says (input, precision, views)."""
+        ensemble = cls(models, device, weights=weights, amp=contract.amp, channels_last=contract.channels_last,
+                       in_channels=contract.in_channels, resident=resident)
+        ensemble.views = [VIEWS[name] for name in contract.views]
+        return ensemble
 
     def __len__(self) -> int:
         return len(self.weights)

@@ -6,24 +6,24 @@ probabilities go, in test order, into a compressed .npz as they come (`probmaps`
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from segpipe.cache.images import resize_image
-from segpipe.cache.tiles import Windows
+from segpipe.cache.tiles import Layout
 from segpipe.core.errors import InputError
-from segpipe.core.runtime import atomic_path, pick_device
+from segpipe.core.runtime import atomic_path, opencv_threads, pick_device
 from segpipe.inference import windows
 from segpipe.inference.maps import Ensemble, ensemble_batches
 from segpipe.inference.probmaps import RowBands, write_maps
+from segpipe.network.contract import InferenceContract
 from segpipe.network.model import load_checkpoint
-from segpipe.paths import artifacts
 
 
 class ImagesToPredict(Dataset):
@@ -56,24 +56,30 @@ class ImagesToPredict(Dataset):
         return image if image.shape[:2] == size else resize_image(image, size)
 
 
-def load_fold_models(model_paths: dict[int, Path], name: str) -> tuple[list[torch.nn.Module], int, int, float]:
-    """(the fold models of model `name`, their input channels, 2.5D context k and window step), checked to agree."""
-    models, inputs = [], set()
-    for fold, path in sorted(model_paths.items()):
-        model, checkpoint = load_checkpoint(path, rebuild_hint=f"dvc repro {artifacts.train_stage(name, fold)}")
+@dataclass(frozen=True)
+class FoldModels:
+    """The fold networks of one model and the one inference contract their checkpoints share."""
+
+    models: list[torch.nn.Module]
+    contract: InferenceContract
+
+
+def load_fold_models(model_paths: dict[int, Path], name: str) -> FoldModels:
+    """The fold models of model `name`, their contracts checked to agree."""
+    models, contracts = [], set()
+    for _, path in sorted(model_paths.items()):
+        model, checkpoint = load_checkpoint(path)
         models.append(model)
-        inputs.add((checkpoint["spec"]["in_channels"], checkpoint.get("context", 0), checkpoint.get("window_step", 0.5)))
-    if len(inputs) > 1:
-        raise InputError(f"the fold models of {name} take different inputs (channels, context, window step) "
-                         f"{sorted(inputs)}; retrain them with one setting: dvc repro -f -s --glob 'train@{name}-*'")
-    in_channels, context, step = inputs.pop()
-    return models, in_channels, context, step
+        contracts.add(InferenceContract.of_checkpoint(checkpoint, path))
+    if len(contracts) > 1:
+        raise InputError(f"the fold models of {name} were trained to run differently {sorted(map(str, contracts))}; "
+                         f"retrain them with one setting: dvc repro -f -s --glob 'train@{name}-*'")
+    return FoldModels(models, contracts.pop())
 
 
-def predict_test(models: Sequence[torch.nn.Module], in_channels: int, images: ImagesToPredict, out_path: Path,
-                 batch_size: int, workers: int = 0, amp: bool = True, channels_last: bool = True,
-                 ids: Sequence[str] | None = None, sliding: Windows | None = None) -> None:
-    """Average the (fold) `models`' hflip-TTA probabilities over `images` into the .npz `out_path`.
+def predict_test(folds: FoldModels, images: ImagesToPredict, out_path: Path, batch_size: int, workers: int = 0,
+                 ids: Sequence[str] | None = None, layout: Layout | None = None) -> None:
+    """Average the fold models' probabilities over `images` into the .npz `out_path`, run as their contract says.
 
     Maps are uint8 in `images` order, written as they come, so memory stays flat however
     large the test set is; `ids` (one per image) are stored with them. With `sliding`, each
@@ -81,11 +87,10 @@ def predict_test(models: Sequence[torch.nn.Module], in_channels: int, images: Im
     map goes to disk band by band: not even the uint8 map of one image is whole in memory.
     """
     device = pick_device()
-    ensemble = Ensemble(models, device, amp=amp, channels_last=channels_last, in_channels=in_channels)
-    # One OpenCV thread per decoding worker, set before the workers fork (see prepare.cache_split).
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1 if workers else threads)
-    try:
+    ensemble = Ensemble.following(folds.contract, folds.models, device)
+    sliding = layout.windows(folds.contract.window_step) if layout else None
+    # One OpenCV thread per decoding worker, set before the workers fork (`opencv_threads`).
+    with opencv_threads(1 if workers else None):
         loader = DataLoader(images, batch_size=1 if sliding else batch_size, shuffle=False, num_workers=workers,
                             pin_memory=device.type == "cuda" and not sliding)
         if sliding:
@@ -94,9 +99,9 @@ def predict_test(models: Sequence[torch.nn.Module], in_channels: int, images: Im
                     for image in loader)
         else:
             maps = ensemble_batches(ensemble, loader)
-        with atomic_path(out_path) as tmp:
-            write_maps(tmp, tqdm(maps, total=len(loader), desc="predict"), ids=ids)
-    except InputError as err:  # from a worker, wrapped with its traceback: keep the message alone
-        raise InputError(str(err).strip().splitlines()[-1].removeprefix("segpipe.core.errors.InputError: ")) from None
-    finally:
-        cv2.setNumThreads(threads)
+        try:
+            with atomic_path(out_path) as tmp:
+                write_maps(tmp, tqdm(maps, total=len(loader), desc="predict"), ids=ids)
+        except InputError as err:  # from a worker, wrapped with its traceback: keep the message alone
+            raise InputError(str(err).strip().splitlines()[-1].removeprefix("segpipe.core.errors.InputError: ")) \
+                from None

@@ -8,8 +8,9 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from segpipe.config.train import STAGE_DECODERS
+from segpipe.config.sections import STAGE_DECODERS
 from segpipe.core.errors import InputError
+from segpipe.paths.artifacts import remake
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,9 @@ def save_checkpoint(path: Path, model: nn.Module | dict[str, torch.Tensor], spec
         torch.save({"spec": asdict(spec), "model": state, **extra}, tmp)
 
 
-def load_checkpoint(path: Path, rebuild_hint: str) -> tuple[nn.Module, dict]:
-    """Rebuild a model from a checkpoint; a missing or corrupt file names `rebuild_hint`."""
+def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
+    """Rebuild a model from a checkpoint; a missing or corrupt file names the stage that remakes it."""
+    rebuild_hint = remake(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         spec = ModelSpec(**{**checkpoint["spec"], "decoder_channels": tuple(checkpoint["spec"]["decoder_channels"])})

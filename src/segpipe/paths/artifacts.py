@@ -6,7 +6,25 @@ read other stages' outputs find them here, so a layout change is made in two pla
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+BLEND = "blend"  # the blend stage's output folder, one fold<k>/ inside per trained fold
+
+
+def remake(path: Path) -> str:
+    """The command that remakes an output of this layout, for the fix-it hint of every error about it.
+
+    models/<model>/fold<k>.pt and oof/<model>/fold<k>/ come from train@<model>-<k>;
+    blend/fold<k>/ from the blend stage; anything else from a plain `dvc repro`.
+    """
+    path = Path(path)
+    fold = re.fullmatch(r"fold(\d+)(\.pt)?", path.name)
+    if fold and path.parent.name == BLEND:
+        return "dvc repro blend"
+    if fold and path.parent.name:
+        return f"dvc repro {train_stage(path.parent.name, int(fold.group(1)))}"
+    return "dvc repro"
 
 
 def train_stage(model: str, fold: int) -> str:

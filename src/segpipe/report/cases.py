@@ -31,7 +31,6 @@ import pandas as pd
 
 from segpipe.core.runtime import atomic_path
 from segpipe.evaluation import oof_files, postprocess
-from segpipe.evaluation.metrics import image_dice
 from segpipe.evaluation.postprocess import Rule
 from segpipe.evaluation.tune import rule_counts
 
@@ -45,8 +44,8 @@ GAP = 6  # pixels between panels, 3x between cases
 
 def image_scores(maps: Iterable[tuple[np.ndarray, np.ndarray]], rule: Rule):
     """Per-image (dice, true_area, pred_area) of (probability, mask) pairs under the post-processing `rule`."""
-    intersection, pred_area, true_area = rule_counts(maps, rule)
-    return image_dice(intersection, pred_area, true_area), true_area, pred_area
+    counts = rule_counts(maps, rule)
+    return counts.image_dice(), counts.true, counts.pred
 
 
 def pick_cases(dice: np.ndarray, truth_area: np.ndarray, pred_area: np.ndarray,
@@ -151,14 +150,14 @@ def case_grid(images: np.ndarray, masks: np.ndarray, probs: np.ndarray, ids, gro
     return cv2.vconcat([header] + blocks[:-1])
 
 
-def oof_rows(folds: pd.DataFrame, oof_paths: dict[int, Path], rows: np.ndarray, rebuild: str) -> np.ndarray:
+def oof_rows(folds: pd.DataFrame, oof_paths: dict[int, Path], rows: np.ndarray) -> np.ndarray:
     """OOF probabilities of folds.csv `rows` (every row in a trained fold), read from the memmaps."""
     fold = folds.fold.to_numpy()
     ids = folds.id.astype(str).to_numpy()
     out = []
     for row in rows:
         within = int(np.searchsorted(np.flatnonzero(fold == fold[row]), row))
-        out.append(oof_files.read(oof_paths[int(fold[row])], ids[fold == fold[row]], rebuild)[within])
+        out.append(oof_files.read(oof_paths[int(fold[row])], ids[fold == fold[row]])[within])
     return np.stack(out) if out else np.zeros((0, 0, 0), np.uint8)
 
 

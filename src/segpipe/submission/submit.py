@@ -11,9 +11,7 @@ workers, the compression scales with them, and memory does not grow with the tes
 from __future__ import annotations
 
 import collections
-import csv
 import gzip
-import io
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -29,11 +27,11 @@ from segpipe import rle
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path
 from segpipe.datasets import SubmissionSpec
-from segpipe.datasets.tree import read_bytes
 from segpipe.evaluation import postprocess
 from segpipe.evaluation.blend import blend_maps
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import count_maps, map_ids, read_map
+from segpipe.submission.validate import validate_submission
 
 
 def probability_to_mask(prob: np.ndarray, height: int, width: int, rule: Rule) -> np.ndarray:
@@ -148,76 +146,3 @@ def _write_members(path: Path, header: str, ids: list, job: dict, workers: int) 
         for rows, member in _encoded_members(pool, len(ids), workers):
             raw.write(member)
             progress.update(len(rows))
-
-
-def read_ids(sample_submission: Path, id_column: str) -> list[str]:
-    """The ids of a sample submission, as strings, in file order."""
-    sample = pd.read_csv(io.BytesIO(read_bytes(sample_submission)), dtype=str, keep_default_na=False)
-    if id_column not in sample:
-        raise InputError(f"{sample_submission}: no column {id_column!r} (columns: {list(sample.columns)})")
-    return sample[id_column].tolist()
-
-
-def validate_submission(path: Path, spec: SubmissionSpec, n_pixels: dict[str, int]) -> int:
-    """Check a submission file against the spec; raise InputError naming the first problem.
-
-    Header exactly `id,rle`; ids exactly those of the sample submission (when there is one)
-    in the same order; every RLE well formed and inside its image (`n_pixels` by id).
-    Returns the number of rows.
-    """
-    expected = read_ids(spec.sample_submission, spec.id_column) if spec.sample_submission else list(n_pixels)
-    opener = gzip.open if str(path).endswith(".gz") or _is_gzip(path) else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header != [spec.id_column, spec.rle_column]:
-            raise InputError(f"{path}: header {header} should be {[spec.id_column, spec.rle_column]}")
-        count = 0
-        for count, row in enumerate(reader, start=1):
-            if len(row) != 2:
-                raise InputError(f"{path}: row {count} has {len(row)} fields: {row[:3]}")
-            image_id, encoded = row
-            if count > len(expected) or image_id != expected[count - 1]:
-                want = expected[count - 1] if count <= len(expected) else "end of file"
-                raise InputError(f"{path}: row {count} has id {image_id!r}, the sample submission has {want!r}")
-            if image_id not in n_pixels:
-                raise InputError(f"{path}: id {image_id!r} is not a test image")
-            try:
-                rle.validate(encoded, n_pixels[image_id])
-            except ValueError as err:
-                raise InputError(f"{path}: id {image_id!r}: malformed RLE: {err}") from None
-    if count != len(expected):
-        raise InputError(f"{path}: {count} rows, the sample submission has {len(expected)}")
-    return count
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
-
-
-def score_holdout(path: Path, competition) -> dict:
-    """Score a submission against a labelled holdout test set at the original resolution.
-
-    Returns mean per-image Dice (empty on empty scores 1), per-patient Dice (pixels pooled
-    over each patient's slices) and the image count: a leaderboard you can read locally.
-    """
-    from segpipe.evaluation.metrics import image_dice
-
-    spec = competition.submission
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    counts = []
-    for image_id, encoded, mask_file in zip(table[spec.id_column], table[spec.rle_column], competition.test["mask"]):
-        truth = competition.read_mask(Path(mask_file))
-        pred = rle.decode(encoded, truth.shape, order=spec.rle_order)
-        counts.append((np.count_nonzero(pred & truth), np.count_nonzero(pred), np.count_nonzero(truth)))
-    counts = pd.DataFrame(counts, columns=["inter", "pred", "true"]).assign(group=competition.test.group.to_numpy())
-    per_patient = counts.groupby("group")[["inter", "pred", "true"]].sum()
-    return {
-        "dice": float(image_dice(counts.inter, counts.pred, counts.true).mean()),
-        "patient_dice": float(image_dice(per_patient.inter, per_patient.pred, per_patient.true).mean()),
-        "images": len(counts),
-        "patients": len(per_patient),
-    }
-
-

@@ -18,8 +18,9 @@ from segpipe.cache.tiles import Layout, Windows, read_tiles
 from segpipe.config.train import Train
 from segpipe.core.errors import InputError
 from segpipe.evaluation import oof_files
-from segpipe.evaluation.metrics import image_dice
+from segpipe.evaluation.metrics import Counts
 from segpipe.inference.maps import Ensemble, predict_batches
+from segpipe.network.contract import InferenceContract
 from segpipe.training.distributed import Distributed
 from segpipe.training.loaders import (
     SliceDataset,
@@ -47,9 +48,9 @@ class FoldPaths:
     def tiled(self) -> bool:
         return self.layout is not None and self.layout.tiled
 
-    def windows(self, cfg: Train) -> Windows | None:
-        """Sliding-window inference in tile mode; None (whole images) in resize mode."""
-        return self.layout.windows(cfg.window_step) if self.layout else None
+    def windows(self, step: float) -> Windows | None:
+        """Sliding-window inference at `step` in tile mode; None (whole images) in resize mode."""
+        return self.layout.windows(step) if self.layout else None
 
 
 def _datasets(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows: np.ndarray, seed: int,
@@ -89,20 +90,20 @@ def build_loaders(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows
     return train_loader, val_loader
 
 
-def write_oof(model: nn.Module, paths: FoldPaths, val_rows: np.ndarray, ids: np.ndarray, device: torch.device,
-              cfg: Train, neighbours: np.ndarray | None = None) -> float:
-    """Write the fold's TTA probabilities for its validation rows (`oof_files`); return their Dice at 0.5."""
-    ensemble = Ensemble([model], device, amp=cfg.amp, channels_last=cfg.channels_last,
-                        in_channels=cfg.model_channels)
+def write_oof(model: nn.Module, contract: InferenceContract, paths: FoldPaths, val_rows: np.ndarray, ids: np.ndarray,
+              device: torch.device, batch_size: int, neighbours: np.ndarray | None = None) -> float:
+    """Write the fold's probabilities for its validation rows (`oof_files`), run as `contract` says (as predict
+    runs the test images); return their Dice at 0.5."""
+    ensemble = Ensemble.following(contract, [model], device)
     images = np.load(paths.images, mmap_mode="r")
     masks = np.load(paths.masks, mmap_mode="r")
-    dices = []
+    counts = []
     with oof_files.writing(paths.oof, ids, images.shape[1:3]) as out:
         start = 0
-        for probs in predict_batches(ensemble, images, cfg.batch_size * 2, rows=val_rows, neighbours=neighbours,
-                                     sliding=paths.windows(cfg)):
+        for probs in predict_batches(ensemble, images, batch_size, rows=val_rows, neighbours=neighbours,
+                                     sliding=paths.windows(contract.window_step)):
             out[start:start + len(probs)] = probs
             pred, truth = probs >= 128, masks[val_rows[start:start + len(probs)]] > 0
-            dices.append(image_dice((pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))))
+            counts.append(np.stack([(pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))]))
             start += len(probs)
-    return float(np.concatenate(dices).mean())
+    return float(Counts(*np.concatenate(counts, axis=1)).image_dice().mean())

@@ -24,7 +24,8 @@ from segpipe.cache import stacks
 from segpipe.config.train import Train
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import pick_device, seed_everything
-from segpipe.evaluation.metrics import image_dice
+from segpipe.evaluation.metrics import Counts
+from segpipe.network.contract import VIEWS, InferenceContract
 from segpipe.network.inputs import autocast, normalize, to_device, to_model_input
 from segpipe.network.model import ModelSpec, WeightedLoss, build_model, save_checkpoint
 from segpipe.training.augment import BatchAugment
@@ -44,6 +45,11 @@ from segpipe.training.resume import (
 def model_spec(cfg: Train) -> ModelSpec:
     """The network part of `cfg` (what rebuilds the weights); the rest is how it is trained."""
     return ModelSpec(cfg.arch, cfg.encoder_name, cfg.encoder_depth, tuple(cfg.decoder_channels), cfg.model_channels)
+
+
+def inference_contract(cfg: Train) -> InferenceContract:
+    """How the fold's network is run for its OOF maps, and so for the test maps (saved in its checkpoint)."""
+    return InferenceContract(cfg.model_channels, cfg.context, cfg.window_step, cfg.amp, cfg.channels_last, VIEWS)
 
 
 def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
@@ -78,15 +84,24 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
         losses.append(criterion(logits.float(), target).item() * len(images))
         pred, truth = logits[:, 0] > 0, target[:, 0] > 0.5
         counts.append(torch.stack([(pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))]).cpu().numpy())
-    inter, pred, truth = np.concatenate(counts, axis=1)
-    dice = image_dice(inter.sum(keepdims=True), pred.sum(keepdims=True), truth.sum(keepdims=True)) if pooled \
-        else image_dice(inter, pred, truth)
-    return sum(losses) / len(loader.dataset), float(dice.mean())
+    counts = Counts(*np.concatenate(counts, axis=1))
+    return sum(losses) / len(loader.dataset), counts.pooled_dice() if pooled else float(counts.image_dice().mean())
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One pass over the training loader, as this process saw it."""
+
+    loss: float  # mean training loss per image
+    seen: int  # images
+    data_time: float  # seconds waiting for the loader
+    step_time: float  # seconds from a batch leaving the loader to the optimizer step done
+    lr: float  # the rate the last step used
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: TrainingState, device: torch.device,
-                    cfg: Train, augment: BatchAugment | None = None) -> tuple[float, int, float, float, float]:
-    """One pass over `loader`: (mean loss, images seen, data seconds, step seconds, last lr used).
+                    cfg: Train, augment: BatchAugment | None = None) -> EpochStats:
+    """One pass over `loader`.
 
     Step time covers everything after the batch left the loader: the copy to the device,
     `augment` there, normalisation, forward, backward and the optimizer step.
@@ -118,7 +133,7 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: Train
         seen += len(images)
         done = time.perf_counter()
         data_time, step_time, tick = data_time + loaded - tick, step_time + done - loaded, done
-    return loss_sum / seen, seen, data_time, step_time, lr
+    return EpochStats(loss_sum / seen, seen, data_time, step_time, lr)
 
 
 def train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int,
@@ -185,8 +200,8 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
 def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> dict:
     run = _set_up(cfg, folds, fold, paths, seed, dist)
     evaluated = run.state.evaluated
-    save_best = partial(save_checkpoint, paths.model, spec=run.spec, fold=fold, context=cfg.context,
-                        window_step=cfg.window_step)
+    contract = inference_contract(cfg)
+    save_best = partial(save_checkpoint, paths.model, spec=run.spec, contract=contract.to_dict(), fold=fold)
     resumed = resume(paths.last, run.key, run.state) if paths.last else None
     done, best, best_model = resumed or (0, {"epoch": 0, "val_dice": -math.inf}, None)
     if resumed and dist.main:  # DVC removed the best checkpoint before rerunning the stage
@@ -219,7 +234,8 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
     if dist.main:
         evaluated.load_state_dict(best_model)
         ids = folds.id.astype(str).to_numpy()[run.val_rows]
-        oof_dice = write_oof(evaluated, paths, run.val_rows, ids, run.device, cfg, run.neighbours)
+        oof_dice = write_oof(evaluated, contract, paths, run.val_rows, ids, run.device, cfg.batch_size * 2,
+                             run.neighbours)
         metrics = {**best, "oof_dice": oof_dice, "epochs_run": done}
         if paths.last:
             mark_finished(paths.last, run.key, done)
@@ -241,14 +257,13 @@ def _epoch(run: _FoldRun, cfg: Train, epoch: int, dist: Distributed) -> _Scores:
     run.train_loader.dataset.set_epoch(epoch)
     if run.augment is not None:
         run.augment.set_epoch(epoch, dist.rank)
-    train_loss, seen, data_time, step_time, lr = train_one_epoch(run.step_model, run.train_loader, run.criterion,
-                                                                 run.state, run.device, cfg, run.augment)
-    loss_sum, seen = dist.total(train_loss * seen, seen)  # over all ranks' shards
+    stats = train_one_epoch(run.step_model, run.train_loader, run.criterion, run.state, run.device, cfg, run.augment)
+    loss_sum, seen = dist.total(stats.loss * stats.seen, stats.seen)  # over all ranks' shards
     # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
     val_loss, val_dice = dist.from_main(*evaluate(run.state.evaluated, run.val_loader, run.criterion, run.device,
                                                   cfg, pooled=run.tiled))
-    scores = _Scores({"train/loss": loss_sum / seen, "val/loss": val_loss, "val/dice": val_dice, "lr": lr})
-    scores.seen, scores.data_time, scores.step_time = seen, data_time, step_time
+    scores = _Scores({"train/loss": loss_sum / seen, "val/loss": val_loss, "val/dice": val_dice, "lr": stats.lr})
+    scores.seen, scores.data_time, scores.step_time = seen, stats.data_time, stats.step_time
     return scores
 
 

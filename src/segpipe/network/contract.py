@@ -1,0 +1,44 @@
+"""How a trained network is run: the inference contract, saved in every checkpoint beside its spec.
+
+The OOF pass at the end of training and predict both build their ensemble from it, so the
+out-of-fold maps that tune the threshold and the test maps it is applied to are made with
+the same input, precision, memory format, windows and TTA views. No reader repeats a
+training default: a checkpoint without a contract is refused.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from segpipe.core.errors import InputError
+from segpipe.paths.artifacts import remake
+
+VIEWS = ("identity", "hflip")  # the test-time augmentation views an ensemble can average
+
+
+@dataclass(frozen=True)
+class InferenceContract:
+    in_channels: int  # the network's input channels: channels per slice x stacked slices
+    context: int  # 2.5D: the slices i-k..i+k of the patient go in as channels; 0 = 2D
+    window_step: float  # tile mode: sliding-window spacing as a fraction of the tile
+    amp: bool  # mixed precision on CUDA (bf16 where supported); ignored on CPU
+    channels_last: bool  # NHWC memory format
+    views: tuple[str, ...] = VIEWS  # TTA views, averaged with each prediction undone
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.views) - set(VIEWS))
+        if unknown or not self.views:
+            raise ValueError(f"TTA views {list(self.views)}: each must be one of {list(VIEWS)}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "views": list(self.views)}
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: dict, path: Path) -> InferenceContract:
+        """The contract stored in `checkpoint` (loaded from `path`); InputError naming the stage to rerun."""
+        try:
+            stored = dict(checkpoint["contract"])
+            return cls(**{**stored, "views": tuple(stored["views"])})
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"{path}: checkpoint has no valid inference contract ({type(err).__name__}: {err}); "
+                             f"retrain it with `{remake(path)}`") from None
