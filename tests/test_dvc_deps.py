@@ -106,7 +106,22 @@ def test_a_stage_depends_on_no_module_it_does_not_import(name):
 
 
 def test_training_does_not_depend_on_the_other_stages_params_code():
-    """A new section for another stage goes into config.py; that must never retrain a model."""
+    """A new section for another stage goes into its own module under config/; that must never retrain a model."""
     deps = stages()["train"]["deps"]
     assert "src/segpipe/config/params.py" not in deps and "src/segpipe/config/train.py" in deps
     assert not any(dep.endswith(("tune.py", "postprocess.py", "blend.py", "oof.py")) for dep in deps)
+
+
+@pytest.mark.parametrize("name", ["download", "prepare", "folds", "predict", "blend", "threshold", "submit", "report"])
+def test_editing_train_reruns_no_stage_but_train(name):
+    """`train`'s code (its params section, the loop, the sampler) is no dep of the other stages: a new Train
+    field never re-decodes the data nor reruns the networks on the test set."""
+    imported = transitive_imports(ROOT / "stages" / f"{name}.py")
+    assert SRC / "segpipe" / "config" / "train.py" not in imported
+    assert not any(file.is_relative_to(SRC / "segpipe" / "training") for file in imported)
+
+
+def test_predict_does_not_depend_on_preparing_or_evaluating():
+    imported = transitive_imports(ROOT / "stages" / "predict.py")
+    for module in ("cache/prepare.py", "config/evaluation.py", "evaluation/tune.py", "evaluation/blend.py"):
+        assert SRC / "segpipe" / module not in imported, module
