@@ -59,7 +59,7 @@ def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run, f
 def test_metrics_and_plots_are_there(repo, first_run):
     cv = json.loads((repo / "metrics/cv.json").read_text())
     assert set(cv["folds"]) == {"fold0", "fold1"} and 0 <= cv["dice"] <= 1
-    assert cv["rule"]["threshold"] in [round(0.1 + 0.05 * i, 6) for i in range(17)]
+    assert cv["rule"]["threshold"] in [round(c / 255, 6) for c in range(1, 256)]  # every uint8 cut is searched
     assert json.loads((repo / "metrics/postprocess.json").read_text()) == cv["rule"]  # what submit applies
     for model in ("unet", "fpn"):
         for k in (0, 1):
@@ -90,7 +90,7 @@ def test_same_params_and_code_give_the_same_bytes(first_digests, tmp_path):
 
 
 def test_a_threshold_param_reruns_only_threshold_submit_and_report(repo, first_run):
-    edit_params(repo, {"threshold": {"step": 0.1}})
+    edit_params(repo, {"threshold": {"gate_areas": [0, 5, 10]}})
     assert ran_stages(run(["dvc", "repro"], repo)) == {"threshold", "submit", "report"}
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import random
@@ -27,6 +28,21 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def per_process(maxsize: int = 16):
+    """`functools.lru_cache`, keyed by the process too: a forked worker must not share its parent's
+    open files (their offsets), so each process opens its own, once."""
+    def decorate(func):
+        cached = functools.lru_cache(maxsize)(lambda pid, *args: func(*args))
+
+        @functools.wraps(func)
+        def wrapper(*args):
+            return cached(os.getpid(), *args)
+
+        wrapper.cache_clear = cached.cache_clear
+        return wrapper
+    return decorate
 
 
 @contextlib.contextmanager

@@ -22,6 +22,11 @@ def name_few(names: Iterable[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + more
 
 
+def tif_mask_for(image: str) -> str:
+    """<name>.tif -> <name>_mask.tif: how Ultrasound Nerve and LGG name a slice's mask."""
+    return image.removesuffix(".tif") + "_mask.tif"
+
+
 def pair_images_with_masks(images: Sequence[str], masks: Iterable[str],
                            mask_for: Callable[[str], str], where: str) -> list[tuple[str, str]]:
     """Pair each of `images` with `mask_for(image)`; keeps the order of `images`.

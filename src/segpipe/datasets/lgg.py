@@ -26,7 +26,7 @@ from segpipe.core.errors import InputError
 
 from . import readers
 from .base import Competition, SubmissionSpec
-from .layout import pair_images_with_masks
+from .layout import pair_images_with_masks, tif_mask_for
 from .source import KaggleHome
 from .tree import Tree, as_tree
 
@@ -72,11 +72,7 @@ def _train_table(tree: Tree) -> pd.DataFrame:
     if not images and not masks:
         raise InputError(f"no LGG slices found in {tree.where} (expected "
                          f"kaggle_3m/<patient>/<patient>_<slice>.tif; is the download complete?)")
-    pairs = pair_images_with_masks(images, masks, _mask_for, where=f"{tree.where}/{TREE}")
+    pairs = pair_images_with_masks(images, masks, tif_mask_for, where=f"{tree.where}/{TREE}")
     return pd.DataFrame({"id": [PurePosixPath(image).stem for image, _ in pairs], "group": groups, "slice": numbers,
                          "image": [tree.locate(image) for image, _ in pairs],
                          "mask": [tree.locate(mask) for _, mask in pairs]})
-
-
-def _mask_for(image: str) -> str:
-    return image.removesuffix(".tif") + "_mask.tif"

@@ -54,10 +54,6 @@ def _numbers(image: str) -> tuple[int, int]:
     return int(match["subject"]), int(match["img"])
 
 
-def _mask_for(image: str) -> str:
-    return image.removesuffix(".tif") + "_mask.tif"
-
-
 def _train_table(tree: Tree) -> pd.DataFrame:
     files = tree.glob("train/*.tif")
     images = [f for f in files if not f.endswith("_mask.tif")]
@@ -66,7 +62,7 @@ def _train_table(tree: Tree) -> pd.DataFrame:
         raise InputError(f"{tree.where}/train: expected <subject>_<img>.tif, found {layout.name_few(sorted(odd))}")
     images.sort(key=_numbers)
     pairs = layout.pair_images_with_masks(images, [f for f in files if f.endswith("_mask.tif")],
-                                          _mask_for, f"{tree.where}/train")
+                                          layout.tif_mask_for, f"{tree.where}/train")
     return pd.DataFrame({
         "id": [PurePosixPath(image).stem for image, _ in pairs],
         "group": [str(_numbers(image)[0]) for image, _ in pairs],

@@ -12,7 +12,6 @@ Each file has a *name*, its relative POSIX path as it would be after extraction 
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from segpipe.core.errors import InputError
-from segpipe.core.runtime import atomic_path
+from segpipe.core.runtime import atomic_path, per_process
 
 ZIP_MARK = ".zip!"  # separates a zip's path from a member's in a locator
 
@@ -140,7 +139,7 @@ def open_file(locator: Path | str):
         return open(text, "rb")
     *chain, member = _split(text)
     try:
-        return _open_zip(tuple(chain), os.getpid()).open(member)
+        return _open_zip(tuple(chain)).open(member)
     except (KeyError, zipfile.BadZipFile) as err:
         raise InputError(f"{text}: cannot read this zip member ({err})") from None
 
@@ -154,15 +153,12 @@ def _split(locator: str) -> list[str]:
     return [*parts, locator[start:]]
 
 
-@functools.lru_cache(maxsize=16)
-def _open_zip(chain: tuple[str, ...], pid: int) -> zipfile.ZipFile:
-    """The zip at the end of `chain` (a zip, then members of it that are zips), opened once per process.
-
-    Keyed by pid: a forked worker must not share its parent's file offset.
-    """
+@per_process(maxsize=16)
+def _open_zip(chain: tuple[str, ...]) -> zipfile.ZipFile:
+    """The zip at the end of `chain` (a zip, then members of it that are zips), opened once per process."""
     if len(chain) == 1:
         return zipfile.ZipFile(chain[0])
-    return zipfile.ZipFile(_stored_member(_open_zip(chain[:-1], pid), chain[-1]))
+    return zipfile.ZipFile(_stored_member(_open_zip(chain[:-1]), chain[-1]))
 
 
 def _stored_member(archive: zipfile.ZipFile, member: str) -> io.RawIOBase:
@@ -215,7 +211,7 @@ def _add_zip(entries: dict[str, Entry], prefix: str, chain: tuple[str, ...], unz
     """Add the members of the zip `chain` (see `_open_zip`) under `prefix`; inner zips too."""
     where = "!".join(chain)
     try:
-        archive = _open_zip(chain, os.getpid())
+        archive = _open_zip(chain)
         infos = archive.infolist()
     except (zipfile.BadZipFile, OSError) as err:
         raise InputError(f"{where}: not a readable zip ({err})") from None

@@ -11,7 +11,6 @@ so the maps are matched to test images by id (`map_ids`), never by position alon
 """
 from __future__ import annotations
 
-import functools
 import os
 import zipfile
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from segpipe.core.runtime import per_process
 
 LEVEL = 1  # deflate level: 6 (zlib's default) was ~3x slower for a few % smaller maps
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: no clock in the bytes
@@ -85,12 +86,12 @@ def _write_bands(archive: zipfile.ZipFile, name: str, bands: RowBands) -> None:
 
 
 def count_maps(path: Path) -> int:
-    return sum(name != IDS for name in _open(str(path), os.getpid(), _version(path)).namelist())
+    return sum(name != IDS for name in _open(str(path), _version(path)).namelist())
 
 
 def map_ids(path: Path) -> list[str] | None:
     """The image ids of the maps, in order; None for a file written without them."""
-    archive = _open(str(path), os.getpid(), _version(path))
+    archive = _open(str(path), _version(path))
     if IDS not in archive.namelist():
         return None
     with archive.open(IDS) as handle:
@@ -99,7 +100,7 @@ def map_ids(path: Path) -> list[str] | None:
 
 def read_map(path: Path, row: int) -> np.ndarray:
     """Map `row` of the file at `path`, as (H, W) uint8."""
-    with _open(str(path), os.getpid(), _version(path)).open(member(row)) as handle:
+    with _open(str(path), _version(path)).open(member(row)) as handle:
         return np.lib.format.read_array(handle, allow_pickle=False)
 
 
@@ -108,7 +109,6 @@ def _version(path: Path) -> tuple[int, int]:
     return stat.st_ino, stat.st_mtime_ns  # a file replaced by a rerun is opened anew
 
 
-@functools.lru_cache(maxsize=16)  # a few models' files per process
-def _open(path: str, pid: int, version: tuple[int, int]) -> zipfile.ZipFile:
-    # per process: a forked worker must not share its parent's file offset
+@per_process(maxsize=16)  # a few models' files per process
+def _open(path: str, version: tuple[int, int]) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)

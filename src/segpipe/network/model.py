@@ -6,6 +6,7 @@ from pathlib import Path
 
 import segmentation_models_pytorch as smp
 import torch
+from timm.utils import unwrap_model
 from torch import nn
 
 from segpipe.config.sections import STAGE_DECODERS
@@ -147,7 +148,7 @@ def save_checkpoint(path: Path, model: nn.Module | dict[str, torch.Tensor], spec
     from segpipe.core.runtime import atomic_path
 
     if isinstance(model, nn.Module):
-        model = getattr(model, "_orig_mod", model).state_dict()  # unwrap torch.compile
+        model = unwrap_model(model).state_dict()  # through torch.compile, DDP or an EMA wrapper
     state = {k: v.detach().cpu() for k, v in model.items()}
     with atomic_path(path) as tmp:
         torch.save({"spec": asdict(spec), "model": state, **extra}, tmp)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from timm.utils import unwrap_model
 from torch import nn
 
 from segpipe.config.train import Train
@@ -59,7 +60,7 @@ def run_fingerprint(cfg: Train, fold: int, seed: int, folds: pd.DataFrame, shape
 def save_resume(path: Path, fingerprint: str, epoch: int, state: TrainingState, best: dict,
                 best_model: dict[str, torch.Tensor]) -> None:
     """Write the state after `epoch` epochs (atomically: a kill mid-write keeps the previous one)."""
-    model = getattr(state.model, "_orig_mod", state.model)
+    model = unwrap_model(state.model)
     payload = {
         "fingerprint": fingerprint, "epoch": epoch, "finished": False,
         "model": model.state_dict(), "optimizer": state.optimizer.state_dict(),
@@ -94,7 +95,7 @@ def resume(path: Path, fingerprint: str, state: TrainingState) -> tuple[int, dic
         reason = "a finished run" if saved.get("fingerprint") == fingerprint else "other params or data"
         print(f"{path}: from {reason}, starting fresh", flush=True)
         return None
-    getattr(state.model, "_orig_mod", state.model).load_state_dict(saved["model"])
+    unwrap_model(state.model).load_state_dict(saved["model"])
     state.optimizer.load_state_dict(saved["optimizer"])
     state.scheduler.load_state_dict(saved["scheduler"])
     if saved["scaler"]:  # empty when saved by a disabled scaler (CPU, bf16)
