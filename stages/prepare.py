@@ -1,4 +1,9 @@
-"""DVC stage `prepare`: decode and resize (or scale, in tile mode) the training images into uint8 .npy caches; index the test set."""
+"""DVC stage `prepare`: decode and resize (or scale, in tile mode) the training images into uint8 .npy caches; index the test set.
+
+Mode, size, scale and tile come from the plan (data/plan/prepare.json), not from params.yaml.
+"""
+import json
+
 from segpipe.cache.prepare import prepare_competition
 from segpipe.config.data import load_data_params
 from segpipe.core.cli import parse_paths, run_stage
@@ -6,12 +11,12 @@ from segpipe.datasets import load_chosen
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "raw", "sources", "out")
+    args = parse_paths(__doc__, "raw", "sources", "plan", "out")
     params = load_data_params()
     competition = load_chosen(params, args.raw, args.sources)
-    prepare = params.prepare
-    prepare_competition(competition, args.out, tuple(prepare.size), prepare.workers, mode=prepare.mode,
-                        scale=prepare.scale, tile=tuple(prepare.tile))
+    plan = json.loads(args.plan.read_text())
+    prepare_competition(competition, args.out, tuple(plan["size"]), params.prepare.workers, mode=plan["mode"],
+                        scale=plan["scale"], tile=tuple(plan["tile"]))
 
 
 if __name__ == "__main__":

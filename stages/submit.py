@@ -4,6 +4,7 @@ When the test set is a labelled holdout (LGG, or `holdout_patients` > 0), the su
 is also scored into metrics/holdout.json: a private leaderboard you can read locally.
 """
 import json
+import sys
 
 import pandas as pd
 
@@ -12,6 +13,7 @@ from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
 from segpipe.datasets import load_chosen
+from segpipe.evaluation.baselines import warning
 from segpipe.evaluation.holdout import score_holdout
 from segpipe.evaluation.postprocess import Rule
 from segpipe.paths import artifacts
@@ -20,7 +22,7 @@ from segpipe.submission.submit import Blend, write_submission
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "raw", "sources", "prepared", "preds", "blend", "rule", "out", "holdout")
+    args = parse_paths(__doc__, "raw", "sources", "prepared", "preds", "blend", "rule", "cv", "out", "holdout")
     params = load_data_params()
     competition = load_chosen(params, args.raw, args.sources)
     rule = Rule.read(args.rule)  # the post-processing chosen out of fold, applied exactly as tuned
@@ -34,6 +36,10 @@ def main() -> None:
     write_submission(blend, test_index, competition.submission, rule, args.out)
     weights = ", ".join(f"{n} {c / sum(counts.values()):.2f}" for n, c in sorted(counts.items()))
     print(f"wrote {args.out}: {len(test_index)} rows, blend {weights}, {rule.describe()}")
+    cv = json.loads(args.cv.read_text())
+    line = warning("its CV dice", cv["dice"], cv["baselines"])
+    if line:
+        print(f"{line}; think twice before submitting", file=sys.stderr)
     labelled = "mask" in competition.test
     holdout = score_holdout(args.out, competition) if labelled else {"images": 0}
     write_json(args.holdout, holdout)

@@ -5,23 +5,25 @@ and the blend weights (from the blend stage), so `dvc metrics show` and `dvc exp
 show them side by side.
 """
 import json
+import sys
 
 import pandas as pd
 
-from segpipe.config.evaluation import load_evaluation_params
+from segpipe.config.evaluation import Threshold, load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import atomic_path, write_json
+from segpipe.evaluation.baselines import warning
 from segpipe.evaluation.cv import cross_validate
 from segpipe.evaluation.tune import Grids
 from segpipe.paths import artifacts
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "folds", "masks", "oof", "blend", "metrics", "rule", "plot")
+    args = parse_paths(__doc__, "folds", "masks", "oof", "blend", "plan", "metrics", "rule", "plot")
     params = load_evaluation_params()
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     oof_paths = {k: artifacts.fold_dir(args.oof, k) for k in params.folds.train}
-    cut = params.threshold
+    cut = Threshold.model_validate_json(args.plan.read_text())  # the grids with `auto` resolved
     grids = Grids(list(cut.gate_areas), list(cut.gate_thresholds), list(cut.min_components), list(cut.keep_largest))
     metrics, search = cross_validate(folds, oof_paths, args.masks, grids)
     rule = search.rule
@@ -33,6 +35,10 @@ def main() -> None:
     steps = "; ".join(f"{s['step']} {s['dice']:.4f}{'' if s['kept'] else ' (not kept)'}" for s in metrics["search"])
     print(f"CV dice {metrics['dice']:.4f} (patient {metrics['patient_dice']:.4f}) with {rule.describe()}\n"
           f"search: {steps}")
+    for key, what in (("dice", "CV dice"), ("patient_dice", "CV patient dice")):
+        line = warning(what, metrics[key], metrics["baselines"], key)
+        if line:
+            print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

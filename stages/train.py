@@ -1,24 +1,27 @@
 """DVC stage `train@<model>-<fold>`: train one model on one fold; write its checkpoint, OOF and metrics.
 
-A killed run leaves `--last` (the per-epoch resume state); rerunning the stage continues from it.
+The model's training params come from the plan (data/plan/models/<model>.json: `train` with the
+model's overrides and every `auto` resolved). A killed run leaves `--last` (the per-epoch resume state); rerunning the stage continues from it.
 With `train.devices` > 1 the stage restarts itself under torchrun, one process per device.
 """
 import os
 import sys
+from pathlib import Path
 
 import pandas as pd
 
-from segpipe.config.train import load_training
+from segpipe.config.sections import load_base
+from segpipe.config.train import Train
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import write_json
 from segpipe.paths.cache_files import TRAIN_IMAGES, TRAIN_MASKS
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "prepared", "folds", "checkpoint", "oof", "live", "metrics", "last", fold=True,
-                       model=True)
-    params = load_training()  # base, train and models only: other sections are other stages' concern
-    cfg = params.model(args.model)  # `train` with this model's overrides
+    args = parse_paths(__doc__, "plan", "prepared", "folds", "checkpoint", "oof", "live", "metrics", "last",
+                       fold=True, model=True)
+    base = load_base()  # the seed: the rest is the plan's (checked there against the whole params file)
+    cfg = Train.model_validate_json((Path(args.plan) / f"{args.model}.json").read_text())
     if cfg.devices > 1 and "LOCAL_RANK" not in os.environ:
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     f"--nproc_per_node={cfg.devices}", *sys.argv]
@@ -32,7 +35,7 @@ def main() -> None:
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     paths = FoldPaths(args.prepared / TRAIN_IMAGES, args.prepared / TRAIN_MASKS, args.checkpoint, args.oof,
                       args.live, last=args.last, layout=Layout.read(args.prepared))
-    metrics = train_fold(cfg, folds, args.fold, paths, params.base.seed, dist)
+    metrics = train_fold(cfg, folds, args.fold, paths, base.seed, dist)
     if dist.main:
         write_json(args.metrics, metrics)
 

@@ -14,7 +14,8 @@ SMALL = {
     "synthetic": {"train_patients": 6, "test_patients": 2, "slices_per_patient": 8, "height": 40, "width": 48},
     "prepare": {"size": [32, 32]},
     "folds": {"n_splits": 2, "train": [0, 1]},
-    "train": {"encoder_depth": 3, "decoder_channels": [16, 8, 8], "epochs": 1, "batch_size": 8},
+    "train": {"encoder_depth": 3, "decoder_channels": [16, 8, 8], "epochs": 1, "steps": 3, "batch_size": 8,
+              "lr": 0.003},
 }
 
 

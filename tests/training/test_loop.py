@@ -19,7 +19,8 @@ from segpipe.network.model import load_checkpoint
 from segpipe.training.loop import FoldPaths, train_fold
 from tests.conftest import TINY_SIZE
 
-FAST = Train(encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8), epochs=2, batch_size=8)
+FAST = Train(encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8), epochs=2, steps=6,
+             batch_size=8, lr=0.003)
 CURVES = ("train/loss", "val/loss", "val/dice", "lr")
 
 
@@ -64,7 +65,8 @@ def interrupt_on_call(monkeypatch, name, call):
 
 def test_fold_writes_checkpoint_oof_and_curves(straight, folds):
     metrics, paths = straight
-    assert set(metrics) == {"epoch", "val_dice", "val_loss", "oof_dice", "epochs_run"}
+    assert set(metrics) == {"epoch", "val_dice", "val_loss", "oof_dice", "epochs_run", "steps", "val_empty_dice",
+                            "learned"}
     assert 1 <= metrics["epoch"] <= FAST.epochs and 0 <= metrics["oof_dice"] <= 1
     assert metrics["epochs_run"] == FAST.epochs
     oof = np.load(paths.oof / "probs.npy")
@@ -260,3 +262,31 @@ def test_a_checkpoint_without_a_contract_is_refused_naming_the_stage(tmp_path):
     save_checkpoint(path, build_model(spec), spec, epoch=1)  # as before checkpoints carried one
     with pytest.raises(InputError, match=r"fold2.pt: checkpoint has no valid inference contract.*train@unet-2"):
         load_fold_models({2: path}, "unet")
+
+
+def test_an_epoch_is_steps_over_epochs_batches_however_few_the_images(prepared_dir, folds, tmp_path):
+    from segpipe.training.fold import build_loaders
+
+    paths = FoldPaths(prepared_dir / "train_images.npy", prepared_dir / "train_masks.npy",
+                      tmp_path / "model.pt", tmp_path / "oof", tmp_path / "live")
+    train_rows = np.flatnonzero(folds.fold.to_numpy() != 1)
+    val_rows = np.flatnonzero(folds.fold.to_numpy() == 1)
+    for sampling in ("uniform", "lesion"):
+        cfg = FAST.model_copy(update={"steps": 40, "epochs": 4, "sampling": sampling})  # 10 batches: ~3 passes
+        loader, _ = build_loaders(cfg, paths, train_rows, val_rows, seed=1)
+        batches = [masks for _, masks in loader]
+        assert len(batches) == cfg.steps_per_epoch == 10 and all(len(b) == cfg.batch_size for b in batches)
+        assert cfg.steps_per_epoch * cfg.batch_size > len(train_rows)  # more draws than images: passes repeat
+
+
+def test_a_fold_that_learned_nothing_is_named(prepared_dir, folds, tmp_path, capsys):
+    cfg = FAST.model_copy(update={"epochs": 1, "steps": 1, "lr": 1e-9})
+    metrics, _ = run_fold(prepared_dir, folds, tmp_path, cfg=cfg)
+    assert metrics["steps"] == 1 and not metrics["learned"]
+    assert metrics["val_dice"] < metrics["val_empty_dice"] + 0.01
+    assert "fold 1: val dice never rose above" in capsys.readouterr().err
+
+
+def test_the_metrics_count_the_steps_run(straight):
+    metrics, _ = straight
+    assert metrics["steps"] == FAST.steps and metrics["epochs_run"] == FAST.epochs

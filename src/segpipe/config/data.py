@@ -7,7 +7,7 @@ reruns none of them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -62,18 +62,25 @@ class Folder(DatasetSection):
         return self
 
 
+Side2 = tuple[PositiveInt, PositiveInt]
+
+
 class Prepare(Section):
-    mode: Literal["resize", "tile"] = "resize"  # resize: whole images at `size`; tile: at `scale`, crops of `tile`
-    size: tuple[PositiveInt, PositiveInt] = (64, 64)
-    scale: float = Field(1.0, gt=0, le=1)  # tile mode: 1 = native resolution, 0.5 = half
-    tile: tuple[PositiveInt, PositiveInt] = (256, 256)  # tile mode: the crop the model sees
+    """How the training images are cached; `auto` keys are resolved by the plan (`segpipe.plan.rules`)."""
+
+    mode: Literal["resize", "tile", "auto"] = "auto"  # resize: whole images at `size`; tile: at `scale`, crops of `tile`
+    size: Union[Side2, Literal["auto"]] = "auto"
+    scale: Union[Annotated[float, Field(gt=0, le=1)], Literal["auto"]] = "auto"  # tile mode: 1 = native, 0.5 = half
+    tile: Union[Side2, Literal["auto"]] = "auto"  # tile mode: the crop the model sees
+    max_size: Side2 = (128, 128)  # the plan's budget: an auto size or tile has at most this many pixels
     workers: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _multiple_of_32(self) -> "Prepare":
-        key, sides = ("tile", self.tile) if self.mode == "tile" else ("size", self.size)
-        if any(side % 32 for side in sides):
-            raise ValueError(f"{key} {list(sides)} must be multiples of 32 (U-Net downsamples 5 times)")
+        for key in ("size", "tile", "max_size"):
+            sides = getattr(self, key)
+            if sides != "auto" and any(side % 32 for side in sides):
+                raise ValueError(f"{key} {list(sides)} must be multiples of 32 (U-Net downsamples 5 times)")
         return self
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Union
 
 from pydantic import PositiveInt, model_validator
 
@@ -16,14 +17,15 @@ class Blend(Section):
 class Threshold(Section):
     """Grids of the post-processing search; the pixel threshold itself is searched over every uint8 cut."""
 
-    gate_areas: tuple[int, ...] = (0, 5, 10, 20, 40, 80)
+    gate_areas: Union[tuple[int, ...], Literal["auto"]] = "auto"  # auto: from the objects' sizes (the plan)
     gate_thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
-    min_components: tuple[int, ...] = (0, 5, 10, 20, 40)
+    min_components: Union[tuple[int, ...], Literal["auto"]] = "auto"
     keep_largest: tuple[int, ...] = (0, 1, 2)
 
     @model_validator(mode="after")
     def _in_range(self) -> "Threshold":
-        if any(a < 0 for a in (*self.gate_areas, *self.min_components, *self.keep_largest)):
+        sized = [v for key in ("gate_areas", "min_components") if getattr(self, key) != "auto" for v in getattr(self, key)]
+        if any(a < 0 for a in (*sized, *self.keep_largest)):
             raise ValueError("gate_areas, min_components and keep_largest must be >= 0")
         if any(not 0 < g < 1 for g in self.gate_thresholds):
             raise ValueError("gate_thresholds must lie between 0 and 1")

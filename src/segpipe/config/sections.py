@@ -79,3 +79,14 @@ def validate(model: type[Model], raw: dict, path: Path | str) -> Model:
             f"{'.'.join(str(part) for part in e['loc']) or '<top>'}: {e['msg']}" for e in err.errors()
         )
         raise InputError(f"{path}: {problems}") from None
+
+
+class BaseParams(StageParams):
+    """Only `base`: what a stage reads whose other inputs come from the plan (train)."""
+
+    base: Base = Base()
+
+
+def load_base(path: Path | str = "params.yaml") -> Base:
+    """The `base` section of the params file, validated (the other sections only by name)."""
+    return validate(BaseParams, read_params(path), path).base

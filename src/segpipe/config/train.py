@@ -1,24 +1,15 @@
-"""The params a train stage reads: `base`, `train` and `models` (a model = `train` with overrides).
+"""The `train` section and the models (a model = `train` with overrides).
 
-Kept apart from `segpipe.config.params` so that only a change to these sections' code retrains.
+The plan stage resolves each model's `auto` keys and writes the result for its train stages
+(data/plan/models/<model>.json), which validate it back into a `Train`.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field, PositiveInt, ValidationError, model_validator
 
-from segpipe.config.sections import (
-    DEFAULT_MODELS,
-    STAGE_DECODERS,
-    Base,
-    Section,
-    StageParams,
-    check_model_names,
-    read_params,
-    validate,
-)
+from segpipe.config.sections import STAGE_DECODERS, Section, check_model_names
 from segpipe.core.errors import InputError
 
 
@@ -30,6 +21,10 @@ class Augment(Section):
     batched: bool = True  # whole batches on the training device (segpipe.training.augment); False: albumentations per sample
 
 
+AUTO = "auto"  # a key the plan stage resolves from the dataset's fingerprint (`segpipe.plan.rules`)
+Auto = Literal["auto"]
+
+
 class Train(Section):
     arch: str = "Unet"
     encoder_name: str = "tu-mobilenetv3_small_050"
@@ -38,9 +33,10 @@ class Train(Section):
     decoder_channels: tuple[PositiveInt, ...] = (64, 32, 16, 16, 8)
     in_channels: PositiveInt = 3  # channels of one slice fed to the model
     context: int = Field(0, ge=0, le=4)  # 2.5D: slices i-k..i+k of the same patient as extra channels
-    epochs: PositiveInt = 12
-    batch_size: PositiveInt = 16
-    lr: float = Field(0.003, gt=0)
+    epochs: PositiveInt = 12  # validation rounds: the run's `steps` are split into this many epochs
+    steps: Union[PositiveInt, Auto] = AUTO  # optimizer steps of the whole run (the lr schedule's length)
+    batch_size: Union[PositiveInt, Auto] = AUTO
+    lr: Union[Annotated[float, Field(gt=0)], Auto] = AUTO  # peak learning rate
     weight_decay: float = Field(1e-4, ge=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     scheduler: Literal["onecycle", "cosine"] = "onecycle"
@@ -67,6 +63,16 @@ class Train(Section):
         if not any(self.loss.values()):
             raise ValueError("loss needs at least one non-zero weight")
         return self
+
+    @property
+    def auto_keys(self) -> list[str]:
+        """The keys still set to `auto` (the plan resolves them; training refuses them)."""
+        return [key for key in ("steps", "batch_size", "lr") if getattr(self, key) == AUTO]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps between two validations: `steps` split into `epochs` rounds."""
+        return -(-int(self.steps) // self.epochs)
 
     @property
     def slices(self) -> int:
@@ -100,24 +106,3 @@ def check_models(train: Train, models: dict[str, dict]) -> None:
     check_model_names(models)
     for name in models:
         with_overrides(train, models, name)
-
-
-class Training(StageParams):
-    """The params a train stage reads; the other sections are left to their own stages."""
-
-    base: Base = Base()
-    train: Train = Train()
-    models: dict[str, dict] = DEFAULT_MODELS
-
-    @model_validator(mode="after")
-    def _models_valid(self) -> "Training":
-        check_models(self.train, self.models)
-        return self
-
-    def model(self, name: str) -> Train:
-        return with_overrides(self.train, self.models, name)
-
-
-def load_training(path: Path | str = "params.yaml") -> Training:
-    """`base`, `train` and `models` of the params file, validated; InputError naming each bad key."""
-    return validate(Training, read_params(path), path)

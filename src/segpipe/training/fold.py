@@ -66,7 +66,8 @@ def _datasets(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows: np
     tiles = read_tiles(paths.images.parent)
     tile = paths.layout.tile
     train_set = TileDataset(paths.images, paths.masks, tiles[tiles.row.isin(train_rows)], tile, draw=True,
-                            foreground=cfg.foreground, seed=seed, augmentation=augmentation, neighbours=neighbours)
+                            foreground=cfg.foreground, seed=seed, augmentation=augmentation, neighbours=neighbours,
+                            draws=cfg.steps_per_epoch * cfg.batch_size)
     val_set = TileDataset(paths.images, paths.masks, tiles[tiles.row.isin(val_rows)], tile, draw=False,
                           neighbours=neighbours)
     return train_set, val_set, None
@@ -76,6 +77,10 @@ def build_loaders(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows
                   dist: Distributed = Distributed(), neighbours: np.ndarray | None = None):
     """The training loader (uniform, lesion-weighted or tile draws) and the plain val loader.
 
+An epoch of the training loader is `cfg.steps_per_epoch` batches, whatever the number of
+training images: a small set is passed over several times, a large one in part (nnU-Net's
+fixed iterations per epoch); over the run, `cfg.steps` optimizer steps.
+
     The training loader augments with albumentations only when `augment.batched` is off;
     otherwise `BatchAugment` does it on the device. Under DDP each process takes its shard
     of every pass, in batches of batch_size / world size, so the global batch matches a
@@ -84,8 +89,8 @@ def build_loaders(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows
     train_set, val_set, weights = _datasets(cfg, paths, train_rows, val_rows, seed, neighbours)
     batch_size = max(1, cfg.batch_size // dist.world_size)
     train_loader = make_loader(train_set, batch_size, shuffle=True, seed=seed, num_workers=cfg.num_workers,
-                               weights=weights, drop_last=len(train_set) > cfg.batch_size,
-                               shard=(dist.rank, dist.world_size))
+                               weights=weights, drop_last=True, shard=(dist.rank, dist.world_size),
+                               draws=cfg.steps_per_epoch * batch_size * dist.world_size)
     val_loader = make_loader(val_set, cfg.batch_size * 2, shuffle=False, seed=seed, num_workers=cfg.num_workers)
     return train_loader, val_loader
 

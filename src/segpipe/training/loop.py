@@ -11,6 +11,7 @@ with an atomic checkpoint (`segpipe.training.resume`) that an interrupted run co
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +25,7 @@ from segpipe.cache import stacks
 from segpipe.config.train import Train
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import pick_device, seed_everything
+from segpipe.evaluation.baselines import MARGIN
 from segpipe.evaluation.metrics import Counts
 from segpipe.network.contract import VIEWS, InferenceContract
 from segpipe.network.inputs import autocast, normalize, to_device, to_model_input
@@ -32,6 +34,7 @@ from segpipe.training.augment import BatchAugment
 from segpipe.training.distributed import Distributed
 from segpipe.training.fold import FoldPaths, build_loaders, write_oof
 from segpipe.training.live import open_live
+from segpipe.training.loaders import mask_areas
 from segpipe.training.resume import (
     TrainingState,
     mark_finished,
@@ -143,7 +146,8 @@ def train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, see
     Resumes from `paths.last` when it holds an unfinished run of the same inputs. Stops early
     after `cfg.patience` epochs without a val Dice gain (0 = never). With `dist` from torchrun,
     each process trains on its shard with DDP and only rank 0 writes. Returns the fold's
-    metrics (on rank 0): best epoch, its val loss and Dice, the OOF Dice with TTA, epochs run.
+    metrics (on rank 0): best epoch, its val loss and Dice, the OOF Dice with TTA, epochs and steps
+    run, and whether the val Dice ever beat predicting every image empty (`learned`; warned if not).
     """
     with dist.group():
         return _train_fold(cfg, folds, fold, paths, seed, dist)
@@ -168,6 +172,9 @@ class _FoldRun:
 
 
 def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> _FoldRun:
+    if cfg.auto_keys:
+        raise InputError(f"train: {', '.join(cfg.auto_keys)} still 'auto': the plan stage resolves them "
+                         "(train from data/plan/models/<model>.json)")
     seed_everything(seed + fold)
     device = dist.device() if dist.enabled else pick_device()
     if device.type == "cuda":
@@ -184,7 +191,7 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
     train_rows = np.flatnonzero(folds.fold.to_numpy() != fold)
     val_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
     train_loader, val_loader = build_loaders(cfg, paths, train_rows, val_rows, seed + fold, dist, neighbours)
-    optimizer, scheduler = build_optimizer(model, cfg, cfg.epochs * len(train_loader))
+    optimizer, scheduler = build_optimizer(model, cfg, cfg.epochs * cfg.steps_per_epoch)
     use_fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
     state = TrainingState(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_fp16),
                           train_loader.generator, ema=_ema(model, cfg))
@@ -236,7 +243,13 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
         ids = folds.id.astype(str).to_numpy()[run.val_rows]
         oof_dice = write_oof(evaluated, contract, paths, run.val_rows, ids, run.device, cfg.batch_size * 2,
                              run.neighbours)
-        metrics = {**best, "oof_dice": oof_dice, "epochs_run": done}
+        empty = 0.0 if run.tiled else float(np.mean(mask_areas(paths.masks, run.val_rows) == 0))
+        metrics = {**best, "oof_dice": oof_dice, "epochs_run": done, "steps": done * cfg.steps_per_epoch,
+                   "val_empty_dice": empty, "learned": bool(best["val_dice"] > empty + MARGIN)}
+        if not metrics["learned"]:
+            print(f"warning: fold {fold}: val dice never rose above {best['val_dice']:.4f}, against {empty:.4f} for "
+                  f"predicting every image empty: this fold learned nothing; try a higher train.lr or more "
+                  f"train.steps (docs/plan.md)", file=sys.stderr, flush=True)
         if paths.last:
             mark_finished(paths.last, run.key, done)
     dist.barrier()  # the others wait until rank 0's files are complete

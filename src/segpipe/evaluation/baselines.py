@@ -1,0 +1,46 @@
+"""The trivial submissions a CV must beat: all empty, and (for dense masks) all foreground.
+
+A model that learned nothing on a set of mostly empty images still scores the all-empty
+Dice (every empty image counts 1), so a CV is only news when it is above these. The
+threshold and submit stages warn when it is not; a fold whose val Dice never rose above
+its own all-empty score is named in the train log and in its metrics.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from segpipe.evaluation.metrics import Counts
+
+MARGIN = 0.01  # a CV within this of a baseline has not beaten it
+
+
+def baselines(true: np.ndarray, pixels: int, groups: np.ndarray | None = None) -> dict:
+    """Per-image (and per-group) Dice of the all-empty and the all-foreground submissions.
+
+    `true` holds each image's true foreground area, `pixels` an image's pixel count.
+    """
+    true = np.asarray(true, dtype=np.int64)
+    zeros = np.zeros_like(true)
+    found = {"empty": Counts(zeros, zeros, true), "full": Counts(true, np.full_like(true, pixels), true)}
+    scores = {}
+    for name, counts in found.items():
+        scores[f"{name}_dice"] = float(counts.image_dice().mean())
+        if groups is not None:
+            scores[f"{name}_patient_dice"] = counts.group_dice(groups)
+    return scores
+
+
+def not_beaten(score: float, scores: dict, key: str = "dice") -> list[str]:
+    """The baselines (named as in `baselines`) that `score` does not beat by MARGIN."""
+    return [name for name in ("empty", "full") if f"{name}_{key}" in scores
+            and score < scores[f"{name}_{key}"] + MARGIN]
+
+
+def warning(what: str, score: float, scores: dict, key: str = "dice") -> str | None:
+    """One line saying `what` scores no better than a trivial submission, or None when it does."""
+    beaten_not = not_beaten(score, scores, key)
+    if not beaten_not:
+        return None
+    described = ", ".join(f"all-{name} {scores[f'{name}_{key}']:.4f}" for name in beaten_not)
+    return (f"warning: {what} {score:.4f} does not beat the trivial submission ({described}): the model has "
+            "learned (almost) nothing; try a higher train.lr or more train.steps (docs/plan.md)")

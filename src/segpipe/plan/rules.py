@@ -1,0 +1,108 @@
+"""The plan: every `auto` param resolved from the fingerprint by a fixed rule; a set value always wins.
+
+docs/plan.md gives each rule with the measurement behind it. The rules, in order:
+
+- training size (resize mode): the smallest candidate size whose round-trip Dice (`fingerprint`)
+  at the quantile ROUND_TRIP_QUANTILE reaches ROUND_TRIP_BOUND, within `prepare.max_size`'s
+  pixels; tile mode when that size is over the budget and the training images share one size:
+  the images at the wanted scale, crops of the largest budget-sized tile.
+- batch size: BATCH images up to BATCH_PIXELS pixels each; fewer (a power of two, at least 2)
+  for larger inputs, so a batch holds about BATCH * BATCH_PIXELS pixels.
+- steps: PASSES passes over a fold's training images, at least MIN_STEPS optimizer steps.
+- peak lr: LR (AdamW) or SGD_LR.
+- post-processing grids: 0, a quarter and a half of the 1st percentile of the object areas and
+  their 1st, 5th, 10th and 25th percentiles, in pixels at training size.
+"""
+from __future__ import annotations
+
+import math
+
+from segpipe.config.data import Prepare
+from segpipe.config.evaluation import Threshold
+from segpipe.config.train import AUTO, Train
+from segpipe.plan.fingerprint import scaled_sides
+
+ROUND_TRIP_QUANTILE, ROUND_TRIP_BOUND = "p25", 0.95
+BATCH, BATCH_PIXELS = 16, 128 * 128
+PASSES, MIN_STEPS = 12, 300
+LR, SGD_LR = 0.003, 0.01
+AREA_QUANTILES = ("p01", "p05", "p10", "p25")
+
+
+def _native(fingerprint: dict) -> tuple[int, int]:
+    return fingerprint["height"]["median"], fingerprint["width"]["median"]
+
+
+def wanted_side(fingerprint: dict) -> int:
+    """The smallest candidate short side whose round trip keeps the objects (the native one if none does)."""
+    for side, quantiles in sorted(fingerprint["round_trip"].items(), key=lambda item: int(item[0])):
+        if quantiles[ROUND_TRIP_QUANTILE] >= ROUND_TRIP_BOUND:
+            return int(side)
+    return min(_native(fingerprint))
+
+
+def plan_prepare(fingerprint: dict, prepare: Prepare) -> dict:
+    """mode, size, scale and tile of the cache; set keys are kept as they are."""
+    height, width = _native(fingerprint)
+    budget = prepare.max_size[0] * prepare.max_size[1]
+    side = wanted_side(fingerprint)
+    sides = scaled_sides(height, width, side)
+    mode = prepare.mode
+    if mode == AUTO:
+        too_big = sides[0] * sides[1] > budget and prepare.size == AUTO
+        mode = "tile" if too_big and fingerprint["one_size"] else "resize"
+    if prepare.size != AUTO:
+        size = list(prepare.size)
+    else:  # within the budget: shrink the wanted size until it fits
+        while sides[0] * sides[1] > budget and side > 32:
+            side -= 32
+            sides = scaled_sides(height, width, side)
+        size = list(sides)
+    scale = prepare.scale if prepare.scale != AUTO else round(min(1.0, wanted_side(fingerprint) / min(height, width)), 4)
+    if prepare.tile != AUTO:
+        tile = list(prepare.tile)
+    else:  # the largest square of multiples of 32 within the budget and the scaled image
+        scaled_short = int(min(height, width) * scale)
+        edge = max(32, min(int(math.isqrt(budget)), scaled_short) // 32 * 32)
+        tile = [edge, edge]
+    return {"mode": mode, "size": size, "scale": scale, "tile": tile}
+
+
+def input_pixels(prepare_plan: dict) -> int:
+    """Pixels of one training input: the cached image (resize mode) or the crop (tile mode)."""
+    sides = prepare_plan["tile"] if prepare_plan["mode"] == "tile" else prepare_plan["size"]
+    return sides[0] * sides[1]
+
+
+def plan_train(fingerprint: dict, prepare_plan: dict, cfg: Train, n_splits: int) -> Train:
+    """`cfg` with steps, batch size and lr resolved."""
+    values = {}
+    if cfg.batch_size == AUTO:
+        scale = BATCH_PIXELS / input_pixels(prepare_plan)
+        values["batch_size"] = BATCH if scale >= 1 else max(2, 2 ** int(math.log2(BATCH * scale)))
+    batch = values.get("batch_size", cfg.batch_size)
+    if cfg.steps == AUTO:
+        fold_images = fingerprint["images"] * (n_splits - 1) / n_splits
+        values["steps"] = max(MIN_STEPS, math.ceil(PASSES * fold_images / batch))
+    if cfg.lr == AUTO:
+        values["lr"] = LR if cfg.optimizer == "adamw" else SGD_LR
+    return cfg.model_copy(update=values)
+
+
+def area_grid(fingerprint: dict, prepare_plan: dict) -> list[int]:
+    """0 and the small quantiles of the object areas, in pixels of the cached images."""
+    height, width = _native(fingerprint)
+    size = prepare_plan["size"]
+    shrink = size[0] * size[1] / (height * width) if prepare_plan["mode"] == "resize" else prepare_plan["scale"] ** 2
+    areas = fingerprint["objects"]["area"]
+    if not areas:
+        return [0]
+    smallest = [areas["p01"] * shrink / 4, areas["p01"] * shrink / 2]  # below the smallest objects: specks
+    return sorted({0, *(int(round(a)) for a in smallest), *(int(round(areas[q] * shrink)) for q in AREA_QUANTILES)})
+
+
+def plan_threshold(fingerprint: dict, prepare_plan: dict, threshold: Threshold) -> Threshold:
+    """`threshold` with its auto area grids set from the objects' sizes."""
+    grid = area_grid(fingerprint, prepare_plan)
+    values = {key: tuple(grid) for key in ("gate_areas", "min_components") if getattr(threshold, key) == AUTO}
+    return threshold.model_copy(update=values)

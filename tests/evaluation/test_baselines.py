@@ -1,0 +1,21 @@
+import numpy as np
+import pytest
+
+from segpipe.evaluation.baselines import MARGIN, baselines, not_beaten, warning
+
+
+def test_all_empty_scores_the_share_of_empty_images_and_all_full_the_dense_ones():
+    true = np.array([0, 0, 0, 50, 100])  # 3 of 5 images empty, 100-pixel images
+    scores = baselines(true, pixels=100, groups=np.array(["a", "a", "b", "b", "c"]))
+    assert scores["empty_dice"] == pytest.approx(0.6)
+    assert scores["empty_patient_dice"] == pytest.approx(1 / 3)  # only patient a has no foreground
+    assert scores["full_dice"] == pytest.approx((2 * 50 / 150 + 1.0) / 5)
+    assert scores["full_patient_dice"] == pytest.approx((0 + 2 * 50 / 250 + 1.0) / 3)
+
+
+def test_a_score_is_warned_about_unless_it_beats_every_baseline_by_the_margin():
+    scores = {"empty_dice": 0.7, "full_dice": 0.1}
+    assert not_beaten(0.7 + MARGIN / 2, scores) == ["empty"]
+    assert warning("CV dice", 0.70, scores).startswith("warning: CV dice 0.7000 does not beat")
+    assert "all-empty 0.7000" in warning("CV dice", 0.70, scores)
+    assert warning("CV dice", 0.879, scores) is None
