@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from segpipe.evaluation.baselines import MARGIN, baselines, not_beaten, warning
+from segpipe.evaluation.baselines import MARGIN, baselines, dice_lost, not_beaten, warning
+from segpipe.evaluation.metrics import Counts
 
 
 def test_all_empty_scores_the_share_of_empty_images_and_all_full_the_dense_ones():
@@ -19,3 +20,10 @@ def test_a_score_is_warned_about_unless_it_beats_every_baseline_by_the_margin():
     assert warning("CV dice", 0.70, scores).startswith("warning: CV dice 0.7000 does not beat")
     assert "all-empty 0.7000" in warning("CV dice", 0.70, scores)
     assert warning("CV dice", 0.879, scores) is None
+
+
+def test_the_lost_dice_splits_into_false_positives_misses_and_boundaries():
+    counts = Counts(inter=np.array([0, 0, 0, 30, 0]), pred=np.array([0, 5, 0, 40, 0]), true=np.array([0, 0, 20, 40, 0]))
+    lost = dice_lost(counts)
+    assert lost == pytest.approx({"false_positive": 1 / 5, "missed": 1 / 5, "boundary": (1 - 60 / 80) / 5})
+    assert sum(lost.values()) == pytest.approx(1 - counts.image_dice().mean())

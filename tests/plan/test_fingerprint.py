@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from segpipe.plan.fingerprint import candidate_sides, dice, measure, scaled_sides
+from segpipe.plan.fingerprint import dice, measure
+from segpipe.plan.sizes import candidate_sides, scaled_sides
 from tests.conftest import TINY
 
 

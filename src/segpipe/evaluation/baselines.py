@@ -44,3 +44,16 @@ def warning(what: str, score: float, scores: dict, key: str = "dice") -> str | N
     described = ", ".join(f"all-{name} {scores[f'{name}_{key}']:.4f}" for name in beaten_not)
     return (f"warning: {what} {score:.4f} does not beat the trivial submission ({described}): the model has "
             "learned (almost) nothing; try a higher train.lr or more train.steps (docs/plan.md)")
+
+
+def dice_lost(counts: Counts) -> dict:
+    """Where the per-image Dice is lost: 1 - mean Dice split over the kinds of image.
+
+    `false_positive`: empty images given a mask (each costs 1); `missed`: images with
+    foreground predicted empty (each costs 1); `boundary`: images where both have pixels
+    (each costs 1 - its Dice). The three sum to 1 - the mean per-image Dice.
+    """
+    dice = counts.image_dice()
+    truth, pred = counts.true > 0, counts.pred > 0
+    kinds = {"false_positive": ~truth & pred, "missed": truth & ~pred, "boundary": truth & pred}
+    return {name: float((1 - dice[where]).sum() / len(dice)) for name, where in kinds.items()}

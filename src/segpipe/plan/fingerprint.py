@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,25 +21,14 @@ from tqdm import tqdm
 
 from segpipe.cache.images import resize_mask
 from segpipe.core.runtime import opencv_threads
-from segpipe.datasets import Competition
+from segpipe.plan.sizes import candidate_sides, scaled_sides
+
+if TYPE_CHECKING:
+    from segpipe.datasets import Competition
 
 SAMPLE = 400  # images decoded for the pixel statistics (Carvana's 5088 would take minutes on 2 cores)
-# candidate training sizes, by their short side (those under the images' short side, and the native size)
-SIDES = (32, 64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024)
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.9)
 _INTENSITY_PIXELS = 4096  # pixels of each sampled image kept for the intensity percentiles
-
-
-def scaled_sides(height: int, width: int, short: int) -> tuple[int, int]:
-    """(H, W) scaled so that the short side is `short`, each side rounded to a multiple of 32 (at least 32)."""
-    scale = short / min(height, width)
-    return tuple(max(32, int(round(side * scale / 32)) * 32) for side in (height, width))
-
-
-def candidate_sides(height: int, width: int) -> list[int]:
-    """The short sides tried: every one of SIDES below the native short side, then the native size itself."""
-    short = min(height, width)
-    return [side for side in SIDES if side < short] + [short]
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

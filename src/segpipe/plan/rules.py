@@ -20,12 +20,12 @@ import math
 from segpipe.config.data import Prepare
 from segpipe.config.evaluation import Threshold
 from segpipe.config.train import AUTO, Train
-from segpipe.plan.fingerprint import scaled_sides
+from segpipe.plan.sizes import scaled_sides
 
 ROUND_TRIP_QUANTILE, ROUND_TRIP_BOUND = "p25", 0.95
 BATCH, BATCH_PIXELS = 16, 128 * 128
 PASSES, MIN_STEPS = 12, 300
-LR, SGD_LR = 0.003, 0.01
+LR, SGD_LR = 0.01, 0.01
 AREA_QUANTILES = ("p01", "p05", "p10", "p25")
 
 
