@@ -11,6 +11,7 @@ meanwhile, or the times mean nothing.
     python bench/ablation.py                        # every row, seeds 42 1 2
     python bench/ablation.py --rows baseline "context 1" --seeds 42
     python bench/ablation.py --rows competition --seeds 42   # the competition recipe
+    python bench/ablation.py --rows plan "lr 0.003"           # the planned defaults against lr 0.003
 """
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The old default first (lr 0.01, 2D, no EMA), then each addition alone, then all together.
+# The plan's defaults (`auto` everywhere), then the recipe rows of docs/recipe.md: lr 0.01, 2D,
+# no EMA, then each addition alone, then all together.
 ROWS = {
+    "plan": {},
     "baseline": {"train.lr": 0.01, "train.context": 0, "train.ema": 0.0},
     "lr 0.003": {"train.lr": 0.003, "train.context": 0, "train.ema": 0.0},
     "EMA 0.99": {"train.lr": 0.01, "train.context": 0, "train.ema": 0.99},

@@ -53,7 +53,8 @@ def main() -> None:
         holdout = json.loads((repo / "metrics/holdout.json").read_text())
         plan = json.loads((repo / "data/plan.json").read_text())
         if args.keep:
-            subprocess.run(["cp", "-r", str(repo / "metrics"), str(repo / "data/plan.json"), str(args.keep)], check=True)
+            kept = [str(repo / "metrics"), str(repo / "data/plan.json"), str(args.keep)]
+            subprocess.run(["cp", "-r", *kept], check=True)
     model = next(iter(plan["models"].values()))
     sides = plan["prepare"]["size"] if plan["prepare"]["mode"] == "resize" else plan["prepare"]["tile"]
     result = {"overrides": args.overrides, "wall_s": round(wall), "size": sides, "steps": model["steps"],
@@ -61,7 +62,8 @@ def main() -> None:
               "holdout_dice": holdout["dice"], "holdout_patient_dice": holdout["patient_dice"],
               "empty_dice": cv["baselines"]["empty_dice"]}
     print(json.dumps(result))
-    print("| overrides | wall | size | steps | OOF per image | OOF per patient | holdout per image | holdout per patient |")
+    print("| overrides | wall | size | steps | OOF per image | OOF per patient | holdout per image "
+          "| holdout per patient |")
     print(f"| `{' '.join(args.overrides) or 'none'}` | {wall / 60:.1f} min | {sides[0]}x{sides[1]} | {model['steps']} "
           f"| {cv['dice']:.4f} | {cv['patient_dice']:.4f} | {holdout['dice']:.4f} | {holdout['patient_dice']:.4f} |")
 

@@ -1,4 +1,7 @@
-"""DVC stage `fingerprint`: measure the training set (sizes, intensities, empty share, object sizes) into data/fingerprint.json."""
+"""DVC stage `fingerprint`: measure the training set (sizes, intensities, empty share, object sizes).
+
+Writes data/fingerprint.json, which the plan stage derives the `auto` params from.
+"""
 from segpipe.config.data import load_data_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import write_json

@@ -3,7 +3,8 @@
 data/plan.json holds the fingerprint and the whole plan (`dvc metrics show` lists it); the
 files under data/plan/ are what prepare, each train@<model>-<fold> and threshold read, one
 per consumer, so that a change reruns only the stages it reaches. Loading the whole params
-file here also checks every model spec before prepare and training start.
+file and building each model's network (random weights) here checks every model spec before
+prepare and training start.
 """
 import json
 
@@ -21,6 +22,7 @@ def main() -> None:
     models = {name: plan_train(fingerprint, prepare, params.model(name), params.folds.n_splits).model_dump(mode="json")
               for name in params.models}
     threshold = plan_threshold(fingerprint, prepare, params.threshold).model_dump(mode="json")
+    check_networks(params)
     with atomic_path(args.out) as tmp:
         (tmp / "models").mkdir(parents=True)
         write_json(tmp / "prepare.json", prepare)
@@ -36,6 +38,19 @@ def main() -> None:
         print(f"  {name}: {model['steps']} steps of batch {model['batch_size']}, lr {model['lr']}, "
               f"{model['epochs']} validations")
     print(f"  post-processing areas {list(threshold['gate_areas'])}, components {list(threshold['min_components'])}")
+
+
+def check_networks(params) -> None:
+    """Build every model's network (random weights, nothing downloaded): a bad arch, encoder or
+    decoder fails here, before prepare and training, naming the model."""
+    from segpipe.core.errors import InputError
+    from segpipe.network.model import build_model, model_spec  # torch: only once the params are valid
+
+    for name in params.models:
+        try:
+            build_model(model_spec(params.model(name)), encoder_weights=None)
+        except InputError as err:
+            raise InputError(f"models.{name}: {err}") from None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """DVC stage `train@<model>-<fold>`: train one model on one fold; write its checkpoint, OOF and metrics.
 
 The model's training params come from the plan (data/plan/models/<model>.json: `train` with the
-model's overrides and every `auto` resolved). A killed run leaves `--last` (the per-epoch resume state); rerunning the stage continues from it.
+model's overrides and every `auto` resolved). A killed run leaves `--last` (the per-epoch resume state);
+rerunning the stage continues from it.
 With `train.devices` > 1 the stage restarts itself under torchrun, one process per device.
 """
 import os

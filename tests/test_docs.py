@@ -297,11 +297,22 @@ def test_the_extractor_finds_the_commands():
     readme = {c.argv for c in commands if c.page == "README.md"}
     # the README's two commands, the per-dataset table, and the notebook lines
     for expected in [("run",), ("test",), ("repro",), ("install",),
-                     ("exp", "run", "-S", "base.dataset=lgg", "-S", "prepare.size=[256,256]")]:
+                     ("exp", "run", "-S", "base.dataset=lgg")]:
         assert expected in readme, f"{expected} not found in README.md"
     assert any(c.argv[:4] == ("exp", "run", "-S", "base.dataset=folder") for c in of("dvc"))
     for page in PAGES:
         assert any(c.page == str(page.relative_to(ROOT)) for c in commands), f"no command found in {page.name}"
+
+
+def test_the_readme_dataset_commands_set_only_the_dataset_and_where_it_is():
+    """The plan chooses size, batch, steps and lr: the README's commands say which data, never how to train."""
+    runs = [c for c in of("dvc") if c.page == "README.md" and runs_pipeline(c) and set_params(c)]
+    assert len(runs) >= 6
+    for command in runs:
+        keys = {value.split("=", 1)[0] for value in set_params(command)}
+        assert "base.dataset" in keys, command
+        assert all(key == "base.dataset" or key.endswith(".source") or key.startswith("folder.") for key in keys), \
+            command
 
 
 def check_set_params(command: Command, scratch: Path) -> None:

@@ -18,11 +18,11 @@ import textwrap
 import threading
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
-from segpipe.cache.folds import stratified_group_folds
+from segpipe.core.runtime import write_json
+from segpipe.plan.fingerprint import measure
 from tests.conftest import TINY, TINY_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +46,9 @@ def workspace(path: Path, params: dict, raw: Path | None = None, prepared: Path 
     (path / "params.yaml").write_text(yaml.safe_dump(params))
     (path / "stages").symlink_to(ROOT / "stages")
     (path / "data" / "raw").mkdir(parents=True)
+    (path / "data" / "plan").mkdir()  # what the plan stage would give prepare for PARAMS
+    write_json(path / "data" / "plan" / "prepare.json",
+               {"mode": "resize", "size": list(TINY_SIZE), "scale": 1.0, "tile": list(TINY_SIZE)})
     if raw is not None:
         (path / "data" / "raw" / "synthetic").symlink_to(raw)
     if prepared is not None:
@@ -96,14 +99,19 @@ def test_bad_params_stop_a_stage_at_start_naming_the_key(tmp_path, stage, change
     assert not temps_under(cwd)
 
 
-def test_an_unknown_encoder_stops_train_before_it_writes_anything(tmp_path, prepared_dir):
-    params = {**PARAMS, "train": {"encoder_name": "resnet19", "encoder_depth": 3, "decoder_channels": [16, 8, 8]}}
-    cwd = workspace(tmp_path, params, prepared=prepared_dir)
-    index = pd.read_csv(prepared_dir / "train.csv", dtype={"id": str, "group": str})
-    stratified_group_folds(index, 2, seed=0).to_csv(cwd / "data" / "folds.csv", index=False)
-    done = run_stage(cwd, stage_command("train"))
-    assert_one_error_line(done, "params.yaml: train.", "resnet19")
-    assert sorted(p.name for p in cwd.iterdir()) == ["data", "params.yaml", "stages"]  # no models/, oof/, ...
+@pytest.mark.parametrize("models, named", [
+    ({"unet": {"encoder_name": "resnet19"}}, "resnet19"),
+    ({"unet": {}, "x": {"arch": "Nope"}}, "models.x: params.yaml: train.arch"),
+])
+def test_a_bad_model_spec_stops_the_plan_before_prepare_and_training(tmp_path, competition, models, named):
+    """The plan builds each network (random weights): a bad arch or encoder fails before any data is cached."""
+    params = {**PARAMS, "train": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}, "models": models}
+    cwd = workspace(tmp_path, params)
+    write_json(cwd / "data" / "fingerprint.json", measure(competition, seed=0, workers=1, sample=10))
+    done = run_stage(cwd, stage_command("plan"))
+    assert_one_error_line(done, named)
+    assert sorted(p.name for p in (cwd / "data" / "plan").iterdir()) == ["prepare.json"]  # only the workspace's own
+    assert not (cwd / "data" / "plan.json").exists()
 
 
 # --- a stage killed mid-way, then rerun ------------------------------------------------------

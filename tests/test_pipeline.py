@@ -72,7 +72,9 @@ def test_metrics_and_plots_are_there(repo, first_run):
     assert sum(cv["weights"].values()) == pytest.approx(1) and min(cv["weights"].values()) >= 0
     assert blend["dice"] >= max(score["dice"] for score in blend["models"].values())  # never below the best model
     shown = run(["dvc", "metrics", "show", "--json"], repo)
-    assert "fpn/fold1.json" in shown and "cv.json" in shown and "blend.json" in shown
+    assert "fpn/fold1.json" in shown and "cv.json" in shown and "blend.json" in shown and "plan.json" in shown
+    assert set(cv["baselines"]) >= {"empty_dice", "full_dice", "empty_patient_dice"}
+    assert sum(cv["lost"].values()) == pytest.approx(1 - cv["dice"])
     run(["dvc", "plots", "show", "--json"], repo)
     assert not (repo / "data/prepared/test_images.npy").exists()  # predict read the test images from the raw files
 
@@ -92,20 +94,30 @@ def test_same_params_and_code_give_the_same_bytes(first_digests, tmp_path):
 def test_a_threshold_param_reruns_only_threshold_submit_and_report(repo, first_run):
     edit_params(repo, {"threshold": {"gate_areas": [0, 5, 10]}})
     ran = ran_stages(run(["dvc", "repro"], repo))
-    # submit and report follow only if the rule changed (DVC skips a stage whose deps are unchanged)
-    assert "threshold" in ran and ran <= {"threshold", "submit", "report"}
+    # the plan writes the grids for threshold alone; submit and report follow only if the rule changed
+    assert {"plan", "threshold"} <= ran <= {"plan", "threshold", "submit", "report"}
+
+
+def test_a_train_param_replans_and_retrains_but_never_prepares(repo, first_run):
+    edit_params(repo, {"train": {**SMALL["train"], "lr": 0.004}})
+    stale = run(["dvc", "status"], repo)
+    assert "plan" in stale and "prepare" not in stale and "fingerprint" not in stale
+    ran = ran_stages(run(["dvc", "repro"], repo))
+    assert {"plan", "train@unet-0", "train@fpn-1"} <= ran
+    assert not ran & {"download", "fingerprint", "prepare", "folds"}
+    assert json.loads((repo / "data/plan/models/unet.json").read_text())["lr"] == 0.004
 
 
 def test_one_models_param_retrains_that_model_alone(repo, first_run):
     """models.fpn.lr: fpn's folds, its test probabilities, the blend and what follows; never the U-Net."""
     edit_params(repo, {"models": {**MODELS["models"], "fpn": {**MODELS["models"]["fpn"], "lr": 0.0007}}})
     stale = run(["dvc", "status"], repo)
-    assert "train@fpn-0" in stale and "train@unet-0" not in stale
+    assert "plan" in stale and "prepare" not in stale
     ran = ran_stages(run(["dvc", "repro"], repo))
-    # threshold and what follows rerun only if the blended maps changed (DVC skips a stage whose
-    # inputs came out byte-identical), which a weight of 0 for fpn would prevent
-    assert {"train@fpn-0", "train@fpn-1", "predict@fpn", "blend"} <= ran
-    assert ran <= {"train@fpn-0", "train@fpn-1", "predict@fpn", "blend", "threshold", "submit", "report"}
+    # the plan rewrites fpn's file alone; threshold and what follows rerun only if the blended maps
+    # changed (DVC skips a stage whose inputs came out byte-identical), which a weight of 0 for fpn would prevent
+    assert {"plan", "train@fpn-0", "train@fpn-1", "predict@fpn", "blend"} <= ran
+    assert ran <= {"plan", "train@fpn-0", "train@fpn-1", "predict@fpn", "blend", "threshold", "submit", "report"}
 
 
 def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):

@@ -11,6 +11,7 @@ import yaml
 from torch.utils.data import RandomSampler
 
 from segpipe.cache.folds import stratified_group_folds
+from segpipe.config.train import Train
 from segpipe.training.loaders import ShardSampler
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +33,12 @@ def test_two_cpu_processes_train_one_fold_and_only_rank_0_writes(prepared_dir, t
     index = pd.read_csv(prepared_dir / "train.csv", dtype={"id": str, "group": str})
     stratified_group_folds(index, 2, seed=0).to_csv(tmp_path / "folds.csv", index=False)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": TINY_TRAIN}))
+    (tmp_path / "plan").mkdir()  # what the plan stage writes for these params: `train` as it is
+    (tmp_path / "plan" / "unet.json").write_text(Train(**TINY_TRAIN).model_dump_json())
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "stages/train.py"), "--model", "unet", "--fold", "1", "--prepared",
-           str(prepared_dir), "--folds", "folds.csv", "--checkpoint", "out/model.pt", "--oof", "out/oof", "--live", "out/live",
-           "--metrics", "out/metrics.json", "--last", "out/last.pt"]
+    cmd = [sys.executable, str(ROOT / "stages/train.py"), "--model", "unet", "--fold", "1", "--plan", "plan",
+           "--prepared", str(prepared_dir), "--folds", "folds.csv", "--checkpoint", "out/model.pt", "--oof", "out/oof",
+           "--live", "out/live", "--metrics", "out/metrics.json", "--last", "out/last.pt"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr

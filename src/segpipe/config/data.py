@@ -68,7 +68,7 @@ Side2 = tuple[PositiveInt, PositiveInt]
 class Prepare(Section):
     """How the training images are cached; `auto` keys are resolved by the plan (`segpipe.plan.rules`)."""
 
-    mode: Literal["resize", "tile", "auto"] = "auto"  # resize: whole images at `size`; tile: at `scale`, crops of `tile`
+    mode: Literal["resize", "tile", "auto"] = "auto"  # resize: whole images at `size`; tile: `scale`, `tile` crops
     size: Union[Side2, Literal["auto"]] = "auto"
     scale: Union[Annotated[float, Field(gt=0, le=1)], Literal["auto"]] = "auto"  # tile mode: 1 = native, 0.5 = half
     tile: Union[Side2, Literal["auto"]] = "auto"  # tile mode: the crop the model sees

@@ -24,7 +24,8 @@ class Threshold(Section):
 
     @model_validator(mode="after")
     def _in_range(self) -> "Threshold":
-        sized = [v for key in ("gate_areas", "min_components") if getattr(self, key) != "auto" for v in getattr(self, key)]
+        sized = [value for key in ("gate_areas", "min_components") if getattr(self, key) != "auto"
+                 for value in getattr(self, key)]
         if any(a < 0 for a in (*sized, *self.keep_largest)):
             raise ValueError("gate_areas, min_components and keep_largest must be >= 0")
         if any(not 0 < g < 1 for g in self.gate_thresholds):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import segmentation_models_pytorch as smp
 import torch
@@ -13,17 +14,25 @@ from segpipe.config.sections import STAGE_DECODERS
 from segpipe.core.errors import InputError
 from segpipe.paths.artifacts import remake
 
+if TYPE_CHECKING:
+    from segpipe.config.train import Train
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to rebuild the network; stored in every checkpoint. Made from the
-    `train` params by `segpipe.training.loop.model_spec` (params.yaml holds the defaults)."""
+    `train` params by `model_spec` (params.yaml holds the defaults)."""
 
     arch: str
     encoder_name: str
     encoder_depth: int
     decoder_channels: tuple[int, ...]
     in_channels: int
+
+
+def model_spec(cfg: Train) -> ModelSpec:
+    """The network part of `cfg` (what rebuilds the weights); the rest is how it is trained."""
+    return ModelSpec(cfg.arch, cfg.encoder_name, cfg.encoder_depth, tuple(cfg.decoder_channels), cfg.model_channels)
 
 
 WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")

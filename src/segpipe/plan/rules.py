@@ -58,7 +58,8 @@ def plan_prepare(fingerprint: dict, prepare: Prepare) -> dict:
             side -= 32
             sides = scaled_sides(height, width, side)
         size = list(sides)
-    scale = prepare.scale if prepare.scale != AUTO else round(min(1.0, wanted_side(fingerprint) / min(height, width)), 4)
+    wanted_scale = round(min(1.0, wanted_side(fingerprint) / min(height, width)), 4)
+    scale = prepare.scale if prepare.scale != AUTO else wanted_scale
     if prepare.tile != AUTO:
         tile = list(prepare.tile)
     else:  # the largest square of multiples of 32 within the budget and the scaled image

@@ -29,7 +29,7 @@ from segpipe.evaluation.baselines import MARGIN
 from segpipe.evaluation.metrics import Counts
 from segpipe.network.contract import VIEWS, InferenceContract
 from segpipe.network.inputs import autocast, normalize, to_device, to_model_input
-from segpipe.network.model import ModelSpec, WeightedLoss, build_model, save_checkpoint
+from segpipe.network.model import ModelSpec, WeightedLoss, build_model, model_spec, save_checkpoint
 from segpipe.training.augment import BatchAugment
 from segpipe.training.distributed import Distributed
 from segpipe.training.fold import FoldPaths, build_loaders, write_oof
@@ -43,11 +43,6 @@ from segpipe.training.resume import (
     save_resume,
     trim_live_history,
 )
-
-
-def model_spec(cfg: Train) -> ModelSpec:
-    """The network part of `cfg` (what rebuilds the weights); the rest is how it is trained."""
-    return ModelSpec(cfg.arch, cfg.encoder_name, cfg.encoder_depth, tuple(cfg.decoder_channels), cfg.model_channels)
 
 
 def inference_contract(cfg: Train) -> InferenceContract:
