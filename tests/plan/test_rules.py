@@ -71,3 +71,10 @@ def test_training_refuses_an_unresolved_plan():
     assert Train().auto_keys == ["steps", "batch_size", "lr"]
     with pytest.raises(ValueError):
         Prepare(size=(100, 100))
+
+
+def test_tile_mode_passes_cover_every_tile():
+    plan = rules.plan_prepare(fingerprint(1280, 1918, wanted=640), Prepare())
+    assert rules.crops_per_image(fingerprint(1280, 1918), plan) == 5 * 8  # 640x959 in 128x128 tiles
+    tiled = rules.plan_train(fingerprint(1280, 1918, images=1000), plan, Train(), n_splits=5)
+    assert tiled.steps == -(-rules.PASSES * 800 * 40 // rules.BATCH)

@@ -8,7 +8,8 @@ docs/plan.md gives each rule with the measurement behind it. The rules, in order
   the images at the wanted scale, crops of the largest budget-sized tile.
 - batch size: BATCH images up to BATCH_PIXELS pixels each; fewer (a power of two, at least 2)
   for larger inputs, so a batch holds about BATCH * BATCH_PIXELS pixels.
-- steps: PASSES passes over a fold's training images, at least MIN_STEPS optimizer steps.
+- steps: PASSES passes over a fold's training images (over their tiles in tile mode), at least
+  MIN_STEPS optimizer steps.
 - peak lr: LR (AdamW) or SGD_LR.
 - post-processing grids: 0, a quarter and a half of the 1st percentile of the object areas and
   their 1st, 5th, 10th and 25th percentiles, in pixels at training size.
@@ -75,6 +76,16 @@ def input_pixels(prepare_plan: dict) -> int:
     return sides[0] * sides[1]
 
 
+def crops_per_image(fingerprint: dict, prepare_plan: dict) -> int:
+    """Inputs that cover one image once: 1 in resize mode, its tiles in tile mode."""
+    if prepare_plan["mode"] != "tile":
+        return 1
+    height, width = _native(fingerprint)
+    tile = prepare_plan["tile"]
+    scale = prepare_plan["scale"]
+    return math.ceil(height * scale / tile[0]) * math.ceil(width * scale / tile[1])
+
+
 def plan_train(fingerprint: dict, prepare_plan: dict, cfg: Train, n_splits: int) -> Train:
     """`cfg` with steps, batch size and lr resolved."""
     values = {}
@@ -83,8 +94,8 @@ def plan_train(fingerprint: dict, prepare_plan: dict, cfg: Train, n_splits: int)
         values["batch_size"] = BATCH if scale >= 1 else max(2, 2 ** int(math.log2(BATCH * scale)))
     batch = values.get("batch_size", cfg.batch_size)
     if cfg.steps == AUTO:
-        fold_images = fingerprint["images"] * (n_splits - 1) / n_splits
-        values["steps"] = max(MIN_STEPS, math.ceil(PASSES * fold_images / batch))
+        fold_inputs = fingerprint["images"] * (n_splits - 1) / n_splits * crops_per_image(fingerprint, prepare_plan)
+        values["steps"] = max(MIN_STEPS, math.ceil(PASSES * fold_inputs / batch))
     if cfg.lr == AUTO:
         values["lr"] = LR if cfg.optimizer == "adamw" else SGD_LR
     return cfg.model_copy(update=values)
