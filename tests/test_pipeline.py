@@ -46,8 +46,8 @@ def first_digests(repo, first_run) -> dict[str, str]:
 
 
 def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run, first_digests):
-    assert ran_stages(first_run) == {"download", "prepare", "folds", *TRAINED, "predict@unet", "predict@fpn", "blend",
-                                     "threshold", "submit", "report"}
+    assert ran_stages(first_run) == {"download", "fingerprint", "plan", "prepare", "folds", *TRAINED,
+                                     "predict@unet", "predict@fpn", "blend", "threshold", "submit", "report"}
     sample = pd.read_csv(repo / "data/raw/synthetic/sample_submission.csv", dtype=str)
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["img", "rle_mask"]

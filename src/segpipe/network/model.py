@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import segmentation_models_pytorch as smp
 import torch
@@ -13,9 +13,6 @@ from torch import nn
 from segpipe.config.sections import STAGE_DECODERS
 from segpipe.core.errors import InputError
 from segpipe.paths.artifacts import remake
-
-if TYPE_CHECKING:
-    from segpipe.config.train import Train
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,20 @@ class ModelSpec:
     in_channels: int
 
 
-def model_spec(cfg: Train) -> ModelSpec:
+class NetworkParams(Protocol):
+    """The network fields of the `train` params (segpipe.config.train.Train), named here so that
+    this module, and the stages that only run networks, do not depend on the training params."""
+
+    arch: str
+    encoder_name: str
+    encoder_depth: int
+    decoder_channels: list[int]
+
+    @property
+    def model_channels(self) -> int: ...
+
+
+def model_spec(cfg: NetworkParams) -> ModelSpec:
     """The network part of `cfg` (what rebuilds the weights); the rest is how it is trained."""
     return ModelSpec(cfg.arch, cfg.encoder_name, cfg.encoder_depth, tuple(cfg.decoder_channels), cfg.model_channels)
 
