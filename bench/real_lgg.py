@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("source", type=Path, help="the LGG folder (kaggle_3m/ or a folder above it), or its zip")
     parser.add_argument("-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a param override, its value parsed as YAML (as `dvc exp run -S` does)")
-    parser.add_argument("--keep", type=Path, default=None, help="copy the run's metrics/ and data/plan.json here")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="copy the run's metrics/, data/plan.json and the dvc output (repro.log) here")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     overrides = {"base.dataset": "lgg", "lgg.source": str(args.source.resolve())}
@@ -54,7 +55,9 @@ def main() -> None:
         plan = json.loads((repo / "data/plan.json").read_text())
         if args.keep:
             kept = [str(repo / "metrics"), str(repo / "data/plan.json"), str(args.keep)]
+            args.keep.mkdir(parents=True, exist_ok=True)
             subprocess.run(["cp", "-r", *kept], check=True)
+            (args.keep / "repro.log").write_text(done.stdout + done.stderr)
     model = next(iter(plan["models"].values()))
     sides = plan["prepare"]["size"] if plan["prepare"]["mode"] == "resize" else plan["prepare"]["tile"]
     result = {"overrides": args.overrides, "wall_s": round(wall), "size": sides, "steps": model["steps"],

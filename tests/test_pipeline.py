@@ -75,6 +75,8 @@ def test_metrics_and_plots_are_there(repo, first_run):
     assert "fpn/fold1.json" in shown and "cv.json" in shown and "blend.json" in shown and "plan.json" in shown
     assert set(cv["baselines"]) >= {"empty_dice", "full_dice", "empty_patient_dice"}
     assert sum(cv["lost"].values()) == pytest.approx(1 - cv["dice"])
+    groups = pd.read_csv(repo / "data/folds.csv", dtype=str).group.nunique()
+    assert cv["patients_lost"]["patients"] == groups and len(cv["patients_lost"]["worst"]) == min(5, groups)
     run(["dvc", "plots", "show", "--json"], repo)
     assert not (repo / "data/prepared/test_images.npy").exists()  # predict read the test images from the raw files
 
@@ -89,6 +91,15 @@ def test_same_params_and_code_give_the_same_bytes(first_digests, tmp_path):
     run(["dvc", "repro"], again)
     assert {"submissions/submit.csv.gz", "data/folds.csv", "metrics/cv.json"} <= set(first_digests)
     assert digests(again) == first_digests
+
+
+def test_python_bytecode_beside_the_sources_changes_no_stage(repo, first_run):
+    """Python writes __pycache__/ into the library folders that stages depend on; .dvcignore skips it."""
+    before = run(["dvc", "status"], repo)
+    cache = repo / "src/segpipe/datasets/__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "stray.cpython-311.pyc").write_bytes(b"not code")
+    assert run(["dvc", "status"], repo) == before
 
 
 def test_a_threshold_param_reruns_only_threshold_submit_and_report(repo, first_run):
@@ -132,6 +143,8 @@ def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):
     holdout = json.loads((repo / "metrics/holdout.json").read_text())
     assert holdout["patients"] == 1 and holdout["images"] == SMALL["synthetic"]["slices_per_patient"]
     assert 0 <= holdout["dice"] <= 1
+    assert sum(holdout["lost"].values()) == pytest.approx(1 - holdout["dice"])
+    assert holdout["patients_lost"]["worst"][0]["dice"] == pytest.approx(holdout["patient_dice"])  # one patient
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["id", "rle_mask"]
     assert submission.id.str.extract(r"^(p\d+)_")[0].nunique() == 1

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from segpipe.evaluation.baselines import MARGIN, baselines, dice_lost, not_beaten, warning
+from segpipe.evaluation.baselines import MARGIN, POOR, baselines, dice_lost, not_beaten, patients_lost, warning
 from segpipe.evaluation.metrics import Counts
 
 
@@ -27,3 +27,16 @@ def test_the_lost_dice_splits_into_false_positives_misses_and_boundaries():
     lost = dice_lost(counts)
     assert lost == pytest.approx({"false_positive": 1 / 5, "missed": 1 / 5, "boundary": (1 - 60 / 80) / 5})
     assert sum(lost.values()) == pytest.approx(1 - counts.image_dice().mean())
+
+
+def test_the_lost_patient_dice_names_the_worst_patients_and_the_share_of_the_failed_ones():
+    # patient a: outlined well (Dice 0.9); b: missed (nothing predicted); c: a third (2·10 / (20 + 40))
+    counts = Counts(inter=np.array([45, 0, 0, 0, 10, 0]), pred=np.array([50, 0, 0, 0, 10, 10]),
+                    true=np.array([50, 0, 30, 10, 20, 20]))
+    lost = patients_lost(counts, np.array(["a", "a", "b", "b", "c", "c"]))
+    assert lost["patients"] == 3 and lost["poor"] == 2  # b (0.0) and c (1/3) are under POOR
+    assert POOR == 0.5
+    assert [row["group"] for row in lost["worst"]] == ["b", "c", "a"]
+    assert lost["worst"][0] == {"group": "b", "dice": 0.0, "true_pixels": 40, "pred_pixels": 0}
+    assert lost["poor_share"] == pytest.approx((1.0 + 2 / 3) / 3)
+    assert lost["quantiles"]["p50"] == pytest.approx(1 / 3)

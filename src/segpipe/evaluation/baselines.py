@@ -8,10 +8,13 @@ its own all-empty score is named in the train log and in its metrics.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from segpipe.evaluation.metrics import Counts
+from segpipe.evaluation.metrics import Counts, image_dice
 
 MARGIN = 0.01  # a CV within this of a baseline has not beaten it
+POOR = 0.5  # a patient under this Dice counts as failed in `patients_lost`
+WORST = 5  # patients listed by name in `patients_lost`
 
 
 def baselines(true: np.ndarray, pixels: int, groups: np.ndarray | None = None) -> dict:
@@ -57,3 +60,25 @@ def dice_lost(counts: Counts) -> dict:
     truth, pred = counts.true > 0, counts.pred > 0
     kinds = {"false_positive": ~truth & pred, "missed": truth & ~pred, "boundary": truth & pred}
     return {name: float((1 - dice[where]).sum() / len(dice)) for name, where in kinds.items()}
+
+
+def patients_lost(counts: Counts, groups: np.ndarray) -> dict:
+    """Where the per-patient Dice is lost: its spread over patients and the worst ones by name.
+
+    `poor_share` is the part of 1 - mean patient Dice that the patients under POOR account
+    for; `worst` lists the WORST lowest, with their true and predicted pixel totals (a
+    predicted total near 0 is a patient whose lesion was missed, not outlined badly).
+    """
+    table = pd.DataFrame({"group": np.asarray(groups), "inter": counts.inter, "pred": counts.pred,
+                          "true": counts.true}).groupby("group")[["inter", "pred", "true"]].sum()
+    table["dice"] = image_dice(table.inter, table.pred, table.true)
+    table = table.sort_values(["dice", "true"], kind="stable")
+    poor = table.dice < POOR
+    return {
+        "patients": int(len(table)),
+        "quantiles": {f"p{q}": float(table.dice.quantile(q / 100)) for q in (10, 25, 50)},
+        "poor": int(poor.sum()),
+        "poor_share": float((1 - table.dice[poor]).sum() / len(table)),
+        "worst": [{"group": str(group), "dice": float(row.dice), "true_pixels": int(row.true),
+                   "pred_pixels": int(row.pred)} for group, row in table.head(WORST).iterrows()],
+    }

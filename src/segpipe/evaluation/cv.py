@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from segpipe.evaluation import oof_files
-from segpipe.evaluation.baselines import baselines, dice_lost
+from segpipe.evaluation.baselines import baselines, dice_lost, patients_lost
 from segpipe.evaluation.metrics import counts_at_cuts, probability_histograms, threshold_to_uint8
 from segpipe.evaluation.tune import Grids, Search, rule_counts, search_rule
 
@@ -53,8 +53,9 @@ def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     """Tune the post-processing rule on all OOF images and report CV scores under it.
 
     Returns the metrics (overall and per-fold per-image Dice, per-patient Dice, Dice at a
-    plain 0.5 cut for reference, the trivial submissions' Dice (`baselines`), where the Dice is lost (`dice_lost`), the rule and the score after each search step) and the
-    search (the rule and the Dice-vs-threshold curve).
+    plain 0.5 cut for reference, the trivial submissions' Dice (`baselines`), where the
+    Dice is lost per image (`lost`) and per patient (`patients_lost`), the rule and the score
+    after each search step) and the search (the rule and the Dice-vs-threshold curve).
     """
     fg, bg, rows = oof_histograms(folds, oof_paths, masks_path)
     maps = partial(oof_maps, folds, oof_paths, masks_path)
@@ -70,6 +71,7 @@ def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
         "dice_at_0.5": float(plain.mean()),
         "baselines": baselines(counts.true, int(fg[0].sum() + bg[0].sum()), groups),
         "lost": dice_lost(counts),
+        "patients_lost": patients_lost(counts, groups),
         "rule": dataclasses.asdict(search.rule),
         "search": search.steps,
         "images": int(len(rows)),

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from segpipe import rle
+from segpipe.evaluation.baselines import dice_lost, patients_lost
 from segpipe.evaluation.metrics import Counts, mask_counts
 
 
@@ -14,7 +15,8 @@ def score_holdout(path: Path, competition) -> dict:
     """Score a submission against a labelled holdout test set at the original resolution.
 
     Returns mean per-image Dice (empty on empty scores 1), per-patient Dice (pixels pooled
-    over each patient's slices) and the image count: a leaderboard you can read locally.
+    over each patient's slices), the image count, and where the Dice is lost per image and
+    per patient (as in metrics/cv.json): a leaderboard you can read locally.
     """
     spec = competition.submission
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -30,4 +32,6 @@ def score_holdout(path: Path, competition) -> dict:
         "patient_dice": counts.group_dice(groups),
         "images": len(counts),
         "patients": len(set(groups)),
+        "lost": dice_lost(counts),
+        "patients_lost": patients_lost(counts, groups),
     }
