@@ -37,8 +37,12 @@ def test_holdout_score_is_one_for_the_truth_and_the_empty_share_for_nothing(raw_
     held = datasets.load("synthetic", raw_dir, holdout_patients=0.34, seed=3)
     truth = [held.read_mask(path) for path in held.test["mask"]]
     write(tmp_path / "perfect.csv.gz", held, truth)
-    assert score_holdout(tmp_path / "perfect.csv.gz", held) == {"dice": 1.0, "patient_dice": 1.0, "images": len(truth),
-                                                                 "patients": 2}
+    perfect = score_holdout(tmp_path / "perfect.csv.gz", held)
+    assert {key: perfect[key] for key in ("dice", "patient_dice", "images", "patients")} == {
+        "dice": 1.0, "patient_dice": 1.0, "images": len(truth), "patients": 2}
+    assert perfect["lost"] == {"false_positive": 0.0, "missed": 0.0, "boundary": 0.0}
+    assert perfect["patients_lost"]["poor"] == 0
     write(tmp_path / "empty.csv.gz", held, [np.zeros_like(m) for m in truth])
     score = score_holdout(tmp_path / "empty.csv.gz", held)
     assert score["dice"] == pytest.approx(np.mean([not m.any() for m in truth]))
+    assert score["lost"]["missed"] == pytest.approx(np.mean([m.any() for m in truth]))  # every lesion missed
