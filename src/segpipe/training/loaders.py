@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Sequen
 from segpipe.cache import stacks
 from segpipe.cache.tiles import crop
 from segpipe.config.train import Augment
+from segpipe.core.runtime import opencv_threads
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -177,6 +178,19 @@ class ShardSampler(Sampler):
         return iter(indices[self.rank::self.world])
 
 
+class ForkSafeLoader(DataLoader):
+    """A DataLoader whose workers fork while OpenCV runs one thread.
+
+    Workers fork at every pass; a child forked while OpenCV's thread pool is configured for
+    several threads can hang in its first warp (seen as an intermittent stall with
+    `num_workers` > 0). The parent's setting is restored once the workers are started.
+    """
+
+    def _get_iterator(self):
+        with opencv_threads(1 if self.num_workers else None):
+            return super()._get_iterator()
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int,
                 weights: np.ndarray | None = None, drop_last: bool = False,
                 shard: tuple[int, int] = (0, 1), draws: int | None = None) -> DataLoader:
@@ -199,9 +213,9 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
     if world > 1:
         base = sampler or (RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset))
         sampler = ShardSampler(base, rank, world)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
-                      sampler=sampler, num_workers=num_workers, generator=generator,
-                      pin_memory=torch.cuda.is_available(), drop_last=drop_last,
-                      persistent_workers=False)
+    return ForkSafeLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
+                          sampler=sampler, num_workers=num_workers, generator=generator,
+                          pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+                          persistent_workers=False)
 
 
