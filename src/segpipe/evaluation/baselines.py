@@ -8,9 +8,8 @@ its own all-empty score is named in the train log and in its metrics.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from segpipe.evaluation.metrics import Counts, image_dice
+from segpipe.evaluation.metrics import Counts
 
 MARGIN = 0.01  # a CV within this of a baseline has not beaten it
 POOR = 0.5  # a patient under this Dice counts as failed in `patients_lost`
@@ -69,10 +68,7 @@ def patients_lost(counts: Counts, groups: np.ndarray) -> dict:
     for; `worst` lists the WORST lowest, with their true and predicted pixel totals (a
     predicted total near 0 is a patient whose lesion was missed, not outlined badly).
     """
-    table = pd.DataFrame({"group": np.asarray(groups), "inter": counts.inter, "pred": counts.pred,
-                          "true": counts.true}).groupby("group")[["inter", "pred", "true"]].sum()
-    table["dice"] = image_dice(table.inter, table.pred, table.true)
-    table = table.sort_values(["dice", "true"], kind="stable")
+    table = counts.group_totals(groups).sort_values(["dice", "true"], kind="stable")
     poor = table.dice < POOR
     return {
         "patients": int(len(table)),

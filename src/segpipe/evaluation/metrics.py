@@ -41,11 +41,15 @@ class Counts:
         """One Dice over all pixels of all images."""
         return float(image_dice(np.sum(self.inter), np.sum(self.pred), np.sum(self.true)))
 
-    def group_dice(self, groups: np.ndarray) -> float:
-        """The mean over groups (patients) of the Dice of each group's pixels pooled."""
+    def group_totals(self, groups: np.ndarray) -> pd.DataFrame:
+        """Each group's (patient's) pixels pooled: inter, pred and true per group, and its Dice."""
         table = pd.DataFrame({"group": np.asarray(groups), "inter": self.inter, "pred": self.pred, "true": self.true})
         totals = table.groupby("group")[["inter", "pred", "true"]].sum()
-        return float(image_dice(totals.inter, totals.pred, totals.true).mean())
+        return totals.assign(dice=image_dice(totals.inter, totals.pred, totals.true))
+
+    def group_dice(self, groups: np.ndarray) -> float:
+        """The mean over groups (patients) of the Dice of each group's pixels pooled."""
+        return float(self.group_totals(groups).dice.mean())
 
     def __len__(self) -> int:
         return len(self.inter)
