@@ -27,8 +27,25 @@ def run(cmd: list[str], cwd: Path, **env: str) -> str:
     return done.stdout + done.stderr
 
 
+def run_failing(cmd: list[str], cwd: Path, **env: str) -> str:
+    """Run `cmd` as `run` does; its output, asserting that it failed."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode != 0, f"{' '.join(cmd)} succeeded:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+ALWAYS_RUN = {"source"}  # indexes the user's source at every repro (always_changed); what follows reruns only on change
+
+
 def ran_stages(output: str) -> set[str]:
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    """The stages a `dvc repro` ran, less the `source` stage, which runs every time (tests/datasets/test_state.py)."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")} - ALWAYS_RUN
+
+
+def stale_stages(status: str) -> set[str]:
+    """The stages `dvc status` lists as changed, less the always-changed `source` stage."""
+    return {line[:-1] for line in status.splitlines() if line.endswith(":") and not line[0].isspace()} - ALWAYS_RUN
 
 
 def edit_params(repo: Path, changes: dict) -> None:

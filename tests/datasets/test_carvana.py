@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from indexing import index_then_download
 from PIL import Image
 
 from segpipe import datasets, rle
@@ -95,13 +96,13 @@ def test_download_asks_for_exactly_the_parts_load_reads(tmp_path: Path, monkeypa
     monkeypatch.setattr(kaggle, "download_competition", fake_download, raising=False)
     sources, raw = tmp_path / "sources", tmp_path / "raw" / "carvana"
     options = dict(sources=sources, kaggle_input=tmp_path / "no-kaggle-input", source=str(sources / "carvana"))
-    datasets.download("carvana", raw, **options)
+    index_then_download("carvana", raw, **options)
     assert calls == [(carvana.SLUG, ["train.zip", "train_masks.zip", "train_masks.csv.zip", "test.zip",
                                      "sample_submission.csv.zip"])]
     competition = datasets.load("carvana", raw, **options)
     assert len(competition.train) == len(CARS) * len(VIEWS)
     assert all(".zip!train/" in str(path) for path in competition.train.image)
-    datasets.download("carvana", raw, **options)  # a finished download is not fetched again
+    index_then_download("carvana", raw, **options)  # a finished download is not fetched again
     assert len(calls) == 1
 
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from indexing import index_then_download
 
 from segpipe import datasets, rle
 from segpipe.cache.prepare import prepare_competition
@@ -106,11 +107,9 @@ def test_errors_name_the_file_or_setting(tmp_path: Path) -> None:
 
 
 def _index(tmp_path: Path, source: Path, **extra) -> Path:
-    """Run the download stage's indexing of `source`; the raw folder it fills."""
-    raw = tmp_path / "raw" / "folder"
-    datasets.download("folder", raw, sources=tmp_path / "sources", kaggle_input=tmp_path / "none",
-                      source=str(source), **extra)
-    return raw
+    """Run the source and download stages' indexing of `source`; the raw folder it fills."""
+    return index_then_download("folder", tmp_path / "raw" / "folder", sources=tmp_path / "sources",
+                               kaggle_input=tmp_path / "none", source=str(source), **extra)
 
 
 @pytest.mark.parametrize("layout", RULES)
@@ -134,18 +133,19 @@ def test_a_changed_file_after_indexing_is_named(tmp_path: Path) -> None:
     source = make_source(tmp_path / "src", "beside")
     raw = _index(tmp_path, source, **options("beside"))
     _write(source / "images" / "case1_1.png", np.full((20, 20, 3), 7, np.uint8))
-    with pytest.raises(InputError, match="changed or missing since the download stage indexed them .*case1_1.png"):
+    with pytest.raises(InputError, match="changed or missing since the source stage indexed them .*case1_1.png"):
         datasets.load("folder", raw, sources=tmp_path / "sources", kaggle_input=tmp_path / "none",
                       source=str(source), **options("beside"))
 
 
-def test_a_full_disk_while_indexing_leaves_no_raw_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_while_indexing_leaves_no_index_and_no_raw_folder(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     source = make_source(tmp_path / "src", "beside")
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
-    with pytest.raises(InputError, match=re.escape(str(tmp_path / "raw" / "folder")) + r": no room to write it"):
+    with pytest.raises(InputError, match=re.escape(str(tmp_path / "raw" / "source.csv")) + r": no room to write it"):
         _index(tmp_path, source, **options("beside"))
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == []
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from indexing import index_then_download
 
 from segpipe import datasets, rle
 from segpipe.cache.folds import stratified_group_folds
@@ -119,8 +120,8 @@ def test_download_delegates_to_kaggle(root: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr("segpipe.kaggle.download_dataset", fake_download, raising=False)
     sources = tmp_path / "sources"
-    datasets.download("lgg", tmp_path / "raw" / "lgg", sources=sources, kaggle_input=tmp_path / "none",
-                      source=str(sources / "lgg"))
+    index_then_download("lgg", tmp_path / "raw" / "lgg", sources=sources, kaggle_input=tmp_path / "none",
+                        source=str(sources / "lgg"))
     assert calls == [("mateuszbuda/lgg-mri-segmentation", sources / "lgg")]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from indexing import index_then_download
 from PIL import Image
 
 from segpipe import datasets, rle
@@ -86,7 +87,7 @@ def test_download_takes_the_whole_competition(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setattr(kaggle, "download_competition", fake_download, raising=False)
     sources, raw = tmp_path / "sources", tmp_path / "raw" / "nerve"
     options = dict(sources=sources, kaggle_input=tmp_path / "no-kaggle-input", source=str(sources / "nerve"))
-    datasets.download("nerve", raw, **options)
+    index_then_download("nerve", raw, **options)
     assert calls == [(nerve.SLUG, None)]
     assert len(datasets.load("nerve", raw, **options).train) == len(SUBJECTS) * len(IMAGES)
 

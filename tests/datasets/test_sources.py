@@ -20,7 +20,7 @@ import pandas as pd
 import test_carvana
 import test_lgg
 import test_nerve
-from dvc_repo import make_repo, ran_stages, run
+from dvc_repo import make_repo, ran_stages, run, run_failing, stale_stages
 
 NO_CREDENTIALS = {"KAGGLE_USERNAME": "", "KAGGLE_KEY": "", "KAGGLE_API_TOKEN": ""}
 
@@ -78,7 +78,7 @@ def run_from_source_then_leave_it(repo: Path, dataset: str, source: Path, **env:
     run(["dvc", "exp", "apply", f"from-{dataset}"], repo, **env)
     run(["dvc", "checkout"], repo, **env)
     run(["dvc", "gc", "-w", "-f"], repo, **env)  # drops the synthetic run's cache
-    assert "up to date" in run(["dvc", "status"], repo, **env)
+    assert stale_stages(run(["dvc", "status"], repo, **env)) == set()
     assert snapshot(source) == before, "a DVC command changed the user's source"
     return ran
 
@@ -125,25 +125,35 @@ def test_a_kaggle_notebook_input_is_found_and_scored_without_credentials(tmp_pat
     assert snapshot(mounted) == before
 
 
-def test_an_edited_added_or_removed_source_file_shows_in_dvc_status(tmp_path: Path) -> None:
+def test_an_edited_added_or_removed_source_file_is_named_and_reruns_what_it_feeds(tmp_path: Path) -> None:
+    """The source stage runs at every repro; download and what follows rerun only when the index changed."""
     source = test_lgg.build(tmp_path / "lgg")
     repo = make_repo(tmp_path / "repo", {"base": {"dataset": "lgg"}, "lgg": {"source": str(source)}})
     run(["dvc", "repro", "download"], repo)
-    assert "up to date" in run(["dvc", "status", "download"], repo)
+    again = run(["dvc", "repro", "download"], repo)
+    assert "since the last index: no file changed" in again and ran_stages(again) == set()
     patient = sorted((source / "kaggle_3m").iterdir())[0]
-    edits = [
-        lambda: (patient / f"{patient.name}_1.tif").write_bytes((patient / f"{patient.name}_2.tif").read_bytes()),
-        lambda: (patient / "notes.txt").write_text("added"),
-        lambda: os.remove(patient / f"{patient.name}_3_mask.tif"),
-    ]
+    edited = f"kaggle_3m/{patient.name}/{patient.name}_1.tif"
     manifests = [(repo / "data/raw/lgg/manifest.csv").read_bytes()]
-    for edit in edits:
-        edit()
-        status = run(["dvc", "status", "download"], repo)
-        assert "changed deps" in status and str(source) in status, status
-        if edit is edits[-1]:
-            break  # a slice without its mask is an error of the data, tested by the adapter tests
-        assert ran_stages(run(["dvc", "repro", "download"], repo)) == {"download"}
-        manifests.append((repo / "data/raw/lgg/manifest.csv").read_bytes())
+    (patient / f"{patient.name}_1.tif").write_bytes((patient / f"{patient.name}_2.tif").read_bytes())
+    ran = run(["dvc", "repro", "download"], repo)
+    assert f"1 edited ({edited})" in ran and ran_stages(ran) == {"download"}, ran
+    manifests.append((repo / "data/raw/lgg/manifest.csv").read_bytes())
+    (patient / "notes.txt").write_text("added")  # not a slice: indexed, but not in the manifest
+    ran = run(["dvc", "repro", "download"], repo)
+    assert "no file changed" in ran and ran_stages(ran) == set(), ran
+    os.remove(patient / f"{patient.name}_3_mask.tif")
+    failed = run_failing(["dvc", "repro", "download"], repo)  # a slice without its mask: the adapter says so
+    assert f"{patient.name}_3" in failed and "Errno" not in failed, failed
     assert manifests[0] != manifests[1]  # the edited slice's fingerprint
-    assert manifests[1] == manifests[2]  # notes.txt is not a slice: indexed, but not in the manifest
+
+
+def test_a_mistyped_source_is_segpipes_error_and_blocks_no_other_dataset(tmp_path: Path) -> None:
+    """`dvc exp run -S lgg.source=<typo>` leaves the typo in params.yaml; the synthetic default still runs."""
+    repo = make_repo(tmp_path / "repo", {})
+    missing = tmp_path / "nonexistent" / "lgg"
+    failed = run_failing(["dvc", "exp", "run", "-S", "base.dataset=lgg", "-S", f"lgg.source={missing}"], repo)
+    assert f"error: {missing}: lgg.source does not exist" in failed and "Errno" not in failed, failed
+    assert str(missing) in (repo / "params.yaml").read_text()  # DVC leaves the failed run's params
+    ran = run(["dvc", "exp", "run", "-S", "base.dataset=synthetic"], repo)
+    assert {"download", "prepare", "submit"} <= ran_stages(ran)

@@ -1,9 +1,10 @@
 """Dataset adapters, chosen by name (`base.dataset`).
 
 The synthetic adapter generates its files into the raw folder. Every real dataset is read in
-place from its source (see `source.py`): `download` indexes the source into the raw folder's
-manifest, fetching it from Kaggle first only when segpipe's own folder is still empty, and
-`load` reads the source back through that manifest. An adapter module provides
+place from its source (see `source.py`): `index` fingerprints the files of the source that the
+dataset uses, fetching it from Kaggle first only when segpipe's own folder is still empty;
+`download` copies that index into the raw folder's manifest, and `load` reads the source back
+through the manifest. An adapter module provides
 `load(tree, **options) -> Competition` over a `Tree` of the source, and `KAGGLE`, where
 the dataset lives on Kaggle. Stages call only the functions here, which also apply the
 generic patient holdout.
@@ -19,6 +20,7 @@ import numpy as np
 
 from segpipe.core.errors import InputError
 from segpipe.datasets import source as source_files
+from segpipe.datasets import state as source_state
 from segpipe.datasets.base import Competition, SubmissionSpec
 from segpipe.datasets.tree import Tree
 
@@ -35,7 +37,8 @@ ADAPTERS = {
     "folder": "segpipe.datasets.folder",
 }
 
-__all__ = ["ADAPTERS", "Competition", "SubmissionSpec", "download", "hold_out_patients", "load", "load_chosen"]
+__all__ = ["ADAPTERS", "Competition", "SubmissionSpec", "download", "hold_out_patients", "index", "load",
+           "load_chosen"]
 
 
 def _adapter(name: str):
@@ -44,21 +47,39 @@ def _adapter(name: str):
     return importlib.import_module(ADAPTERS[name])
 
 
-def download(name: str, root: Path, *, sources: Path = Path("data/sources"), kaggle_input: Path = Path("/kaggle/input"),
-             source: str | None = None, seed: int = 0, **options) -> None:
-    """Fill the raw folder `root`: the synthetic files, or the manifest of a real dataset's source."""
+def index(name: str, out: Path, *, sources: Path = Path("data/sources"), kaggle_input: Path = Path("/kaggle/input"),
+          source: str | None = None, seed: int = 0, owned: Path | None = None, **options) -> None:
+    """Write the csv `out`: the content index of real dataset `name`'s source (no rows for the synthetic one).
+
+    The source is fetched from Kaggle first when it is segpipe's own, still empty folder.
+    Fingerprints are remembered by file stat under `sources`, so an unchanged source is not
+    read again; what changed since the last index is printed.
+    """
+    adapter = _adapter(name)
+    if name == "synthetic":
+        source_files.write_index(Tree({}, "synthetic"), [], Path(out))
+        return
+    if source is not None and owned is not None and Path(source).resolve().is_relative_to(Path(owned).resolve()):
+        raise InputError(f"{name}.source {source} is inside {owned}, which DVC owns and rewrites: "
+                         "never put data there; point the source at a folder of your own")
+    tree = _source_tree(name, adapter, source, sources, kaggle_input, fetch=True)
+    files = source_files.used_files(adapter.load(tree, **options), tree)
+    changes = source_files.write_index(tree, files, Path(out), state=source_state.state_file(sources, name))
+    since = "" if changes is None else f"; since the last index: {changes}"
+    print(f"{name}: indexed {len(files)} files of {tree.where} into {out}{since}")
+
+
+def download(name: str, root: Path, *, index_file: Path | None = None, seed: int = 0, **options) -> None:
+    """Fill the raw folder `root`: the synthetic files, or the manifest of a real dataset's source.
+
+    A real dataset's manifest is a copy of `index_file`, what `index` wrote for it.
+    """
     adapter = _adapter(name)
     if name == "synthetic":
         adapter.download(Path(root), seed=seed, **options)
         return
-    if source is not None and Path(source).resolve().is_relative_to(Path(root).parent.resolve()):
-        raise InputError(f"{name}.source {source} is inside {Path(root).parent}, which DVC owns and rewrites: "
-                         "never put data there; point the source at a folder of your own")
-    tree = _source_tree(name, adapter, source, sources, kaggle_input, fetch=True)
-    competition = adapter.load(tree, **options)
-    files = source_files.used_files(competition, tree)
-    source_files.write_manifest(tree, files, Path(root))
-    print(f"{name}: indexed {len(files)} files of {tree.where} into {Path(root) / source_files.MANIFEST}")
+    if index_file is None or source_files.write_manifest(Path(index_file), Path(root)) == 0:
+        raise InputError(f"{index_file}: lists no file of {name}: run the source stage first (`dvc repro source`)")
 
 
 def load(name: str, root: Path, *, holdout_patients: float = 0.0, seed: int = 0, sources: Path = Path("data/sources"),

@@ -3,14 +3,15 @@
 A dataset's `source` is a folder or zip that already holds it: a download made by hand, a
 kagglehub cache folder, a Kaggle Notebook's read-only `/kaggle/input/<slug>`, or the folder
 segpipe downloads into (`data/sources/<dataset>`, the default). Sources are only ever
-read: the download stage indexes one in place into `manifest.csv` (name, size and content
-fingerprint of every file the dataset uses), and prepare and submit read the source
-through that manifest. The source itself is a dependency of the download stage, never an
-output, so no DVC command can delete, move or re-permission a file in it.
+read: the `source` stage indexes the chosen one in place, at every `dvc repro`, into
+`data/source.csv` (name, size and content fingerprint of every file the dataset uses); the
+download stage copies that index into the raw folder's `manifest.csv`, through which
+prepare and submit read the source. A source is neither a DVC dependency nor an output, so
+no DVC command can delete, move or re-permission a file in it, and a mistyped path is
+segpipe's own error, which blocks no other dataset.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path
 
+from . import state as source_state
 from .tree import Tree
 
 MANIFEST = "manifest.csv"
@@ -67,8 +69,8 @@ def locate(name: str, source: Path, sources: Path, kaggle_input: Path, home: Kag
                 print(f"{name}: reading the Kaggle input folder {folder} ({name}.source is not set)")
             return folder
     if not fetch:
-        raise InputError(f"{source}: no finished download of {name} here: run the download stage "
-                         f"(`dvc repro download`) or set {name}.source")
+        raise InputError(f"{source}: no finished download of {name} here: run the source stage "
+                         f"(`dvc repro source`) or set {name}.source")
     if home.kind == "competition":
         kaggle.download_competition(home.name, source, files=home.files)
     else:
@@ -92,26 +94,34 @@ def used_files(competition, tree: Tree) -> list[str]:
     return sorted({by_locator[locator] for locator in locators})
 
 
-def write_manifest(tree: Tree, names: list[str], out_dir: Path, workers: int = 4) -> None:
-    """Write `out_dir/manifest.csv`: name, size and content fingerprint of each of `names`, sorted.
+def write_index(tree: Tree, names: list[str], path: Path, state: Path | None = None) -> source_state.Changes | None:
+    """Write the csv `path`: name, size and content fingerprint of each of `names`, sorted.
 
     No absolute path goes in, so the same data indexed on another machine or at another
-    mount point gives the same manifest (and nothing downstream reruns).
+    mount point gives the same index (and nothing downstream reruns). Fingerprints are
+    remembered in `state` by file stat; the changes since the last index are returned.
     """
-    with ThreadPoolExecutor(workers) as pool:  # hashing reads files; it releases the GIL
-        fingerprints = list(pool.map(tree.fingerprint, names))
+    fingerprints, changes = source_state.fingerprints(tree, names, state)
     table = pd.DataFrame({"name": names, "size": [tree.entries[n].size for n in names], "fingerprint": fingerprints})
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return changes
+
+
+def write_manifest(index: Path, out_dir: Path) -> int:
+    """Fill `out_dir` with `manifest.csv`, a copy of the source stage's `index`; the number of files it lists."""
+    table = pd.read_csv(index, dtype={"name": str, "fingerprint": str}, keep_default_na=False)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         table.to_csv(tmp / MANIFEST, index=False)
+    return len(table)
 
 
 def read_manifest(raw: Path, tree: Tree) -> Tree:
     """The part of `tree` that `raw/manifest.csv` lists, after checking that the files are unchanged.
 
     Sizes are compared for every file, and CRCs for zip members (free: the zip's directory
-    holds them); a full re-hash of plain files is left to DVC, which hashes the source as
-    the download stage's dependency.
+    holds them); plain files' contents are fingerprinted by the source stage, at every repro.
     """
     try:
         table = pd.read_csv(Path(raw) / MANIFEST, dtype={"name": str, "fingerprint": str}, keep_default_na=False)
@@ -124,7 +134,7 @@ def read_manifest(raw: Path, tree: Tree) -> Tree:
             changed.append(name)
     if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-        raise InputError(f"{tree.where}: files changed or missing since the download stage indexed them ({shown}); "
+        raise InputError(f"{tree.where}: files changed or missing since the source stage indexed them ({shown}); "
                          f"run `dvc repro` to index the source again")
     return Tree({name: tree.entries[name] for name in table.name}, tree.where)
 
