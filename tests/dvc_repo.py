@@ -19,18 +19,22 @@ SMALL = {
 }
 
 
+def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`cmd` with this virtualenv first on PATH (and `env` added)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+
+
 def run(cmd: list[str], cwd: Path, **env: str) -> str:
     """Run `cmd` with this virtualenv first on PATH (and `env` added); its output, asserting success."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    done = _run(cmd, cwd, env)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
 
 
 def run_failing(cmd: list[str], cwd: Path, **env: str) -> str:
     """Run `cmd` as `run` does; its output, asserting that it failed."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    done = _run(cmd, cwd, env)
     assert done.returncode != 0, f"{' '.join(cmd)} succeeded:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
 
@@ -39,7 +43,7 @@ ALWAYS_RUN = {"source"}  # indexes the user's source at every repro (always_chan
 
 
 def ran_stages(output: str) -> set[str]:
-    """The stages a `dvc repro` ran, less the `source` stage, which runs every time (tests/datasets/test_state.py)."""
+    """The stages a `dvc repro` ran, less the `source` stage, which runs every time (tests/datasets/test_sources.py)."""
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")} - ALWAYS_RUN
 
 

@@ -48,7 +48,7 @@ def _adapter(name: str):
 
 
 def index(name: str, out: Path, *, sources: Path = Path("data/sources"), kaggle_input: Path = Path("/kaggle/input"),
-          source: str | None = None, seed: int = 0, owned: Path | None = None, **options) -> None:
+          source: str | None = None, owned: Path | None = None, **options) -> None:
     """Write the csv `out`: the content index of real dataset `name`'s source (no rows for the synthetic one).
 
     The source is fetched from Kaggle first when it is segpipe's own, still empty folder.

@@ -69,7 +69,7 @@ def _stat_key(tree: Tree, name: str) -> list | None:
     if entry.crc is not None:
         return None
     stat = Path(entry.locator).stat()
-    return [str(Path(entry.locator).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    return [str(entry.locator), stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
 
 def _read(state: Path | None) -> dict:
