@@ -21,7 +21,8 @@ def main() -> None:
     prepare = plan_prepare(fingerprint, params.prepare)
     models = {name: plan_train(fingerprint, prepare, params.model(name), params.folds.n_splits).model_dump(mode="json")
               for name in params.models}
-    threshold = plan_threshold(fingerprint, prepare, params.threshold).model_dump(mode="json")
+    threshold = plan_threshold(fingerprint, prepare, params.threshold).model_dump(
+        mode="json", exclude={"classes"} if not params.threshold.classes else None)  # binary: the file as it was
     check_networks(params)
     with atomic_path(args.out) as tmp:
         (tmp / "models").mkdir(parents=True)

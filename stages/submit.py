@@ -8,6 +8,7 @@ import sys
 
 import pandas as pd
 
+from segpipe.cache.tiles import Layout
 from segpipe.config.data import load_data_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.errors import InputError
@@ -15,7 +16,7 @@ from segpipe.core.runtime import write_json
 from segpipe.datasets import load_chosen
 from segpipe.evaluation.baselines import warning
 from segpipe.evaluation.holdout import score_holdout
-from segpipe.evaluation.postprocess import Rule
+from segpipe.evaluation.postprocess import describe_rules, read_rules
 from segpipe.paths import artifacts
 from segpipe.paths.cache_files import TEST_INDEX
 from segpipe.submission.submit import Blend, write_submission
@@ -25,7 +26,8 @@ def main() -> None:
     args = parse_paths(__doc__, "raw", "sources", "prepared", "preds", "blend", "rule", "cv", "out", "holdout")
     params = load_data_params()
     competition = load_chosen(params, args.raw, args.sources)
-    rule = Rule.read(args.rule)  # the post-processing chosen out of fold, applied exactly as tuned
+    classes = Layout.read(args.prepared).classes
+    rules = read_rules(args.rule, classes)  # the post-processing chosen out of fold, applied exactly as tuned
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
     counts = json.loads(args.blend.read_text())["counts"]  # the weights tuned out of fold
     blend = Blend({name: artifacts.test_probs(args.preds, name) for name in params.models}, counts)
@@ -33,9 +35,10 @@ def main() -> None:
     if unknown:
         raise InputError(f"{args.blend}: weights for models {unknown} that params.yaml does not list; "
                          "rerun `dvc repro blend`")
-    write_submission(blend, test_index, competition.submission, rule, args.out)
+    write_submission(blend, test_index, competition.submission, rules, args.out, classes=classes)
     weights = ", ".join(f"{n} {c / sum(counts.values()):.2f}" for n, c in sorted(counts.items()))
-    print(f"wrote {args.out}: {len(test_index)} rows, blend {weights}, {rule.describe()}")
+    rows = len(test_index) * (len(classes) or 1)
+    print(f"wrote {args.out}: {rows} rows, blend {weights}, {describe_rules(rules, classes)}")
     cv = json.loads(args.cv.read_text())
     line = warning("its CV dice", cv["dice"], cv["baselines"])
     if line:

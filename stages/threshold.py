@@ -9,11 +9,15 @@ import sys
 
 import pandas as pd
 
+from segpipe.cache.tiles import Layout
 from segpipe.config.evaluation import Threshold, load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
+from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path, write_json
 from segpipe.evaluation.baselines import warning
 from segpipe.evaluation.cv import cross_validate
+from segpipe.evaluation.per_class import cross_validate_classes, threshold_curve
+from segpipe.evaluation.postprocess import describe_rules, write_rules
 from segpipe.evaluation.tune import Grids
 from segpipe.paths import artifacts
 
@@ -24,21 +28,36 @@ def main() -> None:
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     oof_paths = {k: artifacts.fold_dir(args.oof, k) for k in params.folds.train}
     cut = Threshold.model_validate_json(args.plan.read_text())  # the grids with `auto` resolved
-    grids = Grids(list(cut.gate_areas), list(cut.gate_thresholds), list(cut.min_components), list(cut.keep_largest))
-    metrics, search = cross_validate(folds, oof_paths, args.masks, grids)
-    rule = search.rule
+    classes = Layout.read(args.masks.parent).classes
+    unknown = sorted(set(cut.classes) - set(classes))
+    if unknown:
+        raise InputError(f"params.yaml: threshold.classes: {unknown} are not classes of this competition "
+                         f"({list(classes) or 'it has one class'})")
+    if classes:  # a rule per class, each searched on its own maps with its own grids
+        metrics, searches = cross_validate_classes(folds, oof_paths, args.masks, [grids(cut.of_class(name))
+                                                   for name in classes], classes)
+        curve = threshold_curve(searches, classes)
+    else:
+        metrics, search = cross_validate(folds, oof_paths, args.masks, grids(cut))
+        searches, curve = [search], search.curve
+    rules = [search.rule for search in searches]
     blend = json.loads(args.blend.read_text())
     write_json(args.metrics, {**metrics, "models": blend["models"], "weights": blend["weights"]})
-    rule.write(args.rule)
+    write_rules(args.rule, rules, classes)
     with atomic_path(args.plot) as tmp:
-        pd.DataFrame(search.curve).to_csv(tmp, index=False)
-    steps = "; ".join(f"{s['step']} {s['dice']:.4f}{'' if s['kept'] else ' (not kept)'}" for s in metrics["search"])
-    print(f"CV dice {metrics['dice']:.4f} (patient {metrics['patient_dice']:.4f}) with {rule.describe()}\n"
-          f"search: {steps}")
+        pd.DataFrame(curve).to_csv(tmp, index=False)
+    print(f"CV dice {metrics['dice']:.4f} (patient {metrics['patient_dice']:.4f}) with {describe_rules(rules, classes)}")
+    for name, scores in (metrics["classes"].items() if classes else [("search", metrics)]):
+        steps = "; ".join(f"{s['step']} {s['dice']:.4f}{'' if s['kept'] else ' (not kept)'}" for s in scores["search"])
+        print(f"{name}: {steps}" if classes else f"search: {steps}")
     for key, what in (("dice", "CV dice"), ("patient_dice", "CV patient dice")):
         line = warning(what, metrics[key], metrics["baselines"], key)
         if line:
             print(line, file=sys.stderr)
+
+
+def grids(cut: Threshold) -> Grids:
+    return Grids(list(cut.gate_areas), list(cut.gate_thresholds), list(cut.min_components), list(cut.keep_largest))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def test_good_oof_scores_perfectly(case):
     ("truncated", ": OOF probabilities unreadable"),
     ("stale", r"/ids.csv: 3 ids, not the 4 of this fold in the folds file \(id 3 is missing\); it is stale"),
     ("reordered", r"/ids.csv: 4 ids, not the 4 .*another order"),
-    ("shape", r"/probs.npy: shape \(4, 16\) uint8, expected \(4, H, W\)"),
+    ("shape", r"/probs.npy: shape \(4, 16\) uint8, expected \(4, \[C,\] H, W\)"),
 ])
 def test_a_bad_oof_folder_names_the_stage_to_rerun(case, damage, problem):
     folds, paths, masks = case

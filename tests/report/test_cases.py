@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segpipe.cache.tiles import Layout
 from segpipe.core.errors import InputError
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.postprocess import Rule
@@ -215,6 +216,7 @@ def test_stage_end_to_end(tmp_path):
     masks = np.stack([square(size, 3, 3, 4 + i % 5) if i % 3 else np.zeros((size, size), np.uint8) for i in range(n)])
     np.save(prepared / "train_images.npy", rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))
     np.save(prepared / "train_masks.npy", masks)
+    Layout("resize", (size, size)).write(prepared)
     for k in (0, 1):
         rows = folds.fold.to_numpy() == k
         noisy = masks[rows] * 200 + rng.integers(0, 60, (int(rows.sum()), size, size))

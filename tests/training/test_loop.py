@@ -133,7 +133,7 @@ def test_a_changed_train_param_ignores_the_old_checkpoint(prepared_dir, folds, t
 
 def test_early_stopping_keeps_the_best_epoch(prepared_dir, folds, tmp_path, monkeypatch):
     scripted = iter([0.5, 0.6, 0.55, 0.58, 0.9, 0.9])
-    monkeypatch.setattr(train_module, "evaluate", lambda *args, **kwargs: (1.0, next(scripted)))
+    monkeypatch.setattr(train_module, "evaluate", lambda *args, **kwargs: (1.0, [next(scripted)]))
     cfg = FAST.model_copy(update={"epochs": 6, "patience": 2, "batch_size": 32})
     metrics, paths = run_fold(prepared_dir, folds, tmp_path, cfg=cfg)
     assert metrics["epoch"] == 2 and metrics["val_dice"] == 0.6 and metrics["epochs_run"] == 4

@@ -18,3 +18,12 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     soft = cv2.resize(mask.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
     return (soft >= 128).astype(np.uint8)
+
+
+def resize_bits(mask: np.ndarray, size: tuple[int, int], classes: int) -> np.ndarray:
+    """Resize a (H, W) uint8 bit mask of `classes` classes (`segpipe.cache.classes`) to `size`: each
+    class by `resize_mask` on its own, then packed again."""
+    out = np.zeros(size, np.uint8)
+    for k in range(classes):
+        out |= resize_mask((mask >> k) & 1 > 0, size) << k
+    return out

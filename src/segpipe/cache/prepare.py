@@ -8,6 +8,7 @@ original sizes, read from the file headers, go into the test index.
 """
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from segpipe.cache.images import resize_image, resize_mask
+from segpipe.cache.classes import class_areas
+from segpipe.cache.images import resize_bits, resize_image, resize_mask
 from segpipe.cache.tiles import TILE_COLUMNS, Layout, scaled_size, tile_index
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path, create_npy, opencv_threads
@@ -27,7 +29,7 @@ from segpipe.datasets import Competition
 from segpipe.datasets.readers import image_size
 from segpipe.paths.cache_files import TEST_INDEX, TILES, TRAIN_IMAGES, TRAIN_INDEX, TRAIN_MASKS
 
-INDEX_COLUMNS = ("id", "group", "slice")  # the identity of a row, carried into the prepared indexes
+INDEX_COLUMNS = ("id", "group", "volume", "slice")  # the identity of a row, carried into the prepared indexes
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def _decode_row(
     channels: int,
     images: _NpyRows,
     masks: _NpyRows | None,
-) -> tuple[int, int, int, int]:
+    classes: int = 0,
+) -> tuple[int, int, int, int | tuple[int, ...]]:
     index, image_file, mask_file = row
     image, original = read_image(Path(image_file), at_least=size)
     if image.shape[2] != channels:
@@ -67,13 +70,17 @@ def _decode_row(
     images.write(index, resize_image(image, size))
     area = 0
     if masks is not None:
-        mask = read_mask(Path(mask_file))
+        mask = read_mask(mask_file)
         if mask.shape != tuple(original):
             raise InputError(f"{mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
                              f"{original[1]}x{original[0]} ({image_file})")
-        resized = resize_mask(mask, size)
+        if classes:
+            resized = resize_bits(mask, size, classes)
+            area = (int(np.count_nonzero(resized)), *(int(a) for a in class_areas(resized[None], classes)[0]))
+        else:
+            resized = resize_mask(mask, size)
+            area = int(np.count_nonzero(resized))
         masks.write(index, resized)
-        area = int(np.count_nonzero(resized))
     return index, original[0], original[1], area
 
 
@@ -89,7 +96,8 @@ def cache_split(
     """Decode `frame`'s images (and masks when `masks_path` is given) into .npy files.
 
     Returns the index table: one row per image with its original height and width and,
-    for labelled splits, the mask area in pixels at training size.
+    for labelled splits, the mask area in pixels at training size (with classes: any
+    class's, plus `area_<class>` for each).
     """
     channels = competition.read_image(Path(frame.image.iloc[0]), at_least=size)[0].shape[2]
     # space reserved up front: see create_npy
@@ -98,7 +106,7 @@ def cache_split(
     mask_files = frame["mask"].astype(str) if masks_path else [None] * len(frame)
     rows = list(zip(range(len(frame)), frame.image.astype(str), mask_files))
     decode = partial(_decode_row, read_image=competition.read_image, read_mask=competition.read_mask,
-                     size=size, channels=channels, images=images, masks=masks)
+                     size=size, channels=channels, images=images, masks=masks, classes=len(competition.classes))
     # Chunks amortise inter-process traffic (~0.1 ms each, against ~5-10 ms an image), but a
     # worker left without a chunk idles while the last ones finish: at least 16 chunks a
     # worker keep that tail short (120 rows in chunks of 15 cost 2 workers ~10 %).
@@ -111,7 +119,12 @@ def cache_split(
     index = frame[[c for c in INDEX_COLUMNS if c in frame]].reset_index(drop=True)
     index["height"] = [r[1] for r in results]
     index["width"] = [r[2] for r in results]
-    if masks_path is not None:
+    if masks_path is not None and competition.classes:
+        areas = np.array([r[3] for r in results], dtype=np.int64).reshape(len(results), -1)  # any, then each class
+        index["mask_area"] = areas[:, 0]
+        for k, name in enumerate(competition.classes):
+            index[f"area_{name}"] = areas[:, k + 1]
+    elif masks_path is not None:
         index["mask_area"] = [r[3] for r in results]
     return index
 
@@ -163,7 +176,11 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
         duplicated = frame.id[frame.id.duplicated()].tolist()
         if duplicated:
             raise InputError(f"{competition.name}: duplicate {split} ids {duplicated[:5]}")
+    if mode == "tile" and competition.classes:
+        raise InputError(f"{competition.name}: prepare.mode: tile is for binary competitions; with its classes "
+                         f"{list(competition.classes)} use prepare.mode: resize")
     layout = tile_layout(competition.train, scale, tile, workers) if mode == "tile" else Layout("resize", tuple(size))
+    layout = dataclasses.replace(layout, classes=tuple(competition.classes))
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         train = cache_split(competition.train, competition, layout.size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS,

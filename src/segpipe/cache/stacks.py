@@ -2,8 +2,9 @@
 
 The UW-Madison GI tract winners fed slices i-k..i+k of a scan as one input. Here a table of
 neighbour rows, (N, 2k+1) indexes into the same prepared cache, says which rows make each
-stack: the same patient only, ordered by slice number, with the first and last slice
-repeated past the ends of the stack. Stacks are gathered batch by batch from the uint8
+stack: the same patient only (the same volume, where a patient has several: UW-Madison's
+case/days), ordered by slice number, with the first and last slice repeated past the ends
+of the stack. Stacks are gathered batch by batch from the uint8
 cache (or from decoded test images): there is no second, k-times larger cache.
 """
 from __future__ import annotations
@@ -17,17 +18,19 @@ from segpipe.core.errors import InputError
 def neighbour_rows(index: pd.DataFrame, context: int, where: str) -> np.ndarray | None:
     """(len(index), 2*context+1) row numbers of each row's stack; None when `context` is 0.
 
-    `index` needs the columns group and slice (the adapters of ordered stacks give them);
-    `where` names the table in the error a dataset without slice order gets.
+    `index` needs the columns group and slice (the adapters of ordered stacks give them),
+    and `volume` where a patient has several scans: slices are then neighbours only within
+    one volume. `where` names the table in the error a dataset without slice order gets.
     """
     if not context:
         return None
     if "slice" not in index or "group" not in index:
         raise InputError(f"{where}: train.context={context} needs slices in order, but this dataset has no slice "
-                         "numbers (only synthetic and lgg have them); set train.context: 0")
-    order = np.lexsort((index["slice"].to_numpy(), index["group"].astype(str).to_numpy()))
-    groups = index["group"].astype(str).to_numpy()[order]
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])  # first position of each patient
+                         "numbers (only synthetic, lgg and uwmgi have them); set train.context: 0")
+    volumes = index["volume" if "volume" in index else "group"].astype(str).to_numpy()
+    order = np.lexsort((index["slice"].to_numpy(), volumes))
+    volumes = volumes[order]
+    starts = np.flatnonzero(np.r_[True, volumes[1:] != volumes[:-1]])  # first position of each volume
     ends = np.r_[starts[1:], len(order)] - 1
     patient = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
     offsets = np.arange(-context, context + 1)

@@ -57,9 +57,13 @@ class Layout:
     size: tuple[int, int]  # the cached (H, W) of the training images
     scale: float = 1.0  # tile mode: cached size / original size
     tile: tuple[int, int] | None = None  # tile mode: what the model sees
+    classes: tuple[str, ...] = ()  # the class names of a multi-label competition (segpipe.cache.classes)
 
     def write(self, folder: Path) -> None:
-        (folder / LAYOUT).write_text(json.dumps(asdict(self), indent=1) + "\n")
+        fields = asdict(self)
+        if not self.classes:
+            del fields["classes"]  # binary: the file as it always was
+        (folder / LAYOUT).write_text(json.dumps(fields, indent=1) + "\n")
 
     @classmethod
     def read(cls, folder: Path) -> Layout:
@@ -67,7 +71,13 @@ class Layout:
         if not path.is_file():  # a cache from before tile mode
             raise InputError(f"{path}: missing; rerun `dvc repro prepare`")
         raw = json.loads(path.read_text())
-        return cls(raw["mode"], tuple(raw["size"]), raw.get("scale", 1.0), tuple(raw["tile"]) if raw.get("tile") else None)
+        return cls(raw["mode"], tuple(raw["size"]), raw.get("scale", 1.0), tuple(raw["tile"]) if raw.get("tile") else None,
+                   tuple(raw.get("classes", ())))
+
+    @property
+    def channels(self) -> int:
+        """The network's output channels: one per class, one for a binary competition."""
+        return len(self.classes) or 1
 
     @property
     def tiled(self) -> bool:

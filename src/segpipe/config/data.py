@@ -30,7 +30,8 @@ class Synthetic(DatasetSection):
     slices_per_patient: PositiveInt = 16
     height: PositiveInt = 100
     width: PositiveInt = 100
-    kind: Literal["brain", "thin"] = "brain"  # brain: MRI-like lesion slices; thin: thin structures on large images
+    kind: Literal["brain", "thin", "multi"] = "brain"  # brain: MRI-like lesions; thin: thin structures on large
+    # images; multi: three overlapping lesion classes (a multi-label competition)
 
 
 class Carvana(DatasetSection):
@@ -44,6 +45,15 @@ class Nerve(DatasetSection):
 class Lgg(DatasetSection):
     source: str = "data/sources/lgg"
     holdout_patients: float = Field(0.2, ge=0, lt=1)
+
+
+class Severstal(DatasetSection):
+    source: str = "data/sources/severstal"
+
+
+class Uwmgi(DatasetSection):
+    source: str = "data/sources/uwmgi"
+    holdout_patients: float = Field(0.2, ge=0, lt=1)  # the public download's test folder is empty
 
 
 class Folder(DatasetSection):
@@ -109,6 +119,8 @@ class DataParams(StageParams):
     carvana: Carvana = Carvana()
     nerve: Nerve = Nerve()
     lgg: Lgg = Lgg()
+    severstal: Severstal = Severstal()
+    uwmgi: Uwmgi = Uwmgi()
     folder: Folder = Folder()
     prepare: Prepare = Prepare()
     folds: Folds = Folds()

@@ -21,6 +21,22 @@ class Threshold(Section):
     gate_thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
     min_components: Union[tuple[int, ...], Literal["auto"]] = "auto"
     keep_largest: tuple[int, ...] = (0, 1, 2)
+    # a multi-label competition: a class's own grids, any of the keys above, e.g. {spot: {min_components: [0, 20]}}
+    classes: dict[str, dict] = {}
+
+    def of_class(self, name: str) -> "Threshold":
+        """The grids class `name` is searched with: these, with its own keys from `classes`."""
+        return Threshold.model_validate({**self.model_dump(exclude={"classes"}), **self.classes.get(name, {})})
+
+    @model_validator(mode="after")
+    def _classes(self) -> "Threshold":
+        grid_keys = set(Threshold.model_fields) - {"classes"}
+        for name, keys in self.classes.items():
+            unknown = sorted(set(keys) - grid_keys)
+            if unknown:
+                raise ValueError(f"classes.{name}: unknown keys {unknown} (a class may set {sorted(grid_keys)})")
+            Threshold.model_validate(keys)  # the same ranges as the shared grids
+        return self
 
     @model_validator(mode="after")
     def _in_range(self) -> "Threshold":

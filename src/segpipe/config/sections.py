@@ -18,7 +18,7 @@ from segpipe.core.errors import InputError
 
 Model = TypeVar("Model", bound=BaseModel)
 # Every top-level section of params.yaml; a stage rejects any other key, though it reads only its own.
-SECTIONS = ("base", "synthetic", "carvana", "nerve", "lgg", "folder", "prepare", "folds", "train", "models",
+SECTIONS = ("base", "synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "folder", "prepare", "folds", "train", "models",
             "predict", "blend", "threshold")
 MODEL_NAME = r"^[a-z][a-z0-9_]*$"  # becomes a path component and part of a DVC stage name
 DEFAULT_MODELS = {"unet": {}}
@@ -32,7 +32,7 @@ class Section(BaseModel):
 
 class Base(Section):
     seed: int = 42
-    dataset: Literal["synthetic", "carvana", "nerve", "lgg", "folder"] = "synthetic"
+    dataset: Literal["synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "folder"] = "synthetic"
     kaggle_input: str = "/kaggle/input"  # where a Kaggle Notebook mounts its inputs
 
 

@@ -35,6 +35,8 @@ ADAPTERS = {
     "nerve": "segpipe.datasets.nerve",
     "lgg": "segpipe.datasets.lgg",
     "folder": "segpipe.datasets.folder",
+    "severstal": "segpipe.datasets.severstal",
+    "uwmgi": "segpipe.datasets.uwmgi",
 }
 
 __all__ = ["ADAPTERS", "Competition", "SubmissionSpec", "download", "hold_out_patients", "index", "load",

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 RleOrder = Literal["C", "F"]
+Kind = Literal["binary", "multilabel"]
+MAX_CLASSES = 8  # a bit each in the uint8 mask cache
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,17 @@ class SubmissionSpec:
     rle_order: RleOrder  # "C": row-major (Carvana); "F": column-major (most others)
     sample_submission: Path | None  # the competition's sample file: ids and their order
     competition: str | None = None  # Kaggle competition slug; None when not a competition
+    # Per-class rows (a competition with `classes`): one row per (image, class), classes in order.
+    id_format: str = "{id}"  # the row's id: "{id}" or e.g. "{id}_{label}" (Severstal's ImageId_ClassId)
+    class_column: str | None = None  # a column that names the class (Severstal's ClassId, UW-Madison's class)
+    labels: tuple[str, ...] = ()  # how the file names each class, in class order ("1".."4"); () = the class names
+    columns: tuple[str, ...] = ()  # the header's order when it is not (id, rle[, class])
+
+    def header(self) -> list[str]:
+        """The submission's columns, in order."""
+        if self.columns:
+            return list(self.columns)
+        return [self.id_column, self.rle_column] + ([self.class_column] if self.class_column else [])
 
 
 @dataclass(frozen=True)
@@ -32,9 +45,12 @@ class Competition:
 
     `train` has columns id, group, image, mask (paths); `test` has id, image in submission
     order, plus group and mask when the test set is a labelled holdout (then the submit
-    stage scores it). Adapters whose patients are ordered slice stacks (synthetic, lgg) add
-    `slice`, the slice's number in its stack, to both (and group to the test table), which
-    2.5D context (`train.context`) needs. Ids are written to the submission exactly as they appear here.
+    stage scores it). Adapters whose patients are ordered slice stacks (synthetic, lgg, uwmgi)
+    add `slice`, the slice's number in its stack, to both (and group to the test table), which
+    2.5D context (`train.context`) needs, and `volume` where a patient has several stacks
+    (UW-Madison's case/days). Ids are written to the submission exactly as they appear here.
+    `mask` is a mask file's locator, or a key that `read_mask` decodes from a label csv
+    (`segpipe.datasets.rle_labels`).
     `read_image(path, at_least)` returns the (H, W, C) uint8 image, possibly decoded at a
     reduced size no smaller than `at_least`, and the file's original (H, W). The readers are
     module-level functions so that worker processes can pickle them.
@@ -45,4 +61,12 @@ class Competition:
     test: pd.DataFrame
     submission: SubmissionSpec
     read_image: Callable[..., tuple[np.ndarray, tuple[int, int]]]  # see above
-    read_mask: Callable[[Path], np.ndarray]  # -> (H, W) bool, non-zero is foreground
+    read_mask: Callable[[Path], np.ndarray]  # -> (H, W): binary, non-zero is foreground; with classes, see below
+    # Several classes: their names in channel order (at most 8). `multilabel`: classes may
+    # overlap, one sigmoid channel each, and `read_mask` returns a (H, W) uint8 whose bit k
+    # (value 1 << k) marks class k. () = binary, the one foreground class.
+    classes: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> Kind:
+        return "multilabel" if self.classes else "binary"

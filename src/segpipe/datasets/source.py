@@ -22,6 +22,7 @@ from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path
 
 from . import state as source_state
+from .rle_labels import mask_file
 from .tree import Tree
 
 MANIFEST = "manifest.csv"
@@ -84,12 +85,12 @@ def unzip_dir(sources: Path, name: str) -> Path:
 
 
 def used_files(competition, tree: Tree) -> list[str]:
-    """The names of every file `competition` reads: images, masks and the sample submission."""
+    """The names of every file `competition` reads: images, masks (or label csvs) and the sample submission."""
     by_locator = {str(entry.locator): name for name, entry in tree.entries.items()}
     frames = [competition.train.image, competition.train["mask"], competition.test.image]
     if "mask" in competition.test:
         frames.append(competition.test["mask"])
-    locators = [str(p) for frame in frames for p in frame]
+    locators = [mask_file(p) for frame in frames for p in frame]  # a mask key names its label csv
     if competition.submission.sample_submission is not None:
         locators.append(str(competition.submission.sample_submission))
     return sorted({by_locator[locator] for locator in locators})

@@ -1,7 +1,7 @@
 """The embedded default competition: synthetic brain-MRI-like lesion slices, made offline.
 
-`kind` picks what the images show: "brain" (the default, described here) or "thin", thin
-curves on large images for tile-mode work (see synthetic_thin). The files are the same.
+`kind` picks what the images show: "brain" (the default, described here), "thin", thin curves
+for tile-mode work (synthetic_thin), or "multi", three overlapping classes (synthetic_multi).
 
 It is laid out like a real Kaggle download, so the pipeline runs the same code paths it
 would on LGG or Ultrasound Nerve, with no network access or credentials:
@@ -27,6 +27,7 @@ numpy and OpenCV builds) and each patient is independent of the others.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +40,7 @@ from segpipe.core.runtime import atomic_path
 
 from . import readers, synthetic_thin
 from .base import Competition, SubmissionSpec
+from .layout import name_few
 
 SUBMISSION = SubmissionSpec(id_column="img", rle_column="rle_mask", rle_order="F",
                             sample_submission=None)  # load() fills in the path
@@ -86,13 +88,18 @@ def download(root: Path, *, seed: int, train_patients: int, test_patients: int,
     """Generate the competition into `root` (replaced atomically); same arguments, same bytes."""
     _slice_maker(kind)  # a bad kind fails before the old folder is touched
     with atomic_path(root) as tmp:
-        _generate(tmp, seed, train_patients, test_patients, slices_per_patient, height, width,
-                  kind=kind)
+        write = _multi().generate if kind == "multi" else partial(_generate, kind=kind)  # multi: bit masks
+        write(tmp, seed, train_patients, test_patients, slices_per_patient, height, width)
+
+
+def _multi():
+    from . import synthetic_multi  # here, not at the top: it builds on this module
+    return synthetic_multi
 
 
 def _slice_maker(kind: str):
     """The generator of one patient's (image, mask) slices for synthetic.kind."""
-    makers = {"brain": _patient, "thin": synthetic_thin.patient_slices}
+    makers = {"brain": _patient, "thin": synthetic_thin.patient_slices, "multi": _multi().patient_slices}
     if kind not in makers:
         raise InputError(f"params.yaml: synthetic.kind: unknown kind {kind!r}; "
                          f"choose one of {sorted(makers)}")
@@ -263,9 +270,11 @@ def _inside(rng: np.random.Generator) -> tuple[float, float]:
     return r * np.cos(a), r * np.sin(a)
 
 
-def load(root: Path, **_options) -> Competition:
+def load(root: Path, kind: str = "brain", **_options) -> Competition:
     """Read a generated (or same-shaped) download into the pipeline's view of a dataset."""
     root = Path(root)
+    if kind == "multi":
+        return _multi().load(root)
     submission = dataclasses.replace(SUBMISSION, sample_submission=root / "sample_submission.csv")
     return Competition(name="synthetic", train=_train_table(root), test=_test_table(root),
                        submission=submission, read_image=readers.read_rgb,
@@ -310,13 +319,9 @@ def _test_table(root: Path) -> pd.DataFrame:
     problems = {"ids listed twice": sorted(set(twice)),
                 f"ids with no image in {root / 'test'}": [i for i in ids if i not in on_disk],
                 "test images not in the sample": sorted(on_disk - set(ids))}
-    found = "; ".join(f"{what}: {_few(bad)}" for what, bad in problems.items() if bad)
+    found = "; ".join(f"{what}: {name_few(bad)}" for what, bad in problems.items() if bad)
     if found:
         raise InputError(f"{path} disagrees with {root / 'test'}: {found} (rerun `dvc repro -f download`)")
     keys = [_slice_key(Path(f"{i}.png")) for i in ids]  # the test stacks are ordered too (2.5D context)
     return pd.DataFrame({"id": ids, "group": [g for g, _ in keys], "slice": [z for _, z in keys],
                          "image": [root / "test" / f"{i}.png" for i in ids]})
-
-
-def _few(ids: list[str]) -> str:
-    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from segpipe.cache.classes import class_maps, of_class
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.metrics import CUTS, Counts, counts_at_cuts, cut_to_threshold, probability_histograms
 
@@ -38,11 +39,28 @@ def blend_maps(maps: Sequence[np.ndarray], counts: Sequence[int]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Score:
-    """A bag's mean per-image Dice at its best cut, and its per-patient Dice at that cut."""
+    """A bag's mean per-image Dice at its best cut, and its per-patient Dice at that cut.
+
+    With classes, each class is scored at its own best cut (`classes`) and `dice` and
+    `patient_dice` are their means: Severstal's mean Dice over (image, class) pairs.
+    """
 
     dice: float
     patient_dice: float
-    threshold: float  # the best cut as a probability (uint8 cut / 255)
+    threshold: float | None  # the best cut as a probability (uint8 cut / 255); None with classes
+    classes: tuple[Score, ...] = ()
+
+    @classmethod
+    def mean_of(cls, classes: Sequence[Score]) -> Score:
+        return cls(float(np.mean([s.dice for s in classes])), float(np.mean([s.patient_dice for s in classes])),
+                   None, tuple(classes))
+
+    def to_dict(self, names: Sequence[str] = ()) -> dict:
+        """As json: the three numbers, and each class's by name."""
+        out = {"dice": self.dice, "patient_dice": self.patient_dice, "threshold": self.threshold}
+        if self.classes:
+            out["classes"] = {name: score.to_dict() for name, score in zip(names, self.classes)}
+        return out
 
 
 def score_histograms(fg: np.ndarray, bg: np.ndarray, groups: np.ndarray) -> Score:
@@ -64,6 +82,7 @@ class OofSet:
     probs: Mapping[str, Sequence[np.ndarray]]
     masks: Sequence[np.ndarray]
     groups: np.ndarray
+    classes: int = 0  # maps (n, classes, H, W) against bit masks (`segpipe.cache.classes`); 0 = binary
 
     @property
     def names(self) -> list[str]:
@@ -78,14 +97,17 @@ class OofSet:
                                        [counts[n] for n in names])
 
     def score(self, counts: Mapping[str, int], chunk: int = 256) -> Score:
-        hists, part_start = [], {}
+        per_class = list(range(self.classes)) or [None]
+        hists, part_start = {k: [] for k in per_class}, {}
         for part, maps in self.blended(counts, chunk):
             offset = part_start.setdefault(part, 0)
-            hists.append(probability_histograms(maps, self.masks[part][offset:offset + len(maps)]))
+            truth = self.masks[part][offset:offset + len(maps)]
+            for k in per_class:
+                hists[k].append(probability_histograms(class_maps(maps, k), of_class(truth, k)))
             part_start[part] += len(maps)
-        fg = np.concatenate([h[0] for h in hists])
-        bg = np.concatenate([h[1] for h in hists])
-        return score_histograms(fg, bg, self.groups)
+        scores = [score_histograms(np.concatenate([h[0] for h in hists[k]]), np.concatenate([h[1] for h in hists[k]]),
+                                   self.groups) for k in per_class]
+        return Score.mean_of(scores) if self.classes else scores[0]
 
 
 @dataclass
@@ -122,14 +144,15 @@ def select(names: Sequence[str], score: Callable[[Mapping[str, int]], Score], it
     return Selection(best_counts, best_score, singles, steps)
 
 
-def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path) -> OofSet:
-    """The OOF probabilities of every model (`oof_dirs[model][fold]`) for the blend search, fold by fold."""
+def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path, classes: int = 0) -> OofSet:
+    """The OOF probabilities of every model (`oof_dirs[model][fold]`) for the blend search, fold by fold
+    (with `classes`, (n, classes, H, W) maps against bit masks)."""
     masks = np.load(masks_path, mmap_mode="r")
     folds_trained = sorted(next(iter(oof_dirs.values())))
     probs = {name: [oof_files.read_fold(folds, k, dirs[k], masks)[1] for k in folds_trained]
              for name, dirs in oof_dirs.items()}
     rows = [np.flatnonzero(folds.fold.to_numpy() == k) for k in folds_trained]
-    return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[np.concatenate(rows)])
+    return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[np.concatenate(rows)], classes)
 
 
 def write_blend(folds: pd.DataFrame, oof: OofSet, counts: dict[str, int], out_dirs: dict[int, Path]) -> None:
@@ -139,7 +162,8 @@ def write_blend(folds: pd.DataFrame, oof: OofSet, counts: dict[str, int], out_di
     with contextlib.ExitStack() as stack:
         for part, k in enumerate(parts):
             ids = folds.id.astype(str).to_numpy()[folds.fold.to_numpy() == k]
-            writers[part] = [stack.enter_context(oof_files.writing(out_dirs[k], ids, oof.masks[part].shape[1:])), 0]
+            size = (oof.classes, *oof.masks[part].shape[1:]) if oof.classes else oof.masks[part].shape[1:]
+            writers[part] = [stack.enter_context(oof_files.writing(out_dirs[k], ids, size)), 0]
         for part, maps in oof.blended(counts):
             out, start = writers[part]
             out[start:start + len(maps)] = maps

@@ -16,17 +16,34 @@ def score_holdout(path: Path, competition) -> dict:
 
     Returns mean per-image Dice (empty on empty scores 1), per-patient Dice (pixels pooled
     over each patient's slices), the image count, and where the Dice is lost per image and
-    per patient (as in metrics/cv.json): a leaderboard you can read locally.
+    per patient (as in metrics/cv.json): a leaderboard you can read locally. With classes
+    (one row per image and class, in class order), each class is scored on its own under
+    `classes` and the Dice are their means.
     """
     spec = competition.submission
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    pixels = []
-    for image_id, encoded, mask_file in zip(table[spec.id_column], table[spec.rle_column], competition.test["mask"]):
-        truth = competition.read_mask(Path(mask_file))
-        pixels.append(mask_counts(rle.decode(encoded, truth.shape, order=spec.rle_order), truth))
+    classes = competition.classes
+    per_image = max(len(classes), 1)
+    pixels = {k: [] for k in range(per_image)}
+    for i, mask_file in enumerate(competition.test["mask"]):
+        truth = competition.read_mask(mask_file)
+        for k in range(per_image):
+            encoded = table[spec.rle_column].iloc[i * per_image + k]
+            true = ((truth >> k) & 1 > 0) if classes else truth
+            pixels[k].append(mask_counts(rle.decode(encoded, truth.shape, order=spec.rle_order), true))
+    groups = competition.test.group.to_numpy()
+    scores = [_scores(pixels[k], groups) for k in range(per_image)]
+    if not classes:
+        return scores[0]
+    return {"dice": float(np.mean([s["dice"] for s in scores])),
+            "patient_dice": float(np.mean([s["patient_dice"] for s in scores])),
+            "images": scores[0]["images"], "patients": scores[0]["patients"],
+            "classes": dict(zip(classes, scores))}
+
+
+def _scores(pixels: list, groups: np.ndarray) -> dict:
     table = np.array(pixels, dtype=np.int64).reshape(-1, 3)
     counts = Counts(table[:, 0], table[:, 1], table[:, 2])
-    groups = competition.test.group.to_numpy()
     return {
         "dice": float(counts.image_dice().mean()),
         "patient_dice": counts.group_dice(groups),

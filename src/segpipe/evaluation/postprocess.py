@@ -21,6 +21,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -61,6 +62,37 @@ class Rule:
             raise InputError(f"{path}: no post-processing rule; run `dvc repro threshold`") from None
         except (ValueError, TypeError) as err:
             raise InputError(f"{path}: not a post-processing rule ({err}); rerun `dvc repro threshold`") from None
+
+
+def write_rules(path: Path, rules: Sequence[Rule], classes: Sequence[str]) -> None:
+    """The rule file: {"classes": {name: rule}} with classes, the one rule's fields without."""
+    if not classes:
+        rules[0].write(path)
+        return
+    from segpipe.core.runtime import write_json
+
+    write_json(path, {"classes": {name: vars(rule) for name, rule in zip(classes, rules)}})
+
+
+def read_rules(path: Path, classes: Sequence[str]) -> list[Rule]:
+    """The rules of `write_rules`, one per class in class order (one rule without classes)."""
+    if not classes:
+        return [Rule.read(path)]
+    try:
+        stored = json.loads(Path(path).read_text())["classes"]
+        return [Rule(**stored[name]) for name in classes]
+    except FileNotFoundError:
+        raise InputError(f"{path}: no post-processing rules; run `dvc repro threshold`") from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{path}: not a rule for each of the classes {list(classes)} ({type(err).__name__}: {err}); "
+                         "rerun `dvc repro threshold`") from None
+
+
+def describe_rules(rules: Sequence[Rule], classes: Sequence[str]) -> str:
+    """One line naming each class's rule."""
+    if not classes:
+        return rules[0].describe()
+    return "; ".join(f"{name}: {rule.describe()}" for name, rule in zip(classes, rules))
 
 
 def apply(prob: np.ndarray, rule: Rule, area_scale: float = 1.0) -> np.ndarray:

@@ -82,7 +82,8 @@ class Ensemble:
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """(B, H, W) float32 probabilities of the (B, H, W, C) uint8 `batch`, on the device."""
+        """(B, H, W) float32 probabilities of the (B, H, W, C) uint8 `batch`, on the device; (B, K, H, W)
+        for members with K > 1 output channels (one per class)."""
         if self.device.type == "cuda" and not batch.is_pinned():
             batch = batch.pin_memory()
         x = to_model_input(batch, self.device, self.channels_last, self.in_channels)
@@ -90,11 +91,13 @@ class Ensemble:
         if not self.resident and self._loaded in order:  # start with the loaded one: one load fewer
             order.remove(self._loaded)
             order.insert(0, self._loaded)
-        total = torch.zeros((x.shape[0], x.shape[2], x.shape[3]), device=self.device)
+        total = None
         for index in order:
             model = self.member(index)
             for forward, inverse in self.views:
                 with autocast(self.device, self.amp):
                     logits = model(forward(x)).float()
-                total += self.weights[index] * inverse(torch.sigmoid(logits)[:, 0])
-        return total / len(self.views)
+                probs = self.weights[index] * inverse(torch.sigmoid(logits))
+                total = probs if total is None else total + probs
+        total = total / len(self.views)
+        return total[:, 0] if total.shape[1] == 1 else total

@@ -41,6 +41,8 @@ class RowBands:
 def write_maps(path: Path, maps: Iterable[np.ndarray | RowBands], ids: Sequence[str] | None = None) -> int:
     """Write each (H, W) uint8 map of `maps` (batches of them, or `RowBands`, too) to `path`; the count.
 
+    A (B, C, H, W) batch is B maps of C classes: each member is then one image's (C, H, W).
+
     With `ids`, one per map in the same order, they are stored too (`map_ids`).
     """
     count = 0
@@ -50,7 +52,8 @@ def write_maps(path: Path, maps: Iterable[np.ndarray | RowBands], ids: Sequence[
                 _write_bands(archive, member(count), batch)
                 count += 1
                 continue
-            for prob in np.asarray(batch).reshape(-1, *np.shape(batch)[-2:]):
+            batch = np.asarray(batch)
+            for prob in batch if batch.ndim == 4 else batch.reshape(-1, *batch.shape[-2:]):
                 _write(archive, member(count), np.ascontiguousarray(prob, np.uint8))
                 count += 1
         if ids is not None:
@@ -99,7 +102,7 @@ def map_ids(path: Path) -> list[str] | None:
 
 
 def read_map(path: Path, row: int) -> np.ndarray:
-    """Map `row` of the file at `path`, as (H, W) uint8."""
+    """Map `row` of the file at `path`, as (H, W) uint8 ((C, H, W) with classes)."""
     with _open(str(path), _version(path)).open(member(row)) as handle:
         return np.lib.format.read_array(handle, allow_pickle=False)
 

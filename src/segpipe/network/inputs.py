@@ -47,6 +47,16 @@ def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bo
     return normalize(to_device(images, device), channels_last, in_channels)
 
 
+def to_target(masks: torch.Tensor, device: torch.device, classes: int = 1) -> torch.Tensor:
+    """(B, classes, H, W) float {0, 1} targets of (B, H, W) uint8 masks: the mask itself for one
+    class, bit k for class k of several (`segpipe.cache.classes`)."""
+    masks = masks.to(device, non_blocking=True).unsqueeze(1)
+    if classes == 1:
+        return masks.float()
+    bits = torch.arange(classes, device=device, dtype=masks.dtype).view(1, classes, 1, 1)
+    return torch.bitwise_and(torch.bitwise_right_shift(masks, bits), 1).float()
+
+
 def autocast(device: torch.device, enabled: bool):
     """Mixed precision on CUDA (bf16 where supported, else fp16); a no-op on CPU."""
     if not enabled or device.type != "cuda":

@@ -25,6 +25,7 @@ class ModelSpec:
     encoder_depth: int
     decoder_channels: tuple[int, ...]
     in_channels: int
+    classes: int = 1  # output channels: one sigmoid per class (multi-label), one for a binary competition
 
 
 class NetworkParams(Protocol):
@@ -40,16 +41,17 @@ class NetworkParams(Protocol):
     def model_channels(self) -> int: ...
 
 
-def model_spec(cfg: NetworkParams) -> ModelSpec:
-    """The network part of `cfg` (what rebuilds the weights); the rest is how it is trained."""
-    return ModelSpec(cfg.arch, cfg.encoder_name, cfg.encoder_depth, tuple(cfg.decoder_channels), cfg.model_channels)
+def model_spec(cfg: NetworkParams, classes: int = 1) -> ModelSpec:
+    """The network part of `cfg` with `classes` outputs (what rebuilds the weights); the rest is how it is trained."""
+    return ModelSpec(cfg.arch, cfg.encoder_name, cfg.encoder_depth, tuple(cfg.decoder_channels), cfg.model_channels,
+                     classes)
 
 
 WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 
 
 def build_model(spec: ModelSpec, encoder_weights: str | None = None) -> nn.Module:
-    """An smp model with one output channel (logits); bad names or weights raise InputError.
+    """An smp model with `spec.classes` output channels (logits); bad names or weights raise InputError.
 
     `encoder_weights` is None (random init), a named set such as "imagenet" that smp/timm
     download, or the path of a local file loaded by `load_encoder_weights`.
@@ -64,7 +66,7 @@ def build_model(spec: ModelSpec, encoder_weights: str | None = None) -> nn.Modul
     try:
         model = smp.create_model(
             spec.arch, encoder_name=spec.encoder_name, encoder_weights=named,
-            encoder_depth=spec.encoder_depth, in_channels=spec.in_channels, classes=1, **decoder,
+            encoder_depth=spec.encoder_depth, in_channels=spec.in_channels, classes=spec.classes, **decoder,
         )
     except KeyError as err:  # smp: wrong architecture, encoder or weights name (it lists every choice)
         raise InputError(f"params.yaml: train.arch/encoder_name/encoder_weights: {str(err.args[0])[:300]}") from None
@@ -144,19 +146,23 @@ def _mismatch(encoder: nn.Module, state: dict[str, torch.Tensor], err: RuntimeEr
 
 
 class WeightedLoss(nn.Module):
-    """A weighted sum of smp losses on binary logits, e.g. {"bce": 0.7, "dice": 0.3}."""
+    """A weighted sum of smp losses on the logits, e.g. {"bce": 0.7, "dice": 0.3}.
+
+    `mode` is smp's: "binary" (one channel) or "multilabel" (a sigmoid channel per class; BCE
+    per pixel and channel, Dice per channel averaged over the classes).
+    """
 
     FACTORIES = {
-        "bce": lambda: smp.losses.SoftBCEWithLogitsLoss(),
-        "dice": lambda: smp.losses.DiceLoss(mode="binary", from_logits=True),
-        "focal": lambda: smp.losses.FocalLoss(mode="binary"),
-        "lovasz": lambda: smp.losses.LovaszLoss(mode="binary", per_image=False, from_logits=True),
+        "bce": lambda mode: smp.losses.SoftBCEWithLogitsLoss(),
+        "dice": lambda mode: smp.losses.DiceLoss(mode=mode, from_logits=True),
+        "focal": lambda mode: smp.losses.FocalLoss(mode=mode),
+        "lovasz": lambda mode: smp.losses.LovaszLoss(mode=mode, per_image=False, from_logits=True),
     }
 
-    def __init__(self, weights: dict[str, float]) -> None:
+    def __init__(self, weights: dict[str, float], mode: str = "binary") -> None:
         super().__init__()
         self.weights = {name: w for name, w in weights.items() if w}
-        self.losses = nn.ModuleDict({name: self.FACTORIES[name]() for name in self.weights})
+        self.losses = nn.ModuleDict({name: self.FACTORIES[name](mode) for name in self.weights})
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sum(w * self.losses[name](logits, target) for name, w in self.weights.items())

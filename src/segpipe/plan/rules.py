@@ -117,4 +117,6 @@ def plan_threshold(fingerprint: dict, prepare_plan: dict, threshold: Threshold) 
     """`threshold` with its auto area grids set from the objects' sizes."""
     grid = area_grid(fingerprint, prepare_plan)
     values = {key: tuple(grid) for key in ("gate_areas", "min_components") if getattr(threshold, key) == AUTO}
-    return threshold.model_copy(update=values)
+    classes = {name: {key: (list(grid) if value == AUTO and key in ("gate_areas", "min_components") else value)
+                      for key, value in keys.items()} for name, keys in threshold.classes.items()}
+    return threshold.model_copy(update={**values, "classes": classes})

@@ -151,6 +151,24 @@ def threshold_chart(table: pd.DataFrame, threshold: float, min_area: int, path: 
     save_figure(fig, path)
 
 
+def class_threshold_chart(table: pd.DataFrame, classes: list[str], thresholds: list[float], path: Path | str) -> None:
+    """Each class's OOF Dice against threshold (columns dice_<class>), its chosen threshold marked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for i, (name, threshold) in enumerate(zip(classes, thresholds)):
+        best_t, best_dice = chosen_point(table.assign(dice=table[f"dice_{name}"]), threshold)
+        ax.plot(table["threshold"], table[f"dice_{name}"], color=f"C{i}", label=f"{name}: threshold {best_t:g}, "
+                f"Dice {best_dice:.4f}")
+        ax.plot([best_t], [best_dice], marker="*", markersize=12, color=f"C{i}", linestyle="none")
+    ax.set_xlabel("probability threshold")
+    ax.set_ylabel("mean per-image OOF Dice")
+    ax.set_title("Out-of-fold Dice against threshold, per class")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def fold_bar_chart(fold_dice: dict[str, float], overall: float, path: Path | str,
                    images: dict[str, int] | None = None) -> None:
     """Bar chart of per-image Dice per fold with the overall CV Dice as a line, written to `path`.

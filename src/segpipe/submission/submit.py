@@ -46,10 +46,26 @@ def probability_to_mask(prob: np.ndarray, height: int, width: int, rule: Rule) -
     return postprocess.apply(prob, rule, area_scale=scale)
 
 
-def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarray, rule: Rule,
-                order: str) -> str:
+def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarray, rules: list[Rule],
+                order: str) -> list[str]:
+    """The RLE of test map `row`: one, or one per class (each under its own rule) for a (C, H, W) map."""
     prob = blend.read(row)
-    return rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), rule), order=order)
+    maps = [prob] if prob.ndim == 2 else list(prob)
+    return [rle.encode(probability_to_mask(p, int(heights[row]), int(widths[row]), rule), order=order)
+            for p, rule in zip(maps, rules, strict=True)]
+
+
+def row_lines(image_id: str, encoded: list[str], spec: SubmissionSpec, labels: list[str]) -> str:
+    """The submission lines of one test image: `id,rle`, or with `labels` one line per class in the spec's columns."""
+    if not labels:
+        return f"{image_id},{encoded[0]}\n"
+    lines = []
+    for label, code in zip(labels, encoded, strict=True):
+        fields = {spec.id_column: spec.id_format.format(id=image_id, label=label), spec.rle_column: code}
+        if spec.class_column:
+            fields[spec.class_column] = label
+        lines.append(",".join(fields[column] for column in spec.header()) + "\n")
+    return "".join(lines)
 
 
 @dataclass(frozen=True)
@@ -73,14 +89,15 @@ ROWS_PER_MEMBER = 32
 _job: dict = {}  # in a pool worker: the ids, and _encode_row's arguments but the row; set once, not sent per task
 
 
-def _start_worker(ids: list, job: dict) -> None:
-    _job.update(ids=ids, encode=job)
+def _start_worker(ids: list, job: dict, spec: SubmissionSpec, labels: list[str]) -> None:
+    _job.update(ids=ids, encode=job, spec=spec, labels=labels)
 
 
 def _encode_member(rows: range) -> bytes:
     """The submission lines of `rows`, encoded and compressed into one complete gzip member."""
     ids, job = _job["ids"], _job["encode"]
-    return gzip_member("".join(f"{ids[row]},{_encode_row(row, **job)}\n" for row in rows))
+    return gzip_member("".join(row_lines(ids[row], _encode_row(row, **job), _job["spec"], _job["labels"])
+                               for row in rows))
 
 
 def gzip_member(text: str) -> bytes:
@@ -106,14 +123,16 @@ def _encoded_members(pool, count: int, workers: int) -> Iterator[tuple[range, by
         yield rows, member.get()
 
 
-def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: SubmissionSpec, rule: Rule,
-                     out_path: Path, workers: int = 0) -> None:
+def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: SubmissionSpec, rule: Rule | list[Rule],
+                     out_path: Path, workers: int = 0, classes: tuple[str, ...] = ()) -> None:
     """Write `out_path` (.csv.gz) with one row per `test_index` row (its order), then validate it.
 
     test_index has columns id, height, width (original sizes) in submission order, matching
     the maps of each model's probabilities .npz in `blend` (see `probmaps`), or of the one
-    .npz that `blend` names.
+    .npz that `blend` names. With `classes`, the maps are (C, H, W), `rule` is one rule per
+    class, and each image has a row per class, in class order (`row_lines`).
     """
+    rules = list(rule) if isinstance(rule, (list, tuple)) else [rule]
     if not isinstance(blend, Blend):
         blend = Blend({"model": Path(blend)}, {"model": 1})
     for name, path in sorted(blend.probs.items()):
@@ -128,19 +147,20 @@ def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: Submis
             raise InputError(f"{path}: map {first} is of image {ids[first]}, but test image {first} of the prepared "
                              f"index is {test_index.id.iloc[first]}; it is stale: rerun `dvc repro predict@{name}`")
     job = dict(blend=blend, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
-               rule=rule, order=spec.rle_order)
+               rules=rules, order=spec.rle_order)
+    labels = list(spec.labels or classes) if classes else []
     workers = workers or os.cpu_count() or 1
     with atomic_path(out_path) as tmp:
-        _write_members(tmp, f"{spec.id_column},{spec.rle_column}\n", test_index.id.tolist(), job, workers)
+        _write_members(tmp, ",".join(spec.header()) + "\n", test_index.id.tolist(), job, workers, (spec, labels))
         # Read back what is on disk: the check covers the bytes that get published, not the workers' strings.
         sizes = dict(zip(test_index.id.astype(str), test_index.height * test_index.width))
-        validate_submission(tmp, spec, sizes)
+        validate_submission(tmp, spec, sizes, labels)
 
 
-def _write_members(path: Path, header: str, ids: list, job: dict, workers: int) -> None:
+def _write_members(path: Path, header: str, ids: list, job: dict, workers: int, lines: tuple) -> None:
     """Write `path`: the `header` line's gzip member, then those of the rows of `ids`, in order."""
     fork = multiprocessing.get_context("fork")
-    with (open(path, "wb") as raw, fork.Pool(workers, _start_worker, (ids, job)) as pool,
+    with (open(path, "wb") as raw, fork.Pool(workers, _start_worker, (ids, job, *lines)) as pool,
           tqdm(total=len(ids), desc="submit") as progress):
         raw.write(gzip_member(header))
         for rows, member in _encoded_members(pool, len(ids), workers):

@@ -5,6 +5,7 @@ import csv
 import gzip
 import io
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -23,38 +24,59 @@ def read_ids(sample_submission: Path, id_column: str) -> list[str]:
 
 
 
-def validate_submission(path: Path, spec: SubmissionSpec, n_pixels: dict[str, int]) -> int:
+def validate_submission(path: Path, spec: SubmissionSpec, n_pixels: dict[str, int], labels: Sequence[str] = ()) -> int:
     """Check a submission file against the spec; raise InputError naming the first problem.
 
-    Header exactly `id,rle`; ids exactly those of the sample submission (when there is one)
-    in the same order; every RLE well formed and inside its image (`n_pixels` by id).
-    Returns the number of rows.
+    Header exactly the spec's (`id,rle`); ids exactly those of the sample submission (when
+    there is one) in the same order, or with `labels` (a multi-label competition) one row
+    per test image and class, classes in order; every RLE well formed and inside its image
+    (`n_pixels` by id). Returns the number of rows.
     """
-    expected = read_ids(spec.sample_submission, spec.id_column) if spec.sample_submission else list(n_pixels)
+    images = list(n_pixels) if labels or not spec.sample_submission else read_ids(spec.sample_submission,
+                                                                                  spec.id_column)
+    expected = [_row_key(spec, image, label) for image in images for label in labels] if labels else \
+        [(image,) for image in images]
+    header_want = spec.header() if labels else [spec.id_column, spec.rle_column]
+    keys = [header_want.index(spec.id_column)] + ([header_want.index(spec.class_column)] if labels and
+                                                  spec.class_column else [])
+    at = header_want.index(spec.rle_column)
     opener = gzip.open if str(path).endswith(".gz") or _is_gzip(path) else open
     with opener(path, "rt", encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        if header != [spec.id_column, spec.rle_column]:
-            raise InputError(f"{path}: header {header} should be {[spec.id_column, spec.rle_column]}")
+        if header != header_want:
+            raise InputError(f"{path}: header {header} should be {header_want}")
         count = 0
         for count, row in enumerate(reader, start=1):
-            if len(row) != 2:
+            if len(row) != len(header_want):
                 raise InputError(f"{path}: row {count} has {len(row)} fields: {row[:3]}")
-            image_id, encoded = row
-            if count > len(expected) or image_id != expected[count - 1]:
-                want = expected[count - 1] if count <= len(expected) else "end of file"
-                raise InputError(f"{path}: row {count} has id {image_id!r}, the sample submission has {want!r}")
+            key = tuple(row[i] for i in keys)
+            if count > len(expected) or key != expected[count - 1]:
+                want = _named(expected[count - 1]) if count <= len(expected) else "'end of file'"
+                raise InputError(f"{path}: row {count} has id {_named(key)}, the "
+                                 f"{'test set' if labels else 'sample submission'} has {want}")
+            image_id = images[(count - 1) // len(labels)] if labels else row[keys[0]]
             if image_id not in n_pixels:
                 raise InputError(f"{path}: id {image_id!r} is not a test image")
             try:
-                rle.validate(encoded, n_pixels[image_id])
+                rle.validate(row[at], n_pixels[image_id])
             except ValueError as err:
-                raise InputError(f"{path}: id {image_id!r}: malformed RLE: {err}") from None
+                raise InputError(f"{path}: id {_named(key)}: malformed RLE: {err}") from None
     if count != len(expected):
-        raise InputError(f"{path}: {count} rows, the sample submission has {len(expected)}")
+        raise InputError(f"{path}: {count} rows, the {'test set' if labels else 'sample submission'} has "
+                         f"{len(expected)}")
     return count
 
+
+def _named(key: tuple[str, ...]) -> str:
+    """A row's key in a message: 'id', or 'id' class 'label'."""
+    return repr(key[0]) + (f" class {key[1]!r}" if len(key) > 1 else "")
+
+
+def _row_key(spec: SubmissionSpec, image_id: str, label: str) -> tuple[str, ...]:
+    """What names a per-class row: its id (and its class, where a column holds it)."""
+    row_id = spec.id_format.format(id=image_id, label=label)
+    return (row_id, label) if spec.class_column else (row_id,)
 
 
 def _is_gzip(path: Path) -> bool:

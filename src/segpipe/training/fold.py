@@ -26,9 +26,9 @@ from segpipe.training.loaders import (
     SliceDataset,
     TileDataset,
     build_augmentation,
+    class_mask_areas,
     lesion_weights,
     make_loader,
-    mask_areas,
 )
 
 
@@ -57,7 +57,9 @@ def _datasets(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows: np
               neighbours: np.ndarray | None):
     augmentation = None if cfg.augment.batched else build_augmentation(cfg.augment)
     if not paths.tiled:
-        weights = lesion_weights(mask_areas(paths.masks, train_rows)) if cfg.sampling == "lesion" else None
+        classes = paths.layout.classes if paths.layout else ()
+        weights = (lesion_weights(class_mask_areas(paths.masks, train_rows, classes)) if cfg.sampling == "lesion"
+                   else None)
         return (SliceDataset(paths.images, paths.masks, train_rows, augmentation, seed, neighbours),
                 SliceDataset(paths.images, paths.masks, val_rows, neighbours=neighbours), weights)
     if cfg.sampling != "uniform":
@@ -96,19 +98,26 @@ fixed iterations per epoch); over the run, `cfg.steps` optimizer steps.
 
 
 def write_oof(model: nn.Module, contract: InferenceContract, paths: FoldPaths, val_rows: np.ndarray, ids: np.ndarray,
-              device: torch.device, batch_size: int, neighbours: np.ndarray | None = None) -> float:
+              device: torch.device, batch_size: int, neighbours: np.ndarray | None = None) -> list[float]:
     """Write the fold's probabilities for its validation rows (`oof_files`), run as `contract` says (as predict
-    runs the test images); return their Dice at 0.5."""
+    runs the test images); return their Dice at 0.5, one per class (one for a binary competition)."""
     ensemble = Ensemble.following(contract, [model], device)
     images = np.load(paths.images, mmap_mode="r")
     masks = np.load(paths.masks, mmap_mode="r")
+    classes = len(paths.layout.classes) if paths.layout else 0
+    size = (classes, *images.shape[1:3]) if classes else images.shape[1:3]
     counts = []
-    with oof_files.writing(paths.oof, ids, images.shape[1:3]) as out:
+    with oof_files.writing(paths.oof, ids, size) as out:
         start = 0
         for probs in predict_batches(ensemble, images, batch_size, rows=val_rows, neighbours=neighbours,
                                      sliding=paths.windows(contract.window_step)):
             out[start:start + len(probs)] = probs
-            pred, truth = probs >= 128, masks[val_rows[start:start + len(probs)]] > 0
-            counts.append(np.stack([(pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))]))
+            truth = masks[val_rows[start:start + len(probs)]]
+            if classes:  # (B, C, H, W) maps against the bits of each class
+                pred, truth = probs >= 128, (truth[:, None] >> np.arange(classes)[None, :, None, None]) & 1 > 0
+            else:
+                pred, truth = probs[:, None] >= 128, truth[:, None] > 0
+            counts.append(np.stack([(pred & truth).sum((2, 3)), pred.sum((2, 3)), truth.sum((2, 3))]))
             start += len(probs)
-    return float(Counts(*np.concatenate(counts, axis=1)).image_dice().mean())
+    counts = np.concatenate(counts, axis=1)  # (3, images, classes)
+    return [float(Counts(*counts[:, :, k]).image_dice().mean()) for k in range(counts.shape[2])]

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, WeightedRandomSampler
 
 from segpipe.cache import stacks
+from segpipe.cache.classes import class_areas
 from segpipe.cache.tiles import crop
 from segpipe.config.train import Augment
 from segpipe.core.runtime import opencv_threads
@@ -146,14 +147,27 @@ def mask_areas(masks_path: Path, rows: np.ndarray, chunk: int = 512) -> np.ndarr
                            for i in range(0, len(rows), chunk)] or [np.zeros(0, np.int64)])
 
 
+def class_mask_areas(masks_path: Path, rows: np.ndarray, classes: tuple[str, ...] = (), chunk: int = 512) -> np.ndarray:
+    """`mask_areas`, or with `classes` the (rows, classes) pixel count of each class (`segpipe.cache.classes`)."""
+    if not classes:
+        return mask_areas(masks_path, rows, chunk)
+    masks = np.load(masks_path, mmap_mode="r")
+    rows = np.asarray(rows)
+    return np.concatenate([class_areas(masks[rows[i:i + chunk]], len(classes)) for i in range(0, len(rows), chunk)]
+                          or [np.zeros((0, len(classes)), np.int64)])
+
+
 def lesion_weights(areas: np.ndarray) -> np.ndarray:
     """Sampling probabilities w_i = (a_i + 0.1 A/n) / (1.1 A), A = sum of the n areas.
 
     The brain-MRI U-Net tutorial's scheme: slices are drawn in proportion to their mask
     area, plus a tenth of the mean area so empty slices are still seen. The weights sum to
-    1; with no foreground at all (A = 0) they are uniform.
+    1; with no foreground at all (A = 0) they are uniform. Given (n, classes) areas, the
+    mean of each class's weights: a draw per class, whatever its share of the pixels.
     """
     areas = np.asarray(areas, dtype=np.float64)
+    if areas.ndim == 2:  # (n, classes): each class draws an equal share, so a rare class is seen as often
+        return np.mean([lesion_weights(areas[:, k]) for k in range(areas.shape[1])], axis=0)
     total, n = areas.sum(), len(areas)
     if total == 0:
         return np.full(n, 1.0 / n)

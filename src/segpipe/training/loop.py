@@ -28,13 +28,13 @@ from segpipe.core.runtime import pick_device, seed_everything
 from segpipe.evaluation.baselines import MARGIN
 from segpipe.evaluation.metrics import Counts
 from segpipe.network.contract import VIEWS, InferenceContract
-from segpipe.network.inputs import autocast, normalize, to_device, to_model_input
+from segpipe.network.inputs import autocast, normalize, to_device, to_model_input, to_target
 from segpipe.network.model import ModelSpec, WeightedLoss, build_model, model_spec, save_checkpoint
 from segpipe.training.augment import BatchAugment
 from segpipe.training.distributed import Distributed
 from segpipe.training.fold import FoldPaths, build_loaders, write_oof
 from segpipe.training.live import open_live
-from segpipe.training.loaders import mask_areas
+from segpipe.training.loaders import class_mask_areas
 from segpipe.training.resume import (
     TrainingState,
     mark_finished,
@@ -65,9 +65,9 @@ def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.device, cfg: Train,
-             pooled: bool = False) -> tuple[float, float]:
-    """Mean loss and Dice (threshold 0.5) over `loader`: the mean per-image Dice (empty-on-empty is 1),
-    or with `pooled` one Dice of all pixels together.
+             pooled: bool = False, classes: int = 1) -> tuple[float, list[float]]:
+    """Mean loss and each class's Dice (threshold 0.5) over `loader`: the mean per-image Dice
+    (empty-on-empty is 1), or with `pooled` one Dice of all pixels together.
 
     Tile mode validates on tiles, most of them empty: their per-tile mean rewards predicting
     nothing, so there the Dice is pooled over every validation tile (nnU-Net's pseudo Dice).
@@ -76,14 +76,18 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
     losses, counts = [], []
     for images, masks in loader:
         x = to_model_input(images, device, cfg.channels_last, cfg.model_channels)
-        target = masks.to(device, non_blocking=True).unsqueeze(1).float()
+        target = to_target(masks, device, classes)
         with autocast(device, cfg.amp):
             logits = model(x)
         losses.append(criterion(logits.float(), target).item() * len(images))
-        pred, truth = logits[:, 0] > 0, target[:, 0] > 0.5
-        counts.append(torch.stack([(pred & truth).sum((1, 2)), pred.sum((1, 2)), truth.sum((1, 2))]).cpu().numpy())
-    counts = Counts(*np.concatenate(counts, axis=1))
-    return sum(losses) / len(loader.dataset), counts.pooled_dice() if pooled else float(counts.image_dice().mean())
+        pred, truth = logits > 0, target > 0.5
+        counts.append(torch.stack([(pred & truth).sum((2, 3)), pred.sum((2, 3)), truth.sum((2, 3))]).cpu().numpy())
+    counts = np.concatenate(counts, axis=1)  # (3, images, classes)
+    dice = []
+    for k in range(classes):
+        of_class = Counts(*counts[:, :, k])
+        dice.append(of_class.pooled_dice() if pooled else float(of_class.image_dice().mean()))
+    return sum(losses) / len(loader.dataset), dice
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ class EpochStats:
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: TrainingState, device: torch.device,
-                    cfg: Train, augment: BatchAugment | None = None) -> EpochStats:
+                    cfg: Train, augment: BatchAugment | None = None, classes: tuple[str, ...] = ()) -> EpochStats:
     """One pass over `loader`.
 
     Step time covers everything after the batch left the loader: the copy to the device,
@@ -110,7 +114,7 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: Train
     for images, masks in loader:
         loaded = time.perf_counter()
         x = to_device(images, device)
-        target = masks.to(device, non_blocking=True).unsqueeze(1).float()
+        target = to_target(masks, device, len(classes) or 1)
         if augment is not None:
             x, target = augment(x, target)
         x = normalize(x, cfg.channels_last, cfg.model_channels)
@@ -163,6 +167,7 @@ class _FoldRun:
     val_rows: np.ndarray
     neighbours: np.ndarray | None  # 2.5D stacks (segpipe.cache.stacks), None for 2D
     tiled: bool  # tile mode: validated on tiles, with a pooled Dice
+    classes: tuple[str, ...]  # a multi-label competition's classes, one output channel each; () = binary
     key: str  # run_fingerprint: a resume state is used only for these inputs
 
 
@@ -174,7 +179,8 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
     device = dist.device() if dist.enabled else pick_device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    spec = model_spec(cfg)
+    classes = paths.layout.classes if paths.layout else ()
+    spec = model_spec(cfg, classes=len(classes) or 1)
     model = build_model(spec, cfg.encoder_weights).to(device)  # first: a failed download stops before any data
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -195,7 +201,8 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
         step_model=dist.wrap(torch.compile(model) if cfg.compile else model, find_unused=cfg.encoder_depth < 5),
         train_loader=train_loader, val_loader=val_loader,
         augment=BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None,
-        criterion=WeightedLoss(cfg.loss).to(device), val_rows=val_rows, neighbours=neighbours, tiled=paths.tiled,
+        criterion=WeightedLoss(cfg.loss, "multilabel" if classes else "binary").to(device), val_rows=val_rows,
+        neighbours=neighbours, tiled=paths.tiled, classes=classes,
         key=run_fingerprint(cfg, fold, seed, folds, shapes + ([paths.layout.tile] if paths.tiled else [])))
 
 
@@ -238,9 +245,12 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
         ids = folds.id.astype(str).to_numpy()[run.val_rows]
         oof_dice = write_oof(evaluated, contract, paths, run.val_rows, ids, run.device, cfg.batch_size * 2,
                              run.neighbours)
-        empty = 0.0 if run.tiled else float(np.mean(mask_areas(paths.masks, run.val_rows) == 0))
-        metrics = {**best, "oof_dice": oof_dice, "epochs_run": done, "steps": done * cfg.steps_per_epoch,
-                   "val_empty_dice": empty, "learned": bool(best["val_dice"] > empty + MARGIN)}
+        empty = 0.0 if run.tiled else float(np.mean(class_mask_areas(paths.masks, run.val_rows, run.classes) == 0))
+        metrics = {**best, "oof_dice": float(np.mean(oof_dice)), "epochs_run": done,
+                   "steps": done * cfg.steps_per_epoch, "val_empty_dice": empty,
+                   "learned": bool(best["val_dice"] > empty + MARGIN)}
+        if run.classes:
+            metrics["classes"] = {name: {"oof_dice": dice} for name, dice in zip(run.classes, oof_dice)}
         if not metrics["learned"]:
             print(f"warning: fold {fold}: val dice never rose above {best['val_dice']:.4f}, against {empty:.4f} for "
                   f"predicting every image empty: this fold learned nothing; try a higher train.lr or more "
@@ -265,14 +275,22 @@ def _epoch(run: _FoldRun, cfg: Train, epoch: int, dist: Distributed) -> _Scores:
     run.train_loader.dataset.set_epoch(epoch)
     if run.augment is not None:
         run.augment.set_epoch(epoch, dist.rank)
-    stats = train_one_epoch(run.step_model, run.train_loader, run.criterion, run.state, run.device, cfg, run.augment)
+    stats = train_one_epoch(run.step_model, run.train_loader, run.criterion, run.state, run.device, cfg, run.augment,
+                            run.classes)
     loss_sum, seen = dist.total(stats.loss * stats.seen, stats.seen)  # over all ranks' shards
     # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
-    val_loss, val_dice = dist.from_main(*evaluate(run.state.evaluated, run.val_loader, run.criterion, run.device,
-                                                  cfg, pooled=run.tiled))
-    scores = _Scores({"train/loss": loss_sum / seen, "val/loss": val_loss, "val/dice": val_dice, "lr": stats.lr})
+    val_loss, *class_dice = dist.from_main(*_flat(evaluate(run.state.evaluated, run.val_loader, run.criterion,
+                                                           run.device, cfg, pooled=run.tiled,
+                                                           classes=len(run.classes) or 1)))
+    scores = _Scores({"train/loss": loss_sum / seen, "val/loss": val_loss, "val/dice": float(np.mean(class_dice)),
+                      **{f"val/dice_{name}": dice for name, dice in zip(run.classes, class_dice)}, "lr": stats.lr})
     scores.seen, scores.data_time, scores.step_time = seen, stats.data_time, stats.step_time
     return scores
+
+
+def _flat(scores: tuple[float, list[float]]) -> tuple[float, ...]:
+    """(loss, dice per class) as one flat tuple of floats, as `Distributed.from_main` sends them."""
+    return scores[0], *scores[1]
 
 
 def _ema(model: nn.Module, cfg: Train):
