@@ -37,7 +37,7 @@ def main(root: Path = Path(".")) -> None:
     classes = Layout.read(prepared).classes
     if not classes:
         raise SystemExit("this workspace's competition has one class: nothing to compare")
-    competition = load_chosen(params, root / "data/raw", root / "data/sources")
+    competition = load_chosen(params, root / "data/raw" / params.base.dataset, root / "data/sources")
     if "mask" not in competition.test:
         raise SystemExit("the test set is not labelled: set <dataset>.holdout_patients > 0 and rerun")
     cv = json.loads((root / "metrics/cv.json").read_text())

@@ -11,7 +11,7 @@ from segpipe.core.errors import InputError
 from segpipe.datasets import load_chosen
 from segpipe.paths.cache_files import TEST_INDEX
 from segpipe.submission.message import default_message
-from segpipe.submission.validate import validate_submission
+from segpipe.submission.validate import check_uploadable, row_labels, validate_submission
 
 
 def main() -> None:
@@ -26,16 +26,14 @@ def main() -> None:
     params = load_params()
     name = params.base.dataset
     competition = load_chosen(params, args.raw / name, args.sources)
-    slug = competition.submission.competition
-    if slug is None:
-        raise InputError(f"{name} is not a Kaggle competition (or {name}.holdout_patients made its test set a "
-                         "local holdout); nothing to submit — its holdout score is in metrics/holdout.json")
+    slug = check_uploadable(name, competition.submission)
     for needed in (args.file, args.prepared / TEST_INDEX, args.cv):
         if not needed.is_file():
             raise InputError(f"{needed} does not exist: run `dvc repro` first")
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str})
     sizes = dict(zip(test_index.id, test_index.height * test_index.width))
-    rows = validate_submission(args.file, competition.submission, sizes)
+    spec = competition.submission
+    rows = validate_submission(args.file, spec, sizes, row_labels(spec, competition.classes))
     message = args.message or default_message(args.cv, Path.cwd())
     kaggle.submit(slug, args.file, message)
     print(f"submitted {args.file} ({rows} rows) to {slug}: {message}")

@@ -31,6 +31,7 @@ class SubmissionSpec:
     class_column: str | None = None  # a column that names the class (Severstal's ClassId, UW-Madison's class)
     labels: tuple[str, ...] = ()  # how the file names each class, in class order ("1".."4"); () = the class names
     columns: tuple[str, ...] = ()  # the header's order when it is not (id, rle[, class])
+    code_competition: bool = False  # Kaggle scores only a notebook's output: a CSV upload is refused
 
     def header(self) -> list[str]:
         """The submission's columns, in order."""

@@ -49,9 +49,9 @@ CLASSES = ("defect1", "defect2", "defect3", "defect4")
 LABELS = ("1", "2", "3", "4")  # the ClassIds, in class order
 PAIR = "ImageId_ClassId"  # the original format's id column: <ImageId>_<ClassId>
 SUBMISSION = SubmissionSpec("ImageId", "EncodedPixels", "F", None, competition=SLUG,
-                            class_column="ClassId", labels=LABELS)
+                            class_column="ClassId", labels=LABELS, code_competition=True)
 ORIGINAL_SUBMISSION = SubmissionSpec(PAIR, "EncodedPixels", "F", None, competition=SLUG,
-                                     id_format="{id}_{label}", labels=LABELS)
+                                     id_format="{id}_{label}", labels=LABELS, code_competition=True)
 
 
 def _split_pairs(pairs: pd.Series, where: str) -> tuple[pd.Series, pd.Series]:

@@ -62,7 +62,7 @@ SCAN = re.compile(r"case(?P<case>\d+)/(?P<volume>case(?P=case)_day(?P<day>\d+))/
 SCAN_FORMAT = "case<N>/case<N>_day<D>/scans/slice_<SSSS>_<W>_<H>_<spacingW>_<spacingH>.png"
 SIZED_ID = re.compile(r"(?P<id>.+)@(?P<height>\d+)x(?P<width>\d+)")  # the id part of a mask key
 SUBMISSION = SubmissionSpec("id", "predicted", "C", None, competition=SLUG, class_column="class",
-                            labels=CLASSES, columns=("id", "class", "predicted"))
+                            labels=CLASSES, columns=("id", "class", "predicted"), code_competition=True)
 
 
 @dataclasses.dataclass(frozen=True)

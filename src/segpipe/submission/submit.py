@@ -31,7 +31,7 @@ from segpipe.evaluation import postprocess
 from segpipe.evaluation.blend import blend_maps
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import count_maps, map_ids, read_map
-from segpipe.submission.validate import validate_submission
+from segpipe.submission.validate import row_labels, validate_submission
 
 
 def probability_to_mask(prob: np.ndarray, height: int, width: int, rule: Rule) -> np.ndarray:
@@ -148,7 +148,7 @@ def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: Submis
                              f"index is {test_index.id.iloc[first]}; it is stale: rerun `dvc repro predict@{name}`")
     job = dict(blend=blend, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
                rules=rules, order=spec.rle_order)
-    labels = list(spec.labels or classes) if classes else []
+    labels = row_labels(spec, classes)
     workers = workers or os.cpu_count() or 1
     with atomic_path(out_path) as tmp:
         _write_members(tmp, ",".join(spec.header()) + "\n", test_index.id.tolist(), job, workers, (spec, labels))

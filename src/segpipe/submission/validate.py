@@ -82,3 +82,20 @@ def _row_key(spec: SubmissionSpec, image_id: str, label: str) -> tuple[str, ...]
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(2) == b"\x1f\x8b"
+
+
+def check_uploadable(name: str, spec: SubmissionSpec) -> str:
+    """The Kaggle slug `make submit` uploads to; InputError when a CSV upload cannot be scored."""
+    if spec.competition is None:
+        raise InputError(f"{name} is not a Kaggle competition (or {name}.holdout_patients made its test set a "
+                         "local holdout); nothing to submit — its holdout score is in metrics/holdout.json")
+    if spec.code_competition:
+        raise InputError(f"{spec.competition} is a code competition: Kaggle scores only the output of a notebook "
+                         "run on its hidden test set, so a CSV upload is refused; submissions/submit.csv.gz is "
+                         "your local check of the format")
+    return spec.competition
+
+
+def row_labels(spec: SubmissionSpec, classes: Sequence[str]) -> list[str]:
+    """How the submission names each class, in class order; [] for one class."""
+    return list(spec.labels or classes) if classes else []
