@@ -63,6 +63,7 @@ class Folder(DatasetSection):
     test_images: str | None = None
     group_regex: str | None = None
     rle_order: Literal["C", "F"] = "F"
+    classes: list[str] = []  # index masks: value k + 1 is classes[k]; [] = binary masks
     holdout_patients: float | None = Field(None, ge=0, lt=1)
 
     @model_validator(mode="after")

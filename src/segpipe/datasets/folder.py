@@ -5,10 +5,14 @@
           "../masks/{stem}.png"         folder; fields {stem} {name} {suffix} of the image
     test_images: "test/*.png"           optional; without it the generic holdout makes one
     group_regex: "^(case\\d+)_"         its first group, searched in the stem, is the patient
+    classes: [liver, tumour]            optional: the masks are index PNGs, value k the k-th class
 
 A file the train glob matches that is some matched image's mask is skipped, so "*.png" with
 "{stem}_mask.png" works. Ids are file stems, sorted naturally (`case2` before `case10`).
-Masks may be {0,1}, {0,255} or RGB: any non-zero pixel is foreground.
+Masks may be {0,1}, {0,255} or RGB: any non-zero pixel is foreground. With `classes`, a
+mask is an index PNG (palette or one channel): 0 background, k + 1 the class `classes[k]`,
+exclusive classes that train as one sigmoid channel each ([several classes](docs/classes.md));
+the submission then has a `class` column, a row per (image, class).
 
 The folder (or a zip of it) is read in place through the download stage's manifest; nothing
 is copied, and editing, adding or removing a file there shows in `dvc status`.
@@ -20,27 +24,33 @@ import re
 import string
 from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import Sequence
 
 import pandas as pd
 
 from segpipe.core.errors import InputError
 
 from . import readers
-from .base import Competition, SubmissionSpec
+from .base import MAX_CLASSES, Competition, SubmissionSpec
 from .layout import name_few, pair_images_with_masks
 from .tree import Tree, as_tree, natural_key
 
 
 def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | None = None,
-         group_regex: str | None = None, rle_order: str = "F", **_options) -> Competition:
+         group_regex: str | None = None, rle_order: str = "F", classes: Sequence[str] = (),
+         **_options) -> Competition:
     """Index the folder `root` (a path, or the Tree of the source)."""
     if rle_order not in ("C", "F"):
         raise InputError(f"rle_order must be 'C' (row-major) or 'F' (column-major), got {rle_order!r}")
     tree = as_tree(root)
     train, test = _index(tree, train_images, mask, test_images, group_regex)
-    return Competition(name="folder", train=train, test=test,
-                       submission=SubmissionSpec("id", "rle_mask", rle_order, None, competition=None),
-                       read_image=readers.read_rgb, read_mask=readers.read_binary_mask)
+    classes = tuple(classes)
+    if len(set(classes)) != len(classes) or len(classes) > MAX_CLASSES or "" in classes:
+        raise InputError(f"folder.classes {list(classes)}: up to {MAX_CLASSES} distinct non-empty names")
+    spec = SubmissionSpec("id", "rle_mask", rle_order, None, competition=None, class_column="class" if classes else None)
+    read_mask = partial(readers.read_index_mask, classes=len(classes)) if classes else readers.read_binary_mask
+    return Competition(name="folder", train=train, test=test, submission=spec, read_image=readers.read_rgb,
+                       read_mask=read_mask, classes=classes)
 
 
 def _index(tree: Tree, train_images: str, rule: str, test_images: str | None,

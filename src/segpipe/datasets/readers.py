@@ -130,3 +130,29 @@ def _palette_indices(data: np.ndarray) -> np.ndarray | None:
             return np.asarray(image) if image.mode == "P" else None
     except (OSError, ValueError, SyntaxError):  # unreadable here: OpenCV tries, then we report it
         return None
+
+
+def read_index_mask(path: Path, classes: int) -> np.ndarray:
+    """Decode an index mask of `classes` exclusive classes to the (H, W) uint8 bit mask of `segpipe.cache.classes`.
+
+    Pixel value 0 is background and value k + 1 is class k, as a palette PNG's indices (whatever
+    its colours) or a one-channel PNG's values; bit k of the result is set where class k is.
+    A value above `classes`, or colours that differ between channels, is an InputError naming
+    the file and the values found.
+    """
+    data = _read(path, "mask")
+    index = _palette_indices(data)
+    if index is None and data.size:
+        index = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if index is None:
+        raise InputError(f"{path}: cannot decode mask (missing, truncated or not an image)")
+    if index.ndim == 3:
+        if (index[..., :3] != index[..., :1]).any():
+            raise InputError(f"{path}: an index mask must hold one value a pixel (0 background, k for the k-th "
+                             "class of folder.classes), not colours; save it as a palette or one-channel PNG")
+        index = index[..., 0]
+    if index.max(initial=0) > classes:
+        values = ", ".join(f"{v:g}" for v in np.unique(index)[:8])
+        raise InputError(f"{path}: index mask values ({values}) above {classes}, the number of folder.classes")
+    index = index.astype(np.int64)
+    return np.where(index > 0, np.left_shift(1, np.maximum(index - 1, 0)), 0).astype(np.uint8)
