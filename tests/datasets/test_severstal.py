@@ -111,7 +111,7 @@ def test_load(root: Path, form: str) -> None:
     assert test["id"].tolist() == TEST and test["image"].tolist() == [root / "test_images" / i for i in TEST]
     assert competition.classes == ("defect1", "defect2", "defect3", "defect4") and competition.kind == "multilabel"
     common = dict(rle_column="EncodedPixels", rle_order="F", sample_submission=root / "sample_submission.csv",
-                  competition="severstal-steel-defect-detection", labels=("1", "2", "3", "4"))
+                  competition="severstal-steel-defect-detection", labels=("1", "2", "3", "4"), code_competition=True)
     if form == "new":
         assert competition.submission == SubmissionSpec("ImageId", **common, class_column="ClassId")
         assert competition.submission.header() == ["ImageId", "EncodedPixels", "ClassId"]

@@ -116,7 +116,7 @@ def test_load(root: Path) -> None:
     assert competition.classes == ("large_bowel", "small_bowel", "stomach") and competition.kind == "multilabel"
     assert competition.submission == SubmissionSpec(
         "id", "predicted", "C", None, competition="uw-madison-gi-tract-image-segmentation", class_column="class",
-        labels=("large_bowel", "small_bowel", "stomach"), columns=("id", "class", "predicted"))
+        labels=("large_bowel", "small_bowel", "stomach"), columns=("id", "class", "predicted"), code_competition=True)
     assert competition.submission.header() == ["id", "class", "predicted"]
     assert test.empty  # the public copy: the generic patient holdout makes the test set
 
