@@ -15,10 +15,11 @@ from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path, write_json
 from segpipe.evaluation.baselines import warning
-from segpipe.evaluation.cv import cross_validate
+from segpipe.evaluation.cv import cross_validate, oof_volumes
 from segpipe.evaluation.per_class import cross_validate_classes, threshold_curve
 from segpipe.evaluation.postprocess import describe_rules, write_rules
 from segpipe.evaluation.tune import Grids
+from segpipe.evaluation.volumes import score_volumes
 from segpipe.paths import artifacts
 
 
@@ -28,7 +29,8 @@ def main() -> None:
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     oof_paths = {k: artifacts.fold_dir(args.oof, k) for k in params.folds.train}
     cut = Threshold.model_validate_json(args.plan.read_text())  # the grids with `auto` resolved
-    classes = Layout.read(args.masks.parent).classes
+    layout = Layout.read(args.masks.parent)
+    classes = layout.classes
     unknown = sorted(set(cut.classes) - set(classes))
     if unknown:
         raise InputError(f"params.yaml: threshold.classes: {unknown} are not classes of this competition "
@@ -41,12 +43,18 @@ def main() -> None:
         metrics, search = cross_validate(folds, oof_paths, args.masks, grids(cut))
         searches, curve = [search], search.curve
     rules = [search.rule for search in searches]
+    if layout.metric == "dice_hausdorff":  # UW-Madison's score, on the OOF volumes under the rules
+        metrics["volumes"] = score_volumes(oof_volumes(folds, oof_paths, args.masks, rules), classes or ["mask"])
     blend = json.loads(args.blend.read_text())
     write_json(args.metrics, {**metrics, "models": blend["models"], "weights": blend["weights"]})
     write_rules(args.rule, rules, classes)
     with atomic_path(args.plot) as tmp:
         pd.DataFrame(curve).to_csv(tmp, index=False)
     print(f"CV dice {metrics['dice']:.4f} (patient {metrics['patient_dice']:.4f}) with {describe_rules(rules, classes)}")
+    if "volumes" in metrics:
+        volumes = metrics["volumes"]
+        print(f"CV {volumes['metric']} {volumes['score']:.4f} (dice {volumes['dice']:.4f}, hausdorff "
+              f"{volumes['hausdorff']:.4f}) over {volumes['volumes']} volumes")
     for name, scores in (metrics["classes"].items() if classes else [("search", metrics)]):
         steps = "; ".join(f"{s['step']} {s['dice']:.4f}{'' if s['kept'] else ' (not kept)'}" for s in scores["search"])
         print(f"{name}: {steps}" if classes else f"search: {steps}")

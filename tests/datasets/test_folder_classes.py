@@ -98,3 +98,47 @@ def test_dvc_exp_run_writes_a_row_per_image_and_class(tmp_path: Path) -> None:
         rle.validate(row[1], 40 * 48)
     assert (repo / "metrics/holdout.json").is_file()
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.rglob("*") if p.is_file()} == before
+
+
+def make_class_files(base: Path, patients: int = 4, slices: int = 2) -> Path:
+    """images/<stem>.png with masks/<stem>_liver.png and masks/<stem>_tumour.png, {0, 255} each; the two overlap."""
+    (base / "images").mkdir(parents=True)
+    (base / "masks").mkdir()
+    for i in range(patients * slices):
+        stem = f"case{i // slices}_{i % slices}"
+        cv2.imwrite(str(base / "images" / f"{stem}.png"), np.full((40, 48, 3), 30, np.uint8))
+        index = index_mask(i)
+        cv2.imwrite(str(base / "masks" / f"{stem}_liver.png"), (index > 0).astype(np.uint8) * 255)  # under the tumour too
+        cv2.imwrite(str(base / "masks" / f"{stem}_tumour.png"), (index == 2).astype(np.uint8) * 255)
+    return base
+
+
+FILES = dict(OPTIONS, mask="../masks/{stem}_{class}.png")
+
+
+def test_one_file_per_class_reads_as_overlapping_bits(tmp_path: Path) -> None:
+    from segpipe.datasets import source as sources
+    from segpipe.datasets.tree import as_tree
+
+    root = make_class_files(tmp_path / "data")
+    competition = folder.load(root, **FILES)
+    assert competition.classes == tuple(CLASSES) and len(competition.train) == 8
+    mask = competition.read_mask(competition.train["mask"].iloc[0])  # case0_0: i = 0 has a tumour
+    index = index_mask(0)
+    assert np.array_equal(mask & 1, (index > 0).astype(np.uint8))  # the liver bit set under the tumour as well
+    assert np.array_equal(mask >> 1, (index == 2).astype(np.uint8))
+    used = sources.used_files(competition, as_tree(root))  # the source index lists every class file
+    assert len(used) == 8 * 3 and "masks/case3_1_tumour.png" in used
+
+
+def test_a_missing_class_file_or_a_class_rule_without_classes_is_named(tmp_path: Path) -> None:
+    root = make_class_files(tmp_path / "data")
+    (root / "masks" / "case2_1_tumour.png").unlink()
+    with pytest.raises(InputError, match=r"without a class mask \(1; one file per class.*case2_1_tumour\.png"):
+        folder.load(root, **FILES)
+    with pytest.raises(InputError, match=r"has \{class\} but folder\.classes is empty"):
+        folder.load(root, **{**FILES, "classes": []})
+    cv2.imwrite(str(root / "masks" / "case2_1_tumour.png"), np.zeros((20, 48), np.uint8))
+    competition = folder.load(root, **FILES)
+    with pytest.raises(InputError, match=r"case2_1_tumour\.png: class mask is 48x20 but .*case2_1_liver\.png is 48x40"):
+        competition.read_mask(competition.train.set_index("id").loc["case2_1", "mask"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import pickle
 import re
 import zipfile
@@ -17,6 +18,8 @@ from segpipe.core.errors import InputError
 from segpipe.datasets import rle_labels, source, uwmgi
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.datasets.tree import Tree
+from segpipe.evaluation import volumes
+from segpipe.evaluation.holdout import score_holdout
 
 # (H, W) of each case/day; 360 x 310 (W x H) is a real size, and not square, so row- and
 # column-major RLE decode to different masks. case2's days 3 and 20, and case2 before
@@ -186,6 +189,37 @@ def test_holdout_moves_whole_cases_with_all_their_days(root: Path) -> None:
     assert list(test.columns) == ["id", "group", "slice", "volume", "image", "mask"]
 
 
+def _submission(competition, drop: tuple[str, str] | None = None) -> Path:
+    """The holdout's true masks as a submission (row-major RLE), less the class `drop` = (id, class)."""
+    rows = []
+    for image_id, key in zip(competition.test["id"], competition.test["mask"]):
+        mask = competition.read_mask(key)
+        for k, name in enumerate(uwmgi.CLASSES):
+            encoded = "" if (image_id, name) == drop else _kaggle_rle((mask >> k) & 1)
+            rows.append(f"{image_id},{name},{encoded}\n")
+    path = competition.test["image"].iloc[0].parents[5] / "submission.csv"
+    path.write_text("id,class,predicted\n" + "".join(rows))
+    return path
+
+
+def test_the_holdout_is_scored_by_the_competitions_metric_per_volume(root: Path) -> None:
+    """0.4 Dice + 0.6 (1 - Hausdorff / diagonal) per (case/day, class); a perfect submission scores 1."""
+    competition = datasets.hold_out_patients(uwmgi.load(root), 0.5, seed=0)
+    held = sorted(set(competition.test.volume))
+    perfect = score_holdout(_submission(competition), competition)["volumes"]
+    assert perfect["score"] == 1.0 and perfect["volumes"] == len(held)
+    assert perfect["pairs"] == 3 * len(held)  # slice 3 shows every organ: no (volume, class) pair is empty
+    volume = held[0]
+    missed = score_holdout(_submission(competition, (f"{volume}_slice_0002", "large_bowel")), competition)
+    bowel = missed["volumes"]["classes"]["large_bowel"]
+    true = np.stack([_class_mask(volume, n, "large_bowel") for n in SLICES]).astype(bool)
+    pred = true.copy()
+    pred[1] = False
+    assert bowel["dice"] == pytest.approx((len(held) - 1 + volumes.dice(pred, true)) / len(held))
+    assert bowel["hausdorff"] == pytest.approx(volumes.hausdorff(pred, true) / len(held)) and bowel["hausdorff"] > 0
+    assert missed["volumes"]["classes"]["stomach"]["score"] == 1.0
+
+
 def _add_test_scans(root: Path, listed: list[str]) -> None:
     for image_id in listed:
         volume, number = image_id.rsplit("_slice_", 1)
@@ -318,4 +352,7 @@ def test_dvc_exp_run_writes_the_competitions_submission(tmp_path: Path) -> None:
     assert [(r[0], r[1]) for r in rows[1:]] == [(i, name) for i in listed for name in uwmgi.CLASSES]
     for row in rows[1:]:
         rle.validate(row[2], 266 * 266)
+    scores = json.loads((repo / "metrics/cv.json").read_text())["volumes"]  # the competition's metric, OOF
+    assert scores["volumes"] == len(VOLUMES) and set(scores["classes"]) == set(uwmgi.CLASSES)
+    assert scores["score"] == pytest.approx(0.4 * scores["dice"] + 0.6 * (1 - scores["hausdorff"]))
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.rglob("*") if p.is_file()} == before

@@ -180,7 +180,7 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
         raise InputError(f"{competition.name}: prepare.mode: tile is for binary competitions; with its classes "
                          f"{list(competition.classes)} use prepare.mode: resize")
     layout = tile_layout(competition.train, scale, tile, workers) if mode == "tile" else Layout("resize", tuple(size))
-    layout = dataclasses.replace(layout, classes=tuple(competition.classes))
+    layout = dataclasses.replace(layout, classes=tuple(competition.classes), metric=competition.metric)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         train = cache_split(competition.train, competition, layout.size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS,

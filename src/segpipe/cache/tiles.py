@@ -58,11 +58,13 @@ class Layout:
     scale: float = 1.0  # tile mode: cached size / original size
     tile: tuple[int, int] | None = None  # tile mode: what the model sees
     classes: tuple[str, ...] = ()  # the class names of a multi-label competition (segpipe.cache.classes)
+    metric: str = "dice"  # the competition's metric (segpipe.datasets.base.Metric)
 
     def write(self, folder: Path) -> None:
         fields = asdict(self)
-        if not self.classes:
-            del fields["classes"]  # binary: the file as it always was
+        for key, default in (("classes", ()), ("metric", "dice")):
+            if fields[key] == default:
+                del fields[key]  # a binary Dice competition: the file as it always was
         (folder / LAYOUT).write_text(json.dumps(fields, indent=1) + "\n")
 
     @classmethod
@@ -72,7 +74,7 @@ class Layout:
             raise InputError(f"{path}: missing; rerun `dvc repro prepare`")
         raw = json.loads(path.read_text())
         return cls(raw["mode"], tuple(raw["size"]), raw.get("scale", 1.0), tuple(raw["tile"]) if raw.get("tile") else None,
-                   tuple(raw.get("classes", ())))
+                   tuple(raw.get("classes", ())), raw.get("metric", "dice"))
 
     @property
     def channels(self) -> int:

@@ -14,6 +14,7 @@ import pandas as pd
 
 RleOrder = Literal["C", "F"]
 Kind = Literal["binary", "multilabel"]
+Metric = Literal["dice", "dice_hausdorff"]  # dice: mean per-image Dice; dice_hausdorff: UW-Madison's (evaluation.volumes)
 MAX_CLASSES = 8  # a bit each in the uint8 mask cache
 
 
@@ -67,6 +68,9 @@ class Competition:
     # overlap, one sigmoid channel each, and `read_mask` returns a (H, W) uint8 whose bit k
     # (value 1 << k) marks class k. () = binary, the one foreground class.
     classes: tuple[str, ...] = ()
+    # What the competition scores beside the per-image Dice: "dice_hausdorff" is UW-Madison's
+    # 0.4 x Dice + 0.6 x (1 - normalised 3D Hausdorff) per volume (`segpipe.evaluation.volumes`).
+    metric: Metric = "dice"
 
     @property
     def kind(self) -> Kind:

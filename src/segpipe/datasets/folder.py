@@ -5,14 +5,17 @@
           "../masks/{stem}.png"         folder; fields {stem} {name} {suffix} of the image
     test_images: "test/*.png"           optional; without it the generic holdout makes one
     group_regex: "^(case\\d+)_"         its first group, searched in the stem, is the patient
-    classes: [liver, tumour]            optional: the masks are index PNGs, value k the k-th class
+    classes: [liver, tumour]            optional: the masks are index PNGs, value k the k-th class;
+    mask: "{stem}_{class}.png"          with {class} in the rule: one binary mask file per class
 
 A file the train glob matches that is some matched image's mask is skipped, so "*.png" with
 "{stem}_mask.png" works. Ids are file stems, sorted naturally (`case2` before `case10`).
 Masks may be {0,1}, {0,255} or RGB: any non-zero pixel is foreground. With `classes`, a
 mask is an index PNG (palette or one channel): 0 background, k + 1 the class `classes[k]`,
-exclusive classes that train as one sigmoid channel each ([several classes](docs/classes.md));
-the submission then has a `class` column, a row per (image, class).
+exclusive classes that train as one sigmoid channel each ([several classes](docs/classes.md)).
+A rule with `{class}` names one binary mask file per class instead (classes may then
+overlap), and every image needs all of its class files. The submission then has a `class`
+column, a row per (image, class).
 
 The folder (or a zip of it) is read in place through the download stage's manifest; nothing
 is copied, and editing, adding or removing a file there shows in `dvc status`.
@@ -43,37 +46,53 @@ def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | 
     if rle_order not in ("C", "F"):
         raise InputError(f"rle_order must be 'C' (row-major) or 'F' (column-major), got {rle_order!r}")
     tree = as_tree(root)
-    train, test = _index(tree, train_images, mask, test_images, group_regex)
     classes = tuple(classes)
     if len(set(classes)) != len(classes) or len(classes) > MAX_CLASSES or "" in classes:
         raise InputError(f"folder.classes {list(classes)}: up to {MAX_CLASSES} distinct non-empty names")
+    per_class = _check_rule(mask, classes)
+    train, test = _index(tree, train_images, mask, test_images, group_regex, classes if per_class else ())
     spec = SubmissionSpec("id", "rle_mask", rle_order, None, competition=None, class_column="class" if classes else None)
-    read_mask = partial(readers.read_index_mask, classes=len(classes)) if classes else readers.read_binary_mask
+    read_mask = (readers.read_class_files if per_class else partial(readers.read_index_mask, classes=len(classes))
+                 if classes else readers.read_binary_mask)
     return Competition(name="folder", train=train, test=test, submission=spec, read_image=readers.read_rgb,
                        read_mask=read_mask, classes=classes)
 
 
-def _index(tree: Tree, train_images: str, rule: str, test_images: str | None,
-           group_regex: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The train table (id, group, image, mask) and test table (id, image) of the folder `tree`."""
-    _check_rule(rule)
+def _index(tree: Tree, train_images: str, rule: str, test_images: str | None, group_regex: str | None,
+           class_files: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The train table (id, group, image, mask) and test table (id, image) of the folder `tree`.
+
+    With `class_files` (the class names of a `{class}` rule), an image's mask entry joins
+    its class files' locators (`readers.class_files_key`), classes in order.
+    """
     pattern = _compile(group_regex)
     mask_for = partial(_mask_path, rule=rule)
     candidates = _glob(tree, train_images)
-    masks = {mask_for(name) for name in candidates}
+    names = [{"class": name} for name in class_files] or [{}]
+    masks = {mask_for(name, **fields) for name in candidates for fields in names}
     outside = sorted(m for m in masks if m.startswith("../"))
     if outside:
         raise InputError(f"mask rule {rule!r} reaches outside the source folder {tree.where} "
                          f"({name_few(outside)}): point the source at a folder that holds images and masks")
     images = sorted((name for name in candidates if name not in masks), key=_natural)
-    pairs = pair_images_with_masks(images, [m for m in map(mask_for, images) if m in tree], mask_for, tree.where)
+    if class_files:
+        pairs = [(image, [mask_for(image, **fields) for fields in names]) for image in images]
+        missing = [m for _, files in pairs for m in files if m not in tree]
+        if not images or missing:
+            raise InputError(f"{tree.where}: no training images" if not images else
+                             f"training images without a class mask ({len(missing)}; one file per class of "
+                             f"folder.classes): expected {name_few(missing)}")
+        entries = [readers.class_files_key([tree.locate(m) for m in files]) for _, files in pairs]
+    else:
+        pairs = pair_images_with_masks(images, [m for m in map(mask_for, images) if m in tree], mask_for, tree.where)
+        entries = [tree.locate(m) for _, m in pairs]
     stems = [PurePosixPath(image).stem for image, _ in pairs]
     unmatched = [stem for stem in stems if pattern and not pattern.search(stem)]
     if unmatched:
         raise InputError(f"group_regex {pattern.pattern!r} does not match the image names {name_few(unmatched)}")
     train = pd.DataFrame({"id": stems, "group": [pattern.search(s)[1] if pattern else s for s in stems],
                           "image": [tree.locate(image) for image, _ in pairs],
-                          "mask": [tree.locate(m) for _, m in pairs]})
+                          "mask": pd.Series(entries, dtype=object)})
     tests = sorted(_glob(tree, test_images), key=_natural) if test_images else []
     clash = sorted(set(tests) & (set(images) | masks))
     if clash:
@@ -88,21 +107,26 @@ def _index(tree: Tree, train_images: str, rule: str, test_images: str | None,
     return train, test
 
 
-def _check_rule(rule: str) -> None:
+def _check_rule(rule: str, classes: Sequence[str]) -> bool:
+    """Check the mask rule's fields; True when it names a file per class (`{class}`)."""
     try:
         fields = {field for _, field, _, _ in string.Formatter().parse(rule) if field is not None}
-        rule.format(stem="x", name="x.png", suffix=".png")
+        rule.format(stem="x", name="x.png", suffix=".png", **{"class": "c"})
     except (KeyError, IndexError, ValueError) as err:
-        raise InputError(f"mask rule {rule!r}: use only the fields {{stem}}, {{name}}, {{suffix}} ({err!r})") from None
+        raise InputError(f"mask rule {rule!r}: use only the fields {{stem}}, {{name}}, {{suffix}} "
+                         f"(and {{class}} with folder.classes) ({err!r})") from None
     if not fields & {"stem", "name"}:
         raise InputError(f"mask rule {rule!r} names the same file for every image: use {{stem}} or {{name}}")
+    if "class" in fields and not classes:
+        raise InputError(f"mask rule {rule!r} has {{class}} but folder.classes is empty: list the class names")
+    return "class" in fields
 
 
-def _mask_path(image: str, rule: str) -> str:
-    """The name of `image`'s mask; "../masks/{stem}.png" climbs out of the image's folder."""
+def _mask_path(image: str, rule: str, **fields: str) -> str:
+    """The name of `image`'s mask (of the class in `fields`); "../masks/{stem}.png" climbs out of the image's folder."""
     path = PurePosixPath(image)
-    return posixpath.normpath(posixpath.join(path.parent.as_posix(),
-                                             rule.format(stem=path.stem, name=path.name, suffix=path.suffix)))
+    return posixpath.normpath(posixpath.join(path.parent.as_posix(), rule.format(
+        stem=path.stem, name=path.name, suffix=path.suffix, **fields)))
 
 
 def _compile(group_regex: str | None) -> re.Pattern | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -156,3 +157,32 @@ def read_index_mask(path: Path, classes: int) -> np.ndarray:
         raise InputError(f"{path}: index mask values ({values}) above {classes}, the number of folder.classes")
     index = index.astype(np.int64)
     return np.where(index > 0, np.left_shift(1, np.maximum(index - 1, 0)), 0).astype(np.uint8)
+
+
+CLASS_FILES_MARK = "|"  # joins the class files of one image in its `mask` entry
+
+
+def class_files_key(locators: Sequence[Path | str]) -> str:
+    """The `mask` entry of an image with one binary mask file per class: their locators, in class order."""
+    named = [str(locator) for locator in locators]
+    odd = [name for name in named if CLASS_FILES_MARK in name]
+    if odd:
+        raise InputError(f"{odd[0]}: a class mask file name may not contain {CLASS_FILES_MARK!r}")
+    return CLASS_FILES_MARK.join(named)
+
+
+def class_files(entry: Path | str) -> list[str]:
+    """The files a `mask` entry reads: the class files of a `class_files_key`, else the entry itself."""
+    return str(entry).split(CLASS_FILES_MARK)
+
+
+def read_class_files(entry: Path | str) -> np.ndarray:
+    """Read a `class_files_key`'s binary masks (`read_binary_mask`) as the (H, W) uint8 bit mask of
+    `segpipe.cache.classes`: bit k from the k-th file. Files of different sizes are an InputError."""
+    files = class_files(entry)
+    masks = [read_binary_mask(Path(name)) for name in files]
+    for name, mask in zip(files[1:], masks[1:]):
+        if mask.shape != masks[0].shape:
+            raise InputError(f"{name}: class mask is {mask.shape[1]}x{mask.shape[0]} but {files[0]} is "
+                             f"{masks[0].shape[1]}x{masks[0].shape[0]} (WxH)")
+    return sum((mask.astype(np.uint8) << k for k, mask in enumerate(masks)), np.zeros(masks[0].shape, np.uint8))

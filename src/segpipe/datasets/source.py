@@ -22,6 +22,7 @@ from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path
 
 from . import state as source_state
+from .readers import class_files
 from .rle_labels import mask_file
 from .tree import Tree
 
@@ -90,7 +91,8 @@ def used_files(competition, tree: Tree) -> list[str]:
     frames = [competition.train.image, competition.train["mask"], competition.test.image]
     if "mask" in competition.test:
         frames.append(competition.test["mask"])
-    locators = [mask_file(p) for frame in frames for p in frame]  # a mask key names its label csv
+    locators = [mask_file(part) for frame in frames for entry in frame  # a mask key names its label csv,
+                for part in ([entry] if str(entry) in by_locator else class_files(entry))]  # a class files key its files
     if competition.submission.sample_submission is not None:
         locators.append(str(competition.submission.sample_submission))
     return sorted({by_locator[locator] for locator in locators})

@@ -99,7 +99,8 @@ def load(root: Path | Tree, **_options) -> Competition:
     test, sample = _test_table(tree)
     return Competition(name="uwmgi", train=_train_table(tree), test=test,
                        submission=dataclasses.replace(SUBMISSION, sample_submission=sample),
-                       read_image=read_scan, read_mask=read_mask, classes=CLASSES)
+                       read_image=read_scan, read_mask=read_mask, classes=CLASSES,
+                       metric="dice_hausdorff")
 
 
 def read_scan(path: Path | str, at_least: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:

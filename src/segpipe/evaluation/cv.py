@@ -13,7 +13,9 @@ from segpipe.cache.classes import class_maps, of_class
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.baselines import baselines, dice_lost, patients_lost
 from segpipe.evaluation.metrics import counts_at_cuts, probability_histograms, threshold_to_uint8
+from segpipe.evaluation.postprocess import Rule, apply
 from segpipe.evaluation.tune import Grids, Search, rule_counts, search_rule
+from segpipe.evaluation.volumes import volume_order
 
 
 def covered_rows(folds: pd.DataFrame, trained: Iterable[int]) -> np.ndarray:
@@ -80,3 +82,19 @@ def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
         "folds": {f"fold{k}": {"dice": float(per_image[fold_of_row == k].mean())} for k in sorted(oof_paths)},
     }
     return metrics, search
+
+
+def oof_volumes(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
+                rules: list[Rule]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(predicted, true) (D, H, W) bit masks of every OOF volume (`segpipe.evaluation.volumes`), each
+    class's map cut by its rule: a volume at a time, each in one fold (its patient's)."""
+    masks = np.load(masks_path, mmap_mode="r")
+    for fold, path in sorted(oof_paths.items()):
+        fold_rows, probs = oof_files.read_fold(folds, fold, path, masks)
+        for positions in volume_order(folds, fold_rows):
+            maps = np.asarray(probs[positions])  # in slice order
+            maps = maps if maps.ndim == 4 else maps[:, None]  # a binary competition's one class
+            pred = np.zeros((len(positions), *maps.shape[-2:]), np.uint8)
+            for k, rule in enumerate(rules):
+                pred |= np.stack([apply(m, rule) for m in maps[:, k]]).astype(np.uint8) << k
+            yield pred, np.asarray(masks[fold_rows[positions]])

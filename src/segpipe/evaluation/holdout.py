@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 
 from segpipe import rle
+from segpipe.core.errors import InputError
 from segpipe.evaluation.baselines import dice_lost, patients_lost
 from segpipe.evaluation.metrics import Counts, mask_counts
+from segpipe.evaluation.volumes import score_volumes, volume_order
 
 
 def score_holdout(path: Path, competition) -> dict:
@@ -33,12 +35,32 @@ def score_holdout(path: Path, competition) -> dict:
             pixels[k].append(mask_counts(rle.decode(encoded, truth.shape, order=spec.rle_order), true))
     groups = competition.test.group.to_numpy()
     scores = [_scores(pixels[k], groups) for k in range(per_image)]
-    if not classes:
-        return scores[0]
-    return {"dice": float(np.mean([s["dice"] for s in scores])),
-            "patient_dice": float(np.mean([s["patient_dice"] for s in scores])),
-            "images": scores[0]["images"], "patients": scores[0]["patients"],
-            "classes": dict(zip(classes, scores))}
+    summary = scores[0] if not classes else {
+        "dice": float(np.mean([s["dice"] for s in scores])),
+        "patient_dice": float(np.mean([s["patient_dice"] for s in scores])),
+        "images": scores[0]["images"], "patients": scores[0]["patients"],
+        "classes": dict(zip(classes, scores))}
+    if competition.metric == "dice_hausdorff":
+        summary["volumes"] = score_volumes(_volumes(table, competition), classes or ["mask"])
+    return summary
+
+
+def _volumes(table: pd.DataFrame, competition):
+    """(predicted, true) (D, H, W) bit masks of each test volume at the scans' own size, a volume at a time."""
+    spec, test = competition.submission, competition.test
+    per_image = max(len(competition.classes), 1)
+    for positions in volume_order(test, np.arange(len(test))):
+        pred, true = [], []
+        for i in positions:
+            truth = competition.read_mask(test["mask"].iloc[i])
+            rows = table[spec.rle_column].iloc[i * per_image:(i + 1) * per_image]
+            pred.append(sum((rle.decode(encoded, truth.shape, order=spec.rle_order).astype(np.uint8) << k
+                             for k, encoded in enumerate(rows)), np.zeros(truth.shape, np.uint8)))
+            true.append(truth if competition.classes else (truth > 0).astype(np.uint8))
+        if len({m.shape for m in true}) > 1:
+            raise InputError(f"{competition.name}: the slices of volume "
+                             f"{test['volume' if 'volume' in test else 'group'].iloc[positions[0]]} differ in size")
+        yield np.stack(pred), np.stack(true)
 
 
 def _scores(pixels: list, groups: np.ndarray) -> dict:
