@@ -24,6 +24,7 @@ import pandas as pd
 from segpipe.cache.tiles import Layout
 from segpipe.config.data import load_data_params
 from segpipe.datasets import load_chosen
+from segpipe.evaluation.blend import read_counts
 from segpipe.evaluation.holdout import score_holdout
 from segpipe.evaluation.postprocess import Rule
 from segpipe.paths import artifacts
@@ -45,7 +46,7 @@ def main(root: Path = Path(".")) -> None:
     curve = pd.read_csv(root / "plots/threshold.csv")
     best = curve.loc[curve.dice.idxmax()]
     shared = [Rule(threshold=float(best.threshold))] * len(classes)
-    counts = json.loads((root / "metrics/blend.json").read_text())["counts"]
+    counts = read_counts(json.loads((root / "metrics/blend.json").read_text()), classes)
     blend = Blend({name: artifacts.test_probs(root / "preds", name) for name in params.models}, counts)
     test_index = pd.read_csv(prepared / TEST_INDEX, dtype={"id": str, "group": str})
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ from segpipe.cache.tiles import Layout
 from segpipe.config.evaluation import load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import write_json
-from segpipe.evaluation.blend import model_oof, select, write_blend
+from segpipe.evaluation.blend import Score, model_oof, select, select_per_class, write_blend
 from segpipe.paths import artifacts
 
 
@@ -22,17 +22,32 @@ def main() -> None:
     classes = Layout.read(args.masks.parent).classes
     dirs = {name: {k: artifacts.oof_dir(args.oof, name, k) for k in params.folds.train} for name in params.models}
     oof = model_oof(folds, dirs, args.masks, len(classes))
-    chosen = select(oof.names, oof.score, params.blend.iterations)
-    write_blend(folds, oof, chosen.counts, {k: artifacts.fold_dir(args.out, k) for k in params.folds.train})
+    out_dirs = {k: artifacts.fold_dir(args.out, k) for k in params.folds.train}
+    if params.blend.per_class and classes:  # a bag per class, each on its own class's Dice
+        per_class = select_per_class(oof, params.blend.iterations)
+        write_blend(folds, oof, [s.counts for s in per_class], out_dirs)
+        score, singles = Score.mean_of([s.score for s in per_class]), per_class[0].singles
+        weights = {name: sum(s.weights[name] for s in per_class) / len(per_class) for name in singles}
+        summed = {name: sum(s.counts.get(name, 0) for s in per_class) for name in singles}
+        extra = {"class_counts": {c: s.counts for c, s in zip(classes, per_class)},
+                 "class_weights": {c: s.weights for c, s in zip(classes, per_class)},
+                 "steps": {c: s.steps for c, s in zip(classes, per_class)}}
+    else:
+        chosen = select(oof.names, oof.score, params.blend.iterations)
+        write_blend(folds, oof, chosen.counts, out_dirs)
+        score, singles, weights, summed = chosen.score, chosen.singles, chosen.weights, chosen.counts
+        extra = {"steps": chosen.steps}
     write_json(args.metrics, {
-        **chosen.score.to_dict(classes), "weights": chosen.weights, "counts": chosen.counts,
-        "models": {name: score.to_dict(classes) for name, score in chosen.singles.items()},
-        "steps": chosen.steps,
+        **score.to_dict(classes), "weights": weights, "counts": {n: c for n, c in summed.items() if c},
+        "models": {name: single.to_dict(classes) for name, single in singles.items()}, **extra,
     })
-    for name, score in chosen.singles.items():
-        print(f"{name}: CV dice {score.dice:.4f} (patient {score.patient_dice:.4f}){_at(score)}; "
-              f"weight {chosen.weights[name]:.2f}")
-    print(f"blend: CV dice {chosen.score.dice:.4f} (patient {chosen.score.patient_dice:.4f}){_at(chosen.score)}")
+    for name, single in singles.items():
+        print(f"{name}: CV dice {single.dice:.4f} (patient {single.patient_dice:.4f}){_at(single)}; "
+              f"weight {weights[name]:.2f}")
+    if "class_weights" in extra:
+        for name, bag in extra["class_weights"].items():
+            print(f"{name}: weights " + ", ".join(f"{model} {w:.2f}" for model, w in bag.items()))
+    print(f"blend: CV dice {score.dice:.4f} (patient {score.patient_dice:.4f}){_at(score)}")
 
 
 def _at(score) -> str:

@@ -15,6 +15,7 @@ from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
 from segpipe.datasets import load_chosen
 from segpipe.evaluation.baselines import warning
+from segpipe.evaluation.blend import read_counts
 from segpipe.evaluation.holdout import score_holdout
 from segpipe.evaluation.postprocess import describe_rules, read_rules
 from segpipe.paths import artifacts
@@ -29,8 +30,9 @@ def main() -> None:
     classes = Layout.read(args.prepared).classes
     rules = read_rules(args.rule, classes)  # the post-processing chosen out of fold, applied exactly as tuned
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
-    counts = json.loads(args.blend.read_text())["counts"]  # the weights tuned out of fold
-    blend = Blend({name: artifacts.test_probs(args.preds, name) for name in params.models}, counts)
+    tuned = json.loads(args.blend.read_text())
+    counts = tuned["counts"]  # the weights tuned out of fold (summed over the classes' bags with blend.per_class)
+    blend = Blend({name: artifacts.test_probs(args.preds, name) for name in params.models}, read_counts(tuned, classes))
     unknown = sorted(set(counts) - set(params.models))
     if unknown:
         raise InputError(f"{args.blend}: weights for models {unknown} that params.yaml does not list; "

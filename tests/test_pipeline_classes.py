@@ -67,3 +67,15 @@ def test_one_classes_post_processing_param_reruns_only_threshold_submit_and_repo
     cv = json.loads((repo / "metrics/cv.json").read_text())
     kept = cv["classes"]["spot"]["rule"]["min_component"]
     assert kept in (0, 3, 6)
+
+
+def test_a_bag_per_class_reaches_the_submission(repo, first_run):
+    """blend.per_class with one model: every class's bag is that model, so the submission stays byte-identical."""
+    before = (repo / "submissions/submit.csv.gz").read_bytes()
+    edit_params(repo, {"blend": {"per_class": True}})
+    ran = ran_stages(run(["dvc", "repro"], repo))
+    assert "blend" in ran and not any(stage.startswith(("train@", "predict@")) for stage in ran)
+    blend = json.loads((repo / "metrics/blend.json").read_text())
+    assert blend["class_counts"] == {name: {"unet": 1} for name in CLASSES}
+    assert set(blend["class_weights"]) == set(CLASSES) and blend["weights"] == {"unet": 1.0}
+    assert (repo / "submissions/submit.csv.gz").read_bytes() == before

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from segpipe.evaluation import oof_files
-from segpipe.evaluation.blend import OofSet, blend_maps, model_oof, select, write_blend
+from segpipe.evaluation.blend import (OofSet, Score, blend_maps, blend_models, model_oof, read_counts, select,
+                                     select_per_class, write_blend)
 
 
 def test_maps_blend_in_integers_with_rounding():
@@ -78,3 +79,40 @@ def test_the_blended_oof_is_written_per_fold_with_its_ids(tmp_path):
     for k in (0, 1):
         blended = oof_files.read(tmp_path / "blend" / f"fold{k}", folds.id[folds.fold == k])
         assert (np.asarray(blended) == (100 + 201 + 2 * k + 1) // 2).all()
+
+
+def two_classes(n=40, size=16, seed=1):
+    """Bit masks of two classes; model a is perfect on class 0 and inverted on class 1, model b the reverse:
+    no one bag draws both classes (1:1 is flat), a bag per class draws each perfectly."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        for k in (0, 1):
+            y, x = rng.integers(0, size - 5, 2)
+            truth[i, y:y + 5, x:x + 5] |= 1 << k
+    perfect = np.stack([(truth >> k & 1) * 255 for k in (0, 1)], axis=1).astype(np.uint8)
+    a, b = perfect.copy(), perfect.copy()
+    a[:, 1], b[:, 0] = 255 - perfect[:, 1], 255 - perfect[:, 0]
+    return OofSet({"a": [a], "b": [b]}, [truth], np.array([f"p{i // 4}" for i in range(n)]), classes=2)
+
+
+def test_a_bag_per_class_takes_each_class_from_the_model_that_draws_it():
+    oof = two_classes()
+    shared = select(oof.names, oof.score, iterations=6)
+    per_class = select_per_class(oof, iterations=6)
+    assert [s.weights for s in per_class] == [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}]
+    assert Score.mean_of([s.score for s in per_class]).dice == 1.0 > shared.score.dice
+    assert per_class[0].singles == shared.singles  # each model's own score, over both classes
+    maps = blend_models(lambda name: oof.probs[name][0], [s.counts for s in per_class])
+    np.testing.assert_array_equal(maps[:, 0], oof.probs["a"][0][:, 0])
+    np.testing.assert_array_equal(maps[:, 1], oof.probs["b"][0][:, 1])
+
+
+def test_the_same_bag_for_every_class_blends_as_one_bag():
+    oof = two_classes()
+    bag = {"a": 3, "b": 1}
+    read = lambda name: oof.probs[name][0]  # noqa: E731
+    np.testing.assert_array_equal(blend_models(read, [bag, bag]), blend_models(read, bag))
+    assert read_counts({"counts": bag}, ["x", "y"]) == bag
+    assert read_counts({"counts": bag, "class_counts": {"y": {"b": 1}, "x": {"a": 2}}}, ["x", "y"]) == [
+        {"a": 2}, {"b": 1}]

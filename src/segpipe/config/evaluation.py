@@ -12,6 +12,7 @@ from segpipe.config.sections import DEFAULT_MODELS, Section, StageParams, check_
 
 class Blend(Section):
     iterations: PositiveInt = 20  # greedy forward-selection steps (with replacement) over the models' OOF maps
+    per_class: bool = False  # with classes: a bag of models per class, each on its own class's OOF Dice
 
 
 class Threshold(Section):

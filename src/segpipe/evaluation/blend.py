@@ -11,13 +11,18 @@ cut: one 256-bin histogram per image gives every cut at once (`segpipe.evaluatio
 blended in integers, round(sum c_m p_m / sum c_m) on the uint8 probabilities, so the test
 maps blended at submit time are exactly those the weights were tuned on. Ties go to the
 model that comes first by name: the same inputs always give the same weights.
+
+With classes, one bag serves every class by default, scored on the Dice averaged over the
+classes; `blend.per_class` runs the selection once per class on that class's own Dice
+instead, and each class's maps are blended with its own counts (`ClassCounts`).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -25,6 +30,10 @@ import pandas as pd
 from segpipe.cache.classes import class_maps, of_class
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.metrics import CUTS, Counts, counts_at_cuts, cut_to_threshold, probability_histograms
+
+
+ClassCounts = Sequence[Mapping[str, int]]  # one bag per class, in class order
+AnyCounts = Union[Mapping[str, int], ClassCounts]  # one bag for every class, or one per class
 
 
 def blend_maps(maps: Sequence[np.ndarray], counts: Sequence[int]) -> np.ndarray:
@@ -35,6 +44,30 @@ def blend_maps(maps: Sequence[np.ndarray], counts: Sequence[int]) -> np.ndarray:
         if count:
             acc += np.asarray(prob, dtype=np.uint32) * int(count)
     return ((acc + total // 2) // total).astype(np.uint8)
+
+
+def blend_models(read: Callable[[str], np.ndarray], counts: AnyCounts) -> np.ndarray:
+    """Blend the maps `read(model)` gives ((..., C, H, W) with classes) under one bag or a bag per class.
+
+    Only the models a bag picks are read. Per class, channel k is `blend_maps` of channel k
+    under the k-th bag: the same integers as one bag when every bag is the same.
+    """
+    if isinstance(counts, Mapping):
+        names = [name for name in sorted(counts) if counts[name]]
+        return blend_maps([read(name) for name in names], [counts[n] for n in names])
+    maps = {name: read(name) for name in sorted({n for bag in counts for n, c in bag.items() if c})}
+    out = np.empty_like(next(iter(maps.values())))
+    for k, bag in enumerate(counts):
+        names = [name for name in sorted(bag) if bag[name]]
+        out[..., k, :, :] = blend_maps([maps[n][..., k, :, :] for n in names], [bag[n] for n in names])
+    return out
+
+
+def read_counts(blend: dict, classes: Sequence[str]) -> AnyCounts:
+    """The bag(s) a metrics/blend.json holds: `class_counts` in class order when tuned per class."""
+    if "class_counts" not in blend:
+        return blend["counts"]
+    return [blend["class_counts"][name] for name in classes]
 
 
 @dataclass(frozen=True)
@@ -88,16 +121,15 @@ class OofSet:
     def names(self) -> list[str]:
         return sorted(self.probs)
 
-    def blended(self, counts: Mapping[str, int], chunk: int = 256) -> Iterable[tuple[int, np.ndarray]]:
+    def blended(self, counts: AnyCounts, chunk: int = 256) -> Iterable[tuple[int, np.ndarray]]:
         """(part, blended uint8 chunk) over all parts, chunk by chunk (memmaps stay small in RSS)."""
-        names = [n for n in self.names if counts.get(n)]
         for part, truth in enumerate(self.masks):
             for start in range(0, len(truth), chunk):
-                yield part, blend_maps([self.probs[n][part][start:start + chunk] for n in names],
-                                       [counts[n] for n in names])
+                yield part, blend_models(lambda n: self.probs[n][part][start:start + chunk], counts)
 
-    def score(self, counts: Mapping[str, int], chunk: int = 256) -> Score:
-        per_class = list(range(self.classes)) or [None]
+    def score(self, counts: AnyCounts, chunk: int = 256, cls: int | None = None) -> Score:
+        """The bag's Score: over every class (their mean), or of class `cls` alone."""
+        per_class = [cls] if cls is not None else list(range(self.classes)) or [None]
         hists, part_start = {k: [] for k in per_class}, {}
         for part, maps in self.blended(counts, chunk):
             offset = part_start.setdefault(part, 0)
@@ -107,7 +139,7 @@ class OofSet:
             part_start[part] += len(maps)
         scores = [score_histograms(np.concatenate([h[0] for h in hists[k]]), np.concatenate([h[1] for h in hists[k]]),
                                    self.groups) for k in per_class]
-        return Score.mean_of(scores) if self.classes else scores[0]
+        return Score.mean_of(scores) if self.classes and cls is None else scores[0]
 
 
 @dataclass
@@ -144,6 +176,17 @@ def select(names: Sequence[str], score: Callable[[Mapping[str, int]], Score], it
     return Selection(best_counts, best_score, singles, steps)
 
 
+def select_per_class(oof: OofSet, iterations: int) -> list[Selection]:
+    """`select` once per class, each on that class's own OOF Dice; the models' `singles` stay their
+    scores over every class."""
+    singles = {name: oof.score({name: 1}) for name in oof.names}
+    chosen = []
+    for k in range(oof.classes):
+        selection = select(oof.names, lambda counts, k=k: oof.score(counts, cls=k), iterations)
+        chosen.append(dataclasses.replace(selection, singles=singles))
+    return chosen
+
+
 def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path, classes: int = 0) -> OofSet:
     """The OOF probabilities of every model (`oof_dirs[model][fold]`) for the blend search, fold by fold
     (with `classes`, (n, classes, H, W) maps against bit masks)."""
@@ -155,7 +198,7 @@ def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_p
     return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[np.concatenate(rows)], classes)
 
 
-def write_blend(folds: pd.DataFrame, oof: OofSet, counts: dict[str, int], out_dirs: dict[int, Path]) -> None:
+def write_blend(folds: pd.DataFrame, oof: OofSet, counts: AnyCounts, out_dirs: dict[int, Path]) -> None:
     """Write the blend of `oof` under `counts` as one OOF folder per fold (`out_dirs`), ids as in the folds file."""
     parts = sorted(out_dirs)
     writers = {}

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -28,7 +28,7 @@ from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path
 from segpipe.datasets import SubmissionSpec
 from segpipe.evaluation import postprocess
-from segpipe.evaluation.blend import blend_maps
+from segpipe.evaluation.blend import AnyCounts, blend_models
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import count_maps, map_ids, read_map
 from segpipe.submission.validate import row_labels, validate_submission
@@ -73,12 +73,16 @@ class Blend:
     """The models' test probabilities (.npz paths) and their blend counts (`segpipe.evaluation.blend`)."""
 
     probs: dict[str, Path]
-    counts: dict[str, int]
+    counts: AnyCounts  # one bag, or one per class (`blend.per_class`)
+
+    def models(self) -> set[str]:
+        """The models some bag picks: the only maps read."""
+        bags = [self.counts] if isinstance(self.counts, Mapping) else self.counts
+        return {name for bag in bags for name, count in bag.items() if count}
 
     def read(self, row: int) -> np.ndarray:
         """Test map `row`, blended exactly as the OOF maps the rule was tuned on."""
-        names = [name for name in sorted(self.counts) if self.counts[name]]
-        return blend_maps([read_map(self.probs[name], row) for name in names], [self.counts[n] for n in names])
+        return blend_models(lambda name: read_map(self.probs[name], row), self.counts)
 
 
 # Rows per gzip member: fixed, so the bytes do not depend on the number of workers. 32 rows
@@ -136,7 +140,7 @@ def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: Submis
     if not isinstance(blend, Blend):
         blend = Blend({"model": Path(blend)}, {"model": 1})
     for name, path in sorted(blend.probs.items()):
-        if not blend.counts.get(name):
+        if name not in blend.models():
             continue
         n_probs, ids = count_maps(path), map_ids(path)
         if n_probs != len(test_index):
