@@ -47,7 +47,8 @@ def main(root: Path = Path(".")) -> None:
     best = curve.loc[curve.dice.idxmax()]
     shared = [Rule(threshold=float(best.threshold))] * len(classes)
     counts = read_counts(json.loads((root / "metrics/blend.json").read_text()), classes)
-    blend = Blend({name: artifacts.test_probs(root / "preds", name) for name in params.models}, counts)
+    blend = Blend({name: artifacts.test_probs(root / "preds", name) for name in params.models}, counts,
+                  Layout.read(prepared).exclusive)
     test_index = pd.read_csv(prepared / TEST_INDEX, dtype={"id": str, "group": str})
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "shared.csv.gz"

@@ -19,9 +19,10 @@ def main() -> None:
     args = parse_paths(__doc__, "folds", "masks", "oof", "out", "metrics")
     params = load_evaluation_params()
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
-    classes = Layout.read(args.masks.parent).classes
+    layout = Layout.read(args.masks.parent)
+    classes = layout.classes
     dirs = {name: {k: artifacts.oof_dir(args.oof, name, k) for k in params.folds.train} for name in params.models}
-    oof = model_oof(folds, dirs, args.masks, len(classes))
+    oof = model_oof(folds, dirs, args.masks, len(classes), layout.exclusive)
     out_dirs = {k: artifacts.fold_dir(args.out, k) for k in params.folds.train}
     if params.blend.per_class and classes:  # a bag per class, each on its own class's Dice
         per_class = select_per_class(oof, params.blend.iterations)

@@ -27,12 +27,14 @@ def main() -> None:
     args = parse_paths(__doc__, "raw", "sources", "prepared", "preds", "blend", "rule", "cv", "out", "holdout")
     params = load_data_params()
     competition = load_chosen(params, args.raw, args.sources)
-    classes = Layout.read(args.prepared).classes
+    layout = Layout.read(args.prepared)
+    classes = layout.classes
     rules = read_rules(args.rule, classes)  # the post-processing chosen out of fold, applied exactly as tuned
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
     tuned = json.loads(args.blend.read_text())
     counts = tuned["counts"]  # the weights tuned out of fold (summed over the classes' bags with blend.per_class)
-    blend = Blend({name: artifacts.test_probs(args.preds, name) for name in params.models}, read_counts(tuned, classes))
+    blend = Blend({name: artifacts.test_probs(args.preds, name) for name in params.models}, read_counts(tuned, classes),
+                  layout.exclusive)
     unknown = sorted(set(counts) - set(params.models))
     if unknown:
         raise InputError(f"{args.blend}: weights for models {unknown} that params.yaml does not list; "

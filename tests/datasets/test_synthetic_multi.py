@@ -173,3 +173,30 @@ def test_load_names_a_missing_test_image(copy: Path) -> None:
 def test_an_unknown_kind_lists_multi(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="'multi'"):
         synthetic.download(tmp_path / "data", seed=SEED, kind="bogus", **SIZE)
+
+
+def test_the_exclusive_kind_has_the_same_images_and_one_class_a_pixel(generated: Path, masks: np.ndarray,
+                                                                       tmp_path: Path) -> None:
+    root = tmp_path / "exclusive"
+    synthetic.download(root, seed=SEED, kind="exclusive", **SIZE)
+    competition = synthetic.load(root, kind="exclusive")
+    assert competition.kind == "multiclass" and competition.exclusive
+    first = competition.train.iloc[0]
+    assert (root / "train" / Path(first["image"]).name).read_bytes() == (
+        generated / "train" / Path(first["image"]).name).read_bytes()  # the same images as the multi kind
+    exclusive = np.stack([competition.read_mask(path) for path in competition.train["mask"]])
+    assert not np.any(exclusive & (exclusive - 1))  # one bit a pixel at most
+    np.testing.assert_array_equal(exclusive, synthetic_multi.exclusive_bits(masks))
+    assert np.any(masks & (masks - 1))  # while the multi kind's classes do overlap
+
+
+def test_prepare_refuses_overlapping_classes_of_an_exclusive_competition(generated: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from segpipe.cache.prepare import prepare_competition
+
+    competition = dataclasses.replace(synthetic.load(generated, kind="multi"), exclusive=True)
+    with pytest.raises(InputError, match=r"_mask\.png: a pixel has two classes, but the competition's classes are "
+                                         r"exclusive"):
+        prepare_competition(competition, tmp_path / "prepared", (32, 32), workers=1)
+    assert not (tmp_path / "prepared").exists()

@@ -108,3 +108,19 @@ def test_named_weights_without_network_point_to_a_local_file(monkeypatch, encode
     spec = ModelSpec(arch="Unet", in_channels=3, encoder_name=encoder, encoder_depth=3, decoder_channels=(8, 8, 8))
     with pytest.raises(InputError, match=r"train\.encoder_weights: 'imagenet' .*needs a download.*local weights file"):
         build_model(spec, "imagenet")
+
+
+@pytest.mark.parametrize("name", ["bce", "dice", "focal", "lovasz"])
+def test_multiclass_losses_take_class_masks_and_ignore_nothing_but_the_background(name):
+    """Exclusive classes: logits of background + 2 classes against (B, 2, H, W) one-hot class masks."""
+    torch.manual_seed(0)
+    target = torch.zeros(2, 2, 16, 16)
+    target[:, 0, 2:8, 2:8], target[:, 1, 10:14, 9:15] = 1, 1
+    logits = torch.randn(2, 3, 16, 16, requires_grad=True)
+    loss = WeightedLoss({name: 1.0}, "multiclass", classes=2)(logits, target)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+    perfect = torch.full((2, 3, 16, 16), -20.0)
+    labels = (target[:, 0] + 2 * target[:, 1]).long()
+    perfect.scatter_(1, labels[:, None], 20.0)
+    assert WeightedLoss({name: 1.0}, "multiclass", classes=2)(perfect, target) < loss

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from segpipe import rle
+from segpipe.cache.classes import argmax_first
 from segpipe.core.errors import InputError
 from segpipe.datasets import SubmissionSpec, hold_out_patients
 from segpipe.evaluation.blend import blend_maps
@@ -260,3 +261,25 @@ def test_maps_of_other_images_are_refused_by_id(case):
     write_maps(tmp_path / "test.npz", probs, ids=["7", "3", "1", "12", "5"])  # two swapped
     with pytest.raises(InputError, match=r"test.npz: map 2 is of image 1, but test image 2 .* is 12; it is stale"):
         write_submission(tmp_path / "test.npz", index, spec, Rule(0.5, 0.5, 0), tmp_path / "bad.csv.gz", workers=1)
+
+
+def test_exclusive_classes_take_the_argmax_before_their_rules(tmp_path):
+    """Two classes both above their low thresholds on the same pixels: the argmax gives each pixel one."""
+    rng = np.random.default_rng(3)
+    probs = rng.integers(40, 120, (4, 2, 16, 16), dtype=np.uint8)  # softmax-like: the classes sum under 255
+    write_maps(tmp_path / "test.npz", [probs])  # one (B, C, H, W) batch: a (C, H, W) map per image
+    index = pd.DataFrame({"id": ["a", "b", "c", "d"], "height": [16, 32, 16, 20], "width": [16, 32, 24, 20]})
+    spec = SubmissionSpec("id", "rle", "F", None, class_column="class")
+    rules = [Rule(0.1, 0.1, 0), Rule(0.1, 0.1, 0)]  # every pixel of every class passes on its own
+    for exclusive in (False, True):
+        blend = Blend({"m": tmp_path / "test.npz"}, {"m": 1}, exclusive)
+        out = tmp_path / f"{exclusive}.csv.gz"
+        write_submission(blend, index, spec, rules, out, workers=1, classes=("x", "y"))
+        table = rows(out)
+        for i, (h, w) in enumerate(zip(index.height, index.width)):
+            x, y = (rle.decode(table.rle[2 * i + k], (h, w), order="F") for k in (0, 1))
+            assert (x & y).any() != exclusive  # sigmoid classes overlap; exclusive ones never do
+            if exclusive and i == 0:  # at the maps' own size: each pixel to the class that beats the others
+                won = argmax_first(probs[0]) > 0  # and the background (255 minus their sum)
+                np.testing.assert_array_equal(x, won[0])
+                np.testing.assert_array_equal(y, won[1])

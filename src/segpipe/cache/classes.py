@@ -40,6 +40,40 @@ def of_class(masks: np.ndarray, k: int | None) -> np.ndarray | ClassMasks:
     return masks if k is None else ClassMasks(masks, k)
 
 
-def class_maps(probs: np.ndarray, k: int | None) -> np.ndarray:
-    """Class `k`'s maps of (N, C, H, W) probabilities (a view); `probs` itself when `k` is None."""
-    return probs if k is None else probs[:, k]
+def argmax_first(probs: np.ndarray) -> np.ndarray:
+    """Exclusive classes: each pixel of (..., C, H, W) uint8 class probabilities keeps only its
+    winning class's probability, the others 0; where the background wins (its probability is
+    255 minus the classes' sum: a softmax's), every class is 0. Ties go to the background,
+    then to the lower class. The rules then cut what is left, class by class."""
+    probs = np.asarray(probs)
+    background = 255 - np.minimum(probs.sum(axis=-3, dtype=np.int32), 255)
+    best = probs.argmax(axis=-3)[..., None, :, :]
+    top = np.take_along_axis(probs, best, axis=-3)
+    wins = (np.arange(probs.shape[-3])[:, None, None] == best) & (top > background[..., None, :, :])
+    return np.where(wins, probs, 0).astype(np.uint8)
+
+
+class ExclusiveMaps:
+    """Class `k` of (N, C, H, W) exclusive-class maps (a memmap is fine) after `argmax_first`, read on indexing."""
+
+    def __init__(self, probs: np.ndarray, k: int):
+        self.probs, self.k = probs, k
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = self.probs[index]
+        return argmax_first(rows)[..., self.k, :, :]
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.probs.shape[0], *self.probs.shape[2:])
+
+
+def class_maps(probs: np.ndarray, k: int | None, exclusive: bool = False) -> np.ndarray | ExclusiveMaps:
+    """Class `k`'s maps of (N, C, H, W) probabilities (a view; after `argmax_first` for `exclusive`
+    classes); `probs` itself when `k` is None."""
+    if k is None:
+        return probs
+    return ExclusiveMaps(probs, k) if exclusive else probs[:, k]

@@ -20,10 +20,17 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return (soft >= 128).astype(np.uint8)
 
 
-def resize_bits(mask: np.ndarray, size: tuple[int, int], classes: int) -> np.ndarray:
+def resize_bits(mask: np.ndarray, size: tuple[int, int], classes: int, exclusive: bool = False) -> np.ndarray:
     """Resize a (H, W) uint8 bit mask of `classes` classes (`segpipe.cache.classes`) to `size`: each
-    class by `resize_mask` on its own, then packed again."""
-    out = np.zeros(size, np.uint8)
-    for k in range(classes):
-        out |= resize_mask((mask >> k) & 1 > 0, size) << k
-    return out
+    class by `resize_mask` on its own, then packed again.
+
+    `exclusive` classes stay one a pixel: where two classes' bilinear weights both reach 0.5
+    (at a boundary between them), the larger weight wins (the lower class on a tie).
+    """
+    height, width = size
+    soft = np.stack([cv2.resize(((mask >> k) & 1).astype(np.uint8) * 255, (width, height),
+                                interpolation=cv2.INTER_LINEAR) for k in range(classes)])
+    kept = soft >= 128
+    if exclusive:
+        kept &= np.arange(classes)[:, None, None] == np.argmax(soft, axis=0)[None]
+    return np.bitwise_or.reduce(kept.astype(np.uint8) << np.arange(classes, dtype=np.uint8)[:, None, None], axis=0)

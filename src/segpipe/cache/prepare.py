@@ -62,6 +62,7 @@ def _decode_row(
     images: _NpyRows,
     masks: _NpyRows | None,
     classes: int = 0,
+    exclusive: bool = False,
 ) -> tuple[int, int, int, int | tuple[int, ...]]:
     index, image_file, mask_file = row
     image, original = read_image(Path(image_file), at_least=size)
@@ -74,8 +75,11 @@ def _decode_row(
         if mask.shape != tuple(original):
             raise InputError(f"{mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
                              f"{original[1]}x{original[0]} ({image_file})")
+        if exclusive and np.any(mask & (mask - 1)):  # two bits set somewhere
+            raise InputError(f"{mask_file}: a pixel has two classes, but the competition's classes are exclusive "
+                             "(one a pixel)")
         if classes:
-            resized = resize_bits(mask, size, classes)
+            resized = resize_bits(mask, size, classes, exclusive)
             area = (int(np.count_nonzero(resized)), *(int(a) for a in class_areas(resized[None], classes)[0]))
         else:
             resized = resize_mask(mask, size)
@@ -106,7 +110,8 @@ def cache_split(
     mask_files = frame["mask"].astype(str) if masks_path else [None] * len(frame)
     rows = list(zip(range(len(frame)), frame.image.astype(str), mask_files))
     decode = partial(_decode_row, read_image=competition.read_image, read_mask=competition.read_mask,
-                     size=size, channels=channels, images=images, masks=masks, classes=len(competition.classes))
+                     size=size, channels=channels, images=images, masks=masks, classes=len(competition.classes),
+                     exclusive=competition.exclusive)
     # Chunks amortise inter-process traffic (~0.1 ms each, against ~5-10 ms an image), but a
     # worker left without a chunk idles while the last ones finish: at least 16 chunks a
     # worker keep that tail short (120 rows in chunks of 15 cost 2 workers ~10 %).
@@ -180,7 +185,8 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
         raise InputError(f"{competition.name}: prepare.mode: tile is for binary competitions; with its classes "
                          f"{list(competition.classes)} use prepare.mode: resize")
     layout = tile_layout(competition.train, scale, tile, workers) if mode == "tile" else Layout("resize", tuple(size))
-    layout = dataclasses.replace(layout, classes=tuple(competition.classes), metric=competition.metric)
+    layout = dataclasses.replace(layout, classes=tuple(competition.classes), metric=competition.metric,
+                                 exclusive=competition.exclusive)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         train = cache_split(competition.train, competition, layout.size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS,

@@ -59,10 +59,11 @@ class Layout:
     tile: tuple[int, int] | None = None  # tile mode: what the model sees
     classes: tuple[str, ...] = ()  # the class names of a multi-label competition (segpipe.cache.classes)
     metric: str = "dice"  # the competition's metric (segpipe.datasets.base.Metric)
+    exclusive: bool = False  # multiclass: at most one class a pixel; softmax and argmax first
 
     def write(self, folder: Path) -> None:
         fields = asdict(self)
-        for key, default in (("classes", ()), ("metric", "dice")):
+        for key, default in (("classes", ()), ("metric", "dice"), ("exclusive", False)):
             if fields[key] == default:
                 del fields[key]  # a binary Dice competition: the file as it always was
         (folder / LAYOUT).write_text(json.dumps(fields, indent=1) + "\n")
@@ -74,11 +75,11 @@ class Layout:
             raise InputError(f"{path}: missing; rerun `dvc repro prepare`")
         raw = json.loads(path.read_text())
         return cls(raw["mode"], tuple(raw["size"]), raw.get("scale", 1.0), tuple(raw["tile"]) if raw.get("tile") else None,
-                   tuple(raw.get("classes", ())), raw.get("metric", "dice"))
+                   tuple(raw.get("classes", ())), raw.get("metric", "dice"), raw.get("exclusive", False))
 
     @property
     def channels(self) -> int:
-        """The network's output channels: one per class, one for a binary competition."""
+        """The maps' channels: one per class, one for a binary competition."""
         return len(self.classes) or 1
 
     @property

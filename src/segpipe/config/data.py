@@ -30,8 +30,9 @@ class Synthetic(DatasetSection):
     slices_per_patient: PositiveInt = 16
     height: PositiveInt = 100
     width: PositiveInt = 100
-    kind: Literal["brain", "thin", "multi"] = "brain"  # brain: MRI-like lesions; thin: thin structures on large
-    # images; multi: three overlapping lesion classes (a multi-label competition)
+    kind: Literal["brain", "thin", "multi", "exclusive"] = "brain"  # brain: MRI-like lesions; thin: thin structures on large
+    # images; multi: three overlapping lesion classes (a multi-label competition); exclusive: the same
+    # classes, one a pixel (a multi-class competition: softmax with a background)
 
 
 class Carvana(DatasetSection):

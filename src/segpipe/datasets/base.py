@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 RleOrder = Literal["C", "F"]
-Kind = Literal["binary", "multilabel"]
+Kind = Literal["binary", "multilabel", "multiclass"]
 Metric = Literal["dice", "dice_hausdorff"]  # dice: mean per-image Dice; dice_hausdorff: UW-Madison's (evaluation.volumes)
 MAX_CLASSES = 8  # a bit each in the uint8 mask cache
 
@@ -68,10 +68,13 @@ class Competition:
     # overlap, one sigmoid channel each, and `read_mask` returns a (H, W) uint8 whose bit k
     # (value 1 << k) marks class k. () = binary, the one foreground class.
     classes: tuple[str, ...] = ()
+    # `multiclass`: the classes never overlap (at most one bit a pixel); the network has a softmax
+    # over a background channel and the classes, and post-processing takes the argmax first.
+    exclusive: bool = False
     # What the competition scores beside the per-image Dice: "dice_hausdorff" is UW-Madison's
     # 0.4 x Dice + 0.6 x (1 - normalised 3D Hausdorff) per volume (`segpipe.evaluation.volumes`).
     metric: Metric = "dice"
 
     @property
     def kind(self) -> Kind:
-        return "multilabel" if self.classes else "binary"
+        return ("multiclass" if self.exclusive else "multilabel") if self.classes else "binary"

@@ -1,7 +1,8 @@
 """The embedded default competition: synthetic brain-MRI-like lesion slices, made offline.
 
 `kind` picks what the images show: "brain" (the default, described here), "thin", thin curves
-for tile-mode work (synthetic_thin), or "multi", three overlapping classes (synthetic_multi).
+for tile-mode work (synthetic_thin), "multi", three overlapping classes (synthetic_multi), or
+"exclusive", the same with one class a pixel (a multi-class competition).
 
 It is laid out like a real Kaggle download, so the pipeline runs the same code paths it
 would on LGG or Ultrasound Nerve, with no network access or credentials:
@@ -88,7 +89,8 @@ def download(root: Path, *, seed: int, train_patients: int, test_patients: int,
     """Generate the competition into `root` (replaced atomically); same arguments, same bytes."""
     _slice_maker(kind)  # a bad kind fails before the old folder is touched
     with atomic_path(root) as tmp:
-        write = _multi().generate if kind == "multi" else partial(_generate, kind=kind)  # multi: bit masks
+        write = (partial(_multi().generate, exclusive=kind == "exclusive") if kind in ("multi", "exclusive")
+                 else partial(_generate, kind=kind))  # multi, exclusive: bit masks
         write(tmp, seed, train_patients, test_patients, slices_per_patient, height, width)
 
 
@@ -99,7 +101,8 @@ def _multi():
 
 def _slice_maker(kind: str):
     """The generator of one patient's (image, mask) slices for synthetic.kind."""
-    makers = {"brain": _patient, "thin": synthetic_thin.patient_slices, "multi": _multi().patient_slices}
+    makers = {"brain": _patient, "thin": synthetic_thin.patient_slices, "multi": _multi().patient_slices,
+              "exclusive": _multi().patient_slices}
     if kind not in makers:
         raise InputError(f"params.yaml: synthetic.kind: unknown kind {kind!r}; "
                          f"choose one of {sorted(makers)}")
@@ -273,8 +276,8 @@ def _inside(rng: np.random.Generator) -> tuple[float, float]:
 def load(root: Path, kind: str = "brain", **_options) -> Competition:
     """Read a generated (or same-shaped) download into the pipeline's view of a dataset."""
     root = Path(root)
-    if kind == "multi":
-        return _multi().load(root)
+    if kind in ("multi", "exclusive"):
+        return _multi().load(root, exclusive=kind == "exclusive")
     submission = dataclasses.replace(SUBMISSION, sample_submission=root / "sample_submission.csv")
     return Competition(name="synthetic", train=_train_table(root), test=_test_table(root),
                        submission=submission, read_image=readers.read_rgb,

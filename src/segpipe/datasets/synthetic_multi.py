@@ -78,8 +78,11 @@ class _SpotRun:
 
 
 def generate(root: Path, seed: int, train_patients: int, test_patients: int,
-             slices_per_patient: int, height: int, width: int) -> None:
+             slices_per_patient: int, height: int, width: int, exclusive: bool = False) -> None:
     """Write the competition into the new folder `root`, with the seed discipline of the brain kind.
+
+    `exclusive` (the kind `exclusive`): the same images, each pixel labelled with one class at
+    most (`exclusive_bits`), for the softmax path.
 
     One SeedSequence child per patient and a master rng that names the patients and shuffles
     the sample, exactly as `synthetic._generate` does: the same seed gives the same patients.
@@ -96,6 +99,7 @@ def generate(root: Path, seed: int, train_patients: int, test_patients: int,
     for i, number in enumerate(numbers):
         rng, name = np.random.default_rng(children[1 + i]), f"p{number:04d}"
         for z, (image, mask) in enumerate(patient_slices(rng, slices_per_patient, height, width), start=1):
+            mask = exclusive_bits(mask) if exclusive else mask
             sid = f"{name}_{z}"
             split = "train" if i < train_patients else "test"
             synthetic._write_png(root / split / f"{sid}.png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -196,6 +200,11 @@ def _spot_centre(rng: np.random.Generator, image: np.ndarray, lesion: np.ndarray
     return y + float(dy), x + float(dx)
 
 
+def exclusive_bits(mask: np.ndarray) -> np.ndarray:
+    """One class a pixel: a spot over a core over an edema (the one drawn last, on top, wins)."""
+    return np.where(mask & SPOT, SPOT, np.where(mask & CORE, CORE, mask & EDEMA)).astype(np.uint8)
+
+
 def read_bit_mask(path: Path | str, classes: int = len(CLASSES)) -> np.ndarray:
     """Decode a mask PNG to its (H, W) uint8 bits, bit k for class k (`readers.read_binary_mask` would binarise it).
 
@@ -217,13 +226,14 @@ def read_bit_mask(path: Path | str, classes: int = len(CLASSES)) -> np.ndarray:
     return mask
 
 
-def load(root: Path) -> Competition:
-    """Read a generated (or same-shaped) download into the pipeline's view of a dataset."""
+def load(root: Path, exclusive: bool = False) -> Competition:
+    """Read a generated (or same-shaped) download into the pipeline's view of a dataset (`exclusive`:
+    the classes never overlap, a softmax over them and a background)."""
     root = Path(root)
     submission = dataclasses.replace(SUBMISSION, sample_submission=root / "sample_submission.csv")
     return Competition(name="synthetic", train=synthetic._train_table(root), test=_test_table(root),
                        submission=submission, read_image=readers.read_rgb, read_mask=read_bit_mask,
-                       classes=CLASSES)
+                       classes=CLASSES, exclusive=exclusive)
 
 
 def _test_table(root: Path) -> pd.DataFrame:

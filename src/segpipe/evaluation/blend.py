@@ -116,6 +116,7 @@ class OofSet:
     masks: Sequence[np.ndarray]
     groups: np.ndarray
     classes: int = 0  # maps (n, classes, H, W) against bit masks (`segpipe.cache.classes`); 0 = binary
+    exclusive: bool = False  # exclusive classes: each bag's blend is scored after `argmax_first`
 
     @property
     def names(self) -> list[str]:
@@ -135,7 +136,7 @@ class OofSet:
             offset = part_start.setdefault(part, 0)
             truth = self.masks[part][offset:offset + len(maps)]
             for k in per_class:
-                hists[k].append(probability_histograms(class_maps(maps, k), of_class(truth, k)))
+                hists[k].append(probability_histograms(class_maps(maps, k, self.exclusive), of_class(truth, k)))
             part_start[part] += len(maps)
         scores = [score_histograms(np.concatenate([h[0] for h in hists[k]]), np.concatenate([h[1] for h in hists[k]]),
                                    self.groups) for k in per_class]
@@ -187,15 +188,17 @@ def select_per_class(oof: OofSet, iterations: int) -> list[Selection]:
     return chosen
 
 
-def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path, classes: int = 0) -> OofSet:
+def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path, classes: int = 0,
+              exclusive: bool = False) -> OofSet:
     """The OOF probabilities of every model (`oof_dirs[model][fold]`) for the blend search, fold by fold
-    (with `classes`, (n, classes, H, W) maps against bit masks)."""
+    (with `classes`, (n, classes, H, W) maps against bit masks; `exclusive`: scored after the argmax)."""
     masks = np.load(masks_path, mmap_mode="r")
     folds_trained = sorted(next(iter(oof_dirs.values())))
     probs = {name: [oof_files.read_fold(folds, k, dirs[k], masks)[1] for k in folds_trained]
              for name, dirs in oof_dirs.items()}
     rows = [np.flatnonzero(folds.fold.to_numpy() == k) for k in folds_trained]
-    return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[np.concatenate(rows)], classes)
+    return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[np.concatenate(rows)], classes,
+                  exclusive)
 
 
 def write_blend(folds: pd.DataFrame, oof: OofSet, counts: AnyCounts, out_dirs: dict[int, Path]) -> None:

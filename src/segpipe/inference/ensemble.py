@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from segpipe.network.contract import InferenceContract
-from segpipe.network.inputs import autocast, prepare_for_inference, to_model_input
+from segpipe.network.inputs import autocast, class_probabilities, prepare_for_inference, to_model_input
 
 View = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]  # (forward, inverse)
 IDENTITY: View = (lambda x: x, lambda y: y)
@@ -51,6 +51,7 @@ class Ensemble:
         self.weights = [w / sum(weights) for w in weights]
         self.device, self.views = device, tta_views(tta)
         self.amp, self.channels_last, self.in_channels = amp, channels_last, in_channels
+        self.softmax = False  # exclusive classes (the contract's `softmax`): softmax, background dropped
         self.resident = _fits_on(device, models) if resident is None else resident
         if self.resident:
             self._members = [prepare_for_inference(m, device, channels_last) for m in models]
@@ -66,6 +67,7 @@ class Ensemble:
         ensemble = cls(models, device, weights=weights, amp=contract.amp, channels_last=contract.channels_last,
                        in_channels=contract.in_channels, resident=resident)
         ensemble.views = [VIEWS[name] for name in contract.views]
+        ensemble.softmax = contract.softmax
         return ensemble
 
     def __len__(self) -> int:
@@ -97,7 +99,7 @@ class Ensemble:
             for forward, inverse in self.views:
                 with autocast(self.device, self.amp):
                     logits = model(forward(x)).float()
-                probs = self.weights[index] * inverse(torch.sigmoid(logits))
+                probs = self.weights[index] * inverse(class_probabilities(logits, self.softmax))
                 total = probs if total is None else total + probs
         total = total / len(self.views)
         return total[:, 0] if total.shape[1] == 1 else total

@@ -24,6 +24,7 @@ class InferenceContract:
     amp: bool  # mixed precision on CUDA (bf16 where supported); ignored on CPU
     channels_last: bool  # NHWC memory format
     views: tuple[str, ...] = VIEWS  # TTA views, averaged with each prediction undone
+    softmax: bool = False  # exclusive classes: a softmax over background + classes (its channel 0 dropped), not sigmoids
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.views) - set(VIEWS))

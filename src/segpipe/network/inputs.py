@@ -57,6 +57,20 @@ def to_target(masks: torch.Tensor, device: torch.device, classes: int = 1) -> to
     return torch.bitwise_and(torch.bitwise_right_shift(masks, bits), 1).float()
 
 
+def class_probabilities(logits: torch.Tensor, softmax: bool = False) -> torch.Tensor:
+    """(B, C, H, W) class probabilities of a network's logits: a sigmoid each, or with `softmax`
+    (exclusive classes) the softmax over background and classes, background (channel 0) dropped."""
+    return torch.softmax(logits, dim=1)[:, 1:] if softmax else torch.sigmoid(logits)
+
+
+def class_predictions(logits: torch.Tensor, softmax: bool = False) -> torch.Tensor:
+    """(B, C, H, W) bool masks at 0.5: logit > 0 each, or with `softmax` the argmax, background excluded."""
+    if not softmax:
+        return logits > 0
+    winner = logits.argmax(dim=1, keepdim=True)
+    return winner == torch.arange(1, logits.shape[1], device=logits.device).view(1, -1, 1, 1)
+
+
 def autocast(device: torch.device, enabled: bool):
     """Mixed precision on CUDA (bf16 where supported, else fp16); a no-op on CPU."""
     if not enabled or device.type != "cuda":

@@ -25,7 +25,8 @@ class ModelSpec:
     encoder_depth: int
     decoder_channels: tuple[int, ...]
     in_channels: int
-    classes: int = 1  # output channels: one sigmoid per class (multi-label), one for a binary competition
+    classes: int = 1  # output channels: one sigmoid per class (multi-label), one for a binary competition,
+    # background + one per class for exclusive classes (a softmax; the contract says which)
 
 
 class NetworkParams(Protocol):
@@ -148,23 +149,33 @@ def _mismatch(encoder: nn.Module, state: dict[str, torch.Tensor], err: RuntimeEr
 class WeightedLoss(nn.Module):
     """A weighted sum of smp losses on the logits, e.g. {"bce": 0.7, "dice": 0.3}.
 
-    `mode` is smp's: "binary" (one channel) or "multilabel" (a sigmoid channel per class; BCE
-    per pixel and channel, Dice per channel averaged over the classes).
+    `mode` is smp's: "binary" (one channel), "multilabel" (a sigmoid channel per class; BCE
+    per pixel and channel, Dice per channel averaged over the classes) or "multiclass"
+    (exclusive classes: logits of background + C classes, a softmax over them; "bce" is then
+    the cross-entropy, and the Dice leaves the background out, as nnU-Net's does). Targets
+    are always the (B, C, H, W) {0, 1} class masks; for "multiclass" they become the label map
+    (0 background, k + 1 class k) here, after any augmentation.
     """
 
     FACTORIES = {
-        "bce": lambda mode: smp.losses.SoftBCEWithLogitsLoss(),
-        "dice": lambda mode: smp.losses.DiceLoss(mode=mode, from_logits=True),
-        "focal": lambda mode: smp.losses.FocalLoss(mode=mode),
-        "lovasz": lambda mode: smp.losses.LovaszLoss(mode=mode, per_image=False, from_logits=True),
+        "bce": lambda mode, fg: (smp.losses.SoftCrossEntropyLoss(smooth_factor=0.0) if mode == "multiclass"
+                                 else smp.losses.SoftBCEWithLogitsLoss()),
+        "dice": lambda mode, fg: smp.losses.DiceLoss(mode=mode, classes=fg, from_logits=True),
+        "focal": lambda mode, fg: smp.losses.FocalLoss(mode=mode),
+        "lovasz": lambda mode, fg: smp.losses.LovaszLoss(mode=mode, per_image=False, from_logits=True),
     }
 
-    def __init__(self, weights: dict[str, float], mode: str = "binary") -> None:
+    def __init__(self, weights: dict[str, float], mode: str = "binary", classes: int = 1) -> None:
         super().__init__()
         self.weights = {name: w for name, w in weights.items() if w}
-        self.losses = nn.ModuleDict({name: self.FACTORIES[name](mode) for name in self.weights})
+        self.multiclass = mode == "multiclass"
+        foreground = list(range(1, classes + 1)) if self.multiclass else None
+        self.losses = nn.ModuleDict({name: self.FACTORIES[name](mode, foreground) for name in self.weights})
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.multiclass:  # one-hot class masks -> label map; classes are exclusive, so at most one is set
+            steps = torch.arange(1, target.shape[1] + 1, device=target.device, dtype=target.dtype).view(1, -1, 1, 1)
+            target = ((target > 0.5) * steps).amax(dim=1).long()
         return sum(w * self.losses[name](logits, target) for name, w in self.weights.items())
 
 

@@ -28,22 +28,28 @@ from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path
 from segpipe.datasets import SubmissionSpec
 from segpipe.evaluation import postprocess
+from segpipe.cache.classes import argmax_first
 from segpipe.evaluation.blend import AnyCounts, blend_models
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import count_maps, map_ids, read_map
 from segpipe.submission.validate import row_labels, validate_submission
 
 
-def probability_to_mask(prob: np.ndarray, height: int, width: int, rule: Rule) -> np.ndarray:
+def probability_to_mask(prob: np.ndarray, height: int, width: int, rule: Rule, trained: int | None = None) -> np.ndarray:
     """Resize a uint8 probability map to (height, width) and apply the post-processing `rule`.
 
     The rule's areas are in training-size pixels (it was tuned on the OOF maps), so they are
-    scaled by the pixel-count ratio at the original size.
+    scaled by the pixel-count ratio at the original size; `trained` is that size's pixel
+    count when `prob` is already resized.
     """
-    scale = (height * width) / prob.size
-    if prob.shape != (height, width):
-        prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
-    return postprocess.apply(prob, rule, area_scale=scale)
+    scale = (height * width) / (trained or prob.size)
+    return postprocess.apply(_resized(prob, height, width), rule, area_scale=scale)
+
+
+def _resized(prob: np.ndarray, height: int, width: int) -> np.ndarray:
+    if prob.shape == (height, width):
+        return prob
+    return cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarray, rules: list[Rule],
@@ -51,7 +57,10 @@ def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarr
     """The RLE of test map `row`: one, or one per class (each under its own rule) for a (C, H, W) map."""
     prob = blend.read(row)
     maps = [prob] if prob.ndim == 2 else list(prob)
-    return [rle.encode(probability_to_mask(p, int(heights[row]), int(widths[row]), rule), order=order)
+    height, width, trained = int(heights[row]), int(widths[row]), maps[0].size
+    if blend.exclusive:  # at the original size, so that resizing cannot overlap two classes' edges
+        maps = list(argmax_first(np.stack([_resized(p, height, width) for p in maps])))
+    return [rle.encode(probability_to_mask(p, height, width, rule, trained), order=order)
             for p, rule in zip(maps, rules, strict=True)]
 
 
@@ -74,6 +83,7 @@ class Blend:
 
     probs: dict[str, Path]
     counts: AnyCounts  # one bag, or one per class (`blend.per_class`)
+    exclusive: bool = False  # exclusive classes: submit resizes the maps, then `argmax_first`, then the rules
 
     def models(self) -> set[str]:
         """The models some bag picks: the only maps read."""

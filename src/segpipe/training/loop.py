@@ -28,7 +28,7 @@ from segpipe.core.runtime import pick_device, seed_everything
 from segpipe.evaluation.baselines import MARGIN
 from segpipe.evaluation.metrics import Counts
 from segpipe.network.contract import VIEWS, InferenceContract
-from segpipe.network.inputs import autocast, normalize, to_device, to_model_input, to_target
+from segpipe.network.inputs import autocast, class_predictions, normalize, to_device, to_model_input, to_target
 from segpipe.network.model import ModelSpec, WeightedLoss, build_model, model_spec, save_checkpoint
 from segpipe.training.augment import BatchAugment
 from segpipe.training.distributed import Distributed
@@ -45,9 +45,10 @@ from segpipe.training.resume import (
 )
 
 
-def inference_contract(cfg: Train) -> InferenceContract:
+def inference_contract(cfg: Train, softmax: bool = False) -> InferenceContract:
     """How the fold's network is run for its OOF maps, and so for the test maps (saved in its checkpoint)."""
-    return InferenceContract(cfg.model_channels, cfg.context, cfg.window_step, cfg.amp, cfg.channels_last, VIEWS)
+    return InferenceContract(cfg.model_channels, cfg.context, cfg.window_step, cfg.amp, cfg.channels_last, VIEWS,
+                             softmax)
 
 
 def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
@@ -65,7 +66,7 @@ def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.device, cfg: Train,
-             pooled: bool = False, classes: int = 1) -> tuple[float, list[float]]:
+             pooled: bool = False, classes: int = 1, softmax: bool = False) -> tuple[float, list[float]]:
     """Mean loss and each class's Dice (threshold 0.5) over `loader`: the mean per-image Dice
     (empty-on-empty is 1), or with `pooled` one Dice of all pixels together.
 
@@ -80,7 +81,7 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
         with autocast(device, cfg.amp):
             logits = model(x)
         losses.append(criterion(logits.float(), target).item() * len(images))
-        pred, truth = logits > 0, target > 0.5
+        pred, truth = class_predictions(logits, softmax), target > 0.5
         counts.append(torch.stack([(pred & truth).sum((2, 3)), pred.sum((2, 3)), truth.sum((2, 3))]).cpu().numpy())
     counts = np.concatenate(counts, axis=1)  # (3, images, classes)
     dice = []
@@ -168,6 +169,7 @@ class _FoldRun:
     neighbours: np.ndarray | None  # 2.5D stacks (segpipe.cache.stacks), None for 2D
     tiled: bool  # tile mode: validated on tiles, with a pooled Dice
     classes: tuple[str, ...]  # a multi-label competition's classes, one output channel each; () = binary
+    softmax: bool  # exclusive classes: a background channel first, a softmax over them
     key: str  # run_fingerprint: a resume state is used only for these inputs
 
 
@@ -180,7 +182,8 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     classes = paths.layout.classes if paths.layout else ()
-    spec = model_spec(cfg, classes=len(classes) or 1)
+    softmax = bool(classes) and paths.layout.exclusive  # exclusive classes: background + classes, a softmax
+    spec = model_spec(cfg, classes=len(classes) + softmax or 1)
     model = build_model(spec, cfg.encoder_weights).to(device)  # first: a failed download stops before any data
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -201,15 +204,16 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
         step_model=dist.wrap(torch.compile(model) if cfg.compile else model, find_unused=cfg.encoder_depth < 5),
         train_loader=train_loader, val_loader=val_loader,
         augment=BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None,
-        criterion=WeightedLoss(cfg.loss, "multilabel" if classes else "binary").to(device), val_rows=val_rows,
-        neighbours=neighbours, tiled=paths.tiled, classes=classes,
+        criterion=WeightedLoss(cfg.loss, "multiclass" if softmax else "multilabel" if classes else "binary",
+                               len(classes)).to(device), val_rows=val_rows,
+        neighbours=neighbours, tiled=paths.tiled, classes=classes, softmax=softmax,
         key=run_fingerprint(cfg, fold, seed, folds, shapes + ([paths.layout.tile] if paths.tiled else [])))
 
 
 def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> dict:
     run = _set_up(cfg, folds, fold, paths, seed, dist)
     evaluated = run.state.evaluated
-    contract = inference_contract(cfg)
+    contract = inference_contract(cfg, run.softmax)
     save_best = partial(save_checkpoint, paths.model, spec=run.spec, contract=contract.to_dict(), fold=fold)
     resumed = resume(paths.last, run.key, run.state) if paths.last else None
     done, best, best_model = resumed or (0, {"epoch": 0, "val_dice": -math.inf}, None)
@@ -281,7 +285,7 @@ def _epoch(run: _FoldRun, cfg: Train, epoch: int, dist: Distributed) -> _Scores:
     # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
     val_loss, *class_dice = dist.from_main(*_flat(evaluate(run.state.evaluated, run.val_loader, run.criterion,
                                                            run.device, cfg, pooled=run.tiled,
-                                                           classes=len(run.classes) or 1)))
+                                                           classes=len(run.classes) or 1, softmax=run.softmax)))
     scores = _Scores({"train/loss": loss_sum / seen, "val/loss": val_loss, "val/dice": float(np.mean(class_dice)),
                       **{f"val/dice_{name}": dice for name, dice in zip(run.classes, class_dice)}, "lr": stats.lr})
     scores.seen, scores.data_time, scores.step_time = seen, stats.data_time, stats.step_time
