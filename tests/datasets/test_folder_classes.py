@@ -142,3 +142,10 @@ def test_a_missing_class_file_or_a_class_rule_without_classes_is_named(tmp_path:
     competition = folder.load(root, **FILES)
     with pytest.raises(InputError, match=r"case2_1_tumour\.png: class mask is 48x20 but .*case2_1_liver\.png is 48x40"):
         competition.read_mask(competition.train.set_index("id").loc["case2_1", "mask"])
+
+
+def test_index_masks_may_train_as_exclusive_classes_and_class_files_may_not(tmp_path: Path) -> None:
+    competition = folder.load(make_source(tmp_path / "index"), **OPTIONS, exclusive=True)
+    assert competition.kind == "multiclass" and competition.exclusive
+    with pytest.raises(InputError, match=r"folder\.exclusive is for index PNG masks"):
+        folder.load(make_class_files(tmp_path / "files"), **FILES, exclusive=True)

@@ -65,6 +65,7 @@ class Folder(DatasetSection):
     group_regex: str | None = None
     rle_order: Literal["C", "F"] = "F"
     classes: list[str] = []  # index masks: value k + 1 is classes[k]; [] = binary masks
+    exclusive: bool = False  # index masks: train the classes as exclusive (softmax with a background)
     holdout_patients: float | None = Field(None, ge=0, lt=1)
 
     @model_validator(mode="after")

@@ -5,7 +5,9 @@
           "../masks/{stem}.png"         folder; fields {stem} {name} {suffix} of the image
     test_images: "test/*.png"           optional; without it the generic holdout makes one
     group_regex: "^(case\\d+)_"         its first group, searched in the stem, is the patient
-    classes: [liver, tumour]            optional: the masks are index PNGs, value k the k-th class;
+    classes: [liver, tumour]            optional: the masks are index PNGs, value k the k-th class
+    exclusive: true                     optional, index PNGs only: a softmax over background and classes
+                                        (the multiclass kind) instead of a sigmoid per class;
     mask: "{stem}_{class}.png"          with {class} in the rule: one binary mask file per class
 
 A file the train glob matches that is some matched image's mask is skipped, so "*.png" with
@@ -41,7 +43,7 @@ from .tree import Tree, as_tree, natural_key
 
 def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | None = None,
          group_regex: str | None = None, rle_order: str = "F", classes: Sequence[str] = (),
-         **_options) -> Competition:
+         exclusive: bool = False, **_options) -> Competition:
     """Index the folder `root` (a path, or the Tree of the source)."""
     if rle_order not in ("C", "F"):
         raise InputError(f"rle_order must be 'C' (row-major) or 'F' (column-major), got {rle_order!r}")
@@ -50,12 +52,15 @@ def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | 
     if len(set(classes)) != len(classes) or len(classes) > MAX_CLASSES or "" in classes:
         raise InputError(f"folder.classes {list(classes)}: up to {MAX_CLASSES} distinct non-empty names")
     per_class = _check_rule(mask, classes)
+    if exclusive and (per_class or not classes):
+        raise InputError("folder.exclusive is for index PNG masks (folder.classes without {class} in folder.mask): "
+                         "their classes are one a pixel by construction")
     train, test = _index(tree, train_images, mask, test_images, group_regex, classes if per_class else ())
     spec = SubmissionSpec("id", "rle_mask", rle_order, None, competition=None, class_column="class" if classes else None)
     read_mask = (readers.read_class_files if per_class else partial(readers.read_index_mask, classes=len(classes))
                  if classes else readers.read_binary_mask)
     return Competition(name="folder", train=train, test=test, submission=spec, read_image=readers.read_rgb,
-                       read_mask=read_mask, classes=classes)
+                       read_mask=read_mask, classes=classes, exclusive=exclusive)
 
 
 def _index(tree: Tree, train_images: str, rule: str, test_images: str | None, group_regex: str | None,
