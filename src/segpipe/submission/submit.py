@@ -24,11 +24,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from segpipe import rle
+from segpipe.cache.classes import argmax_first
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path
 from segpipe.datasets import SubmissionSpec
 from segpipe.evaluation import postprocess
-from segpipe.cache.classes import argmax_first
 from segpipe.evaluation.blend import AnyCounts, blend_models
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import count_maps, map_ids, read_map
