@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from segpipe.cache.classes import argmax_first, of_class
+from segpipe.cache.classes import of_class
 from segpipe.cache.tiles import Layout
 from segpipe.config.evaluation import load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
@@ -45,7 +45,7 @@ def main() -> None:
     oof_paths = {k: artifacts.fold_dir(args.oof, k) for k in params.folds.train}  # the blend's
     grids, shown_counts = [], []
     for k, rule in enumerate(rules):
-        grid, cases = _cases(args, folds, oof_paths, rule, k if classes else None, layout.exclusive)
+        grid, cases = _cases(args, folds, oof_paths, rule, k if classes else None)
         grids.append(grid if not classes else _titled(grid, classes[k]))
         shown_counts.append(", ".join(f"{len(c)} {name}" for name, c in cases.items()))
     write_png(args.cases, grids[0] if len(grids) == 1 else _stacked(grids))
@@ -60,10 +60,10 @@ def main() -> None:
     print(f"wrote {args.cases} ({'; '.join(shown_counts)}), {args.bars}, {args.curves} and {args.threshold_png}")
 
 
-def _cases(args, folds: pd.DataFrame, oof_paths: dict, rule, k: int | None, exclusive: bool = False):
+def _cases(args, folds: pd.DataFrame, oof_paths: dict, rule, k: int | None):
     """The case grid of class `k` (of the one class when None) under its `rule`, and the cases picked."""
     rows = covered_rows(folds, oof_paths)
-    maps = oof_maps(folds, oof_paths, args.prepared / TRAIN_MASKS, k, exclusive=exclusive)
+    maps = oof_maps(folds, oof_paths, args.prepared / TRAIN_MASKS, k)
     dice, truth_area, pred_area = image_scores(maps, rule)
     cases = pick_cases(dice, truth_area, pred_area)
     picked = np.concatenate(list(cases.values()))
@@ -71,7 +71,7 @@ def _cases(args, folds: pd.DataFrame, oof_paths: dict, rule, k: int | None, excl
     images = np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r")[shown]
     masks = of_class(np.load(args.prepared / TRAIN_MASKS, mmap_mode="r"), k)[shown]
     probs = oof_rows(folds, oof_paths, shown)
-    probs = probs if k is None or not len(probs) else (argmax_first(probs) if exclusive else probs)[:, k]
+    probs = probs if k is None or not len(probs) else probs[:, k]
     # positions into the loaded arrays, group by group
     bounds = np.cumsum([0] + [len(c) for c in cases.values()])
     local = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(cases)}

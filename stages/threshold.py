@@ -37,15 +37,14 @@ def main() -> None:
                          f"({list(classes) or 'it has one class'})")
     if classes:  # a rule per class, each searched on its own maps with its own grids
         metrics, searches = cross_validate_classes(folds, oof_paths, args.masks, [grids(cut.of_class(name))
-                                                   for name in classes], classes, layout.exclusive)
+                                                   for name in classes], classes)
         curve = threshold_curve(searches, classes)
     else:
         metrics, search = cross_validate(folds, oof_paths, args.masks, grids(cut))
         searches, curve = [search], search.curve
     rules = [search.rule for search in searches]
     if layout.metric == "dice_hausdorff":  # UW-Madison's score, on the OOF volumes under the rules
-        metrics["volumes"] = score_volumes(oof_volumes(folds, oof_paths, args.masks, rules, layout.exclusive),
-                                           classes or ["mask"])
+        metrics["volumes"] = score_volumes(oof_volumes(folds, oof_paths, args.masks, rules), classes or ["mask"])
     blend = json.loads(args.blend.read_text())
     write_json(args.metrics, {**metrics, "models": blend["models"], "weights": blend["weights"]})
     write_rules(args.rule, rules, classes)

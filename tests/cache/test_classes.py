@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from segpipe.cache.classes import ExclusiveMaps, argmax_first, class_maps
+from segpipe.cache.classes import argmax_first
 from segpipe.cache.images import resize_bits, resize_mask
 
 
@@ -14,15 +14,6 @@ def test_argmax_first_keeps_the_winner_and_lets_the_background_win():
     np.testing.assert_array_equal(out, [[200, 0, 100], [0, 0, 0], [0, 0, 0]])
     assert (np.count_nonzero(argmax_first(np.random.default_rng(0).integers(0, 90, (5, 3, 8, 8), dtype=np.uint8)),
                              axis=1) <= 1).all()  # at most one class a pixel, whatever the maps
-
-
-def test_exclusive_maps_read_one_class_after_the_argmax_lazily():
-    rng = np.random.default_rng(1)
-    probs = rng.integers(0, 120, (7, 3, 4, 5), dtype=np.uint8)
-    view = class_maps(probs, 2, exclusive=True)
-    assert isinstance(view, ExclusiveMaps) and view.shape == (7, 4, 5) and len(view) == 7
-    np.testing.assert_array_equal(view[2:5], argmax_first(probs)[2:5, 2])
-    np.testing.assert_array_equal(class_maps(probs, 2), probs[:, 2])  # not exclusive: the channel as it is
 
 
 def test_resize_bits_is_the_binary_rule_per_class_and_keeps_exclusive_classes_apart():

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from segpipe.evaluation import oof_files
+from segpipe.cache.classes import argmax_first
 from segpipe.evaluation.blend import (OofSet, Score, blend_maps, blend_models, model_oof, read_counts, select,
                                      select_per_class, write_blend)
 
@@ -116,3 +117,15 @@ def test_the_same_bag_for_every_class_blends_as_one_bag():
     assert read_counts({"counts": bag}, ["x", "y"]) == bag
     assert read_counts({"counts": bag, "class_counts": {"y": {"b": 1}, "x": {"a": 2}}}, ["x", "y"]) == [
         {"a": 2}, {"b": 1}]
+
+
+def test_exclusive_classes_are_blended_then_take_the_argmax_once():
+    """The blend of exclusive-class maps goes through the argmax after blending, as scored and as written."""
+    rng = np.random.default_rng(4)
+    a, b = (rng.integers(0, 120, (7, 3, 4, 5), dtype=np.uint8) for _ in range(2))
+    truth = np.zeros((7, 4, 5), np.uint8)
+    oof = OofSet({"a": [a], "b": [b]}, [truth], np.array(list("ppqqrrs")), classes=3, exclusive=True)
+    [(part, maps)] = list(oof.blended({"a": 1, "b": 1}))
+    np.testing.assert_array_equal(maps, argmax_first(blend_maps([a, b], [1, 1])))
+    shared = OofSet(oof.probs, oof.masks, oof.groups, classes=3)
+    assert not np.array_equal(maps, next(iter(shared.blended({"a": 1, "b": 1})))[1])  # the argmax changed them

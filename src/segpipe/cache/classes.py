@@ -53,27 +53,6 @@ def argmax_first(probs: np.ndarray) -> np.ndarray:
     return np.where(wins, probs, 0).astype(np.uint8)
 
 
-class ExclusiveMaps:
-    """Class `k` of (N, C, H, W) exclusive-class maps (a memmap is fine) after `argmax_first`, read on indexing."""
-
-    def __init__(self, probs: np.ndarray, k: int):
-        self.probs, self.k = probs, k
-
-    def __getitem__(self, index) -> np.ndarray:
-        rows = self.probs[index]
-        return argmax_first(rows)[..., self.k, :, :]
-
-    def __len__(self) -> int:
-        return len(self.probs)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self.probs.shape[0], *self.probs.shape[2:])
-
-
-def class_maps(probs: np.ndarray, k: int | None, exclusive: bool = False) -> np.ndarray | ExclusiveMaps:
-    """Class `k`'s maps of (N, C, H, W) probabilities (a view; after `argmax_first` for `exclusive`
-    classes); `probs` itself when `k` is None."""
-    if k is None:
-        return probs
-    return ExclusiveMaps(probs, k) if exclusive else probs[:, k]
+def class_maps(probs: np.ndarray, k: int | None) -> np.ndarray:
+    """Class `k`'s maps of (N, C, H, W) probabilities (a view); `probs` itself when `k` is None."""
+    return probs if k is None else probs[:, k]

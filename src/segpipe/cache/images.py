@@ -15,9 +15,12 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a bool mask to `size` as {0,1} uint8, by bilinear weight then a 0.5 cut (smoother than nearest)."""
-    height, width = size
-    soft = cv2.resize(mask.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
-    return (soft >= 128).astype(np.uint8)
+    return (_weights(mask, size) >= 128).astype(np.uint8)
+
+
+def _weights(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A bool mask's bilinear weights at `size`, 0-255: what `resize_mask` cuts at 128."""
+    return cv2.resize(mask.astype(np.uint8) * 255, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def resize_bits(mask: np.ndarray, size: tuple[int, int], classes: int, exclusive: bool = False) -> np.ndarray:
@@ -27,9 +30,7 @@ def resize_bits(mask: np.ndarray, size: tuple[int, int], classes: int, exclusive
     `exclusive` classes stay one a pixel: where two classes' bilinear weights both reach 0.5
     (at a boundary between them), the larger weight wins (the lower class on a tie).
     """
-    height, width = size
-    soft = np.stack([cv2.resize(((mask >> k) & 1).astype(np.uint8) * 255, (width, height),
-                                interpolation=cv2.INTER_LINEAR) for k in range(classes)])
+    soft = np.stack([_weights((mask >> k) & 1, size) for k in range(classes)])
     kept = soft >= 128
     if exclusive:
         kept &= np.arange(classes)[:, None, None] == np.argmax(soft, axis=0)[None]

@@ -83,9 +83,10 @@ def _index(tree: Tree, train_images: str, rule: str, test_images: str | None, gr
     if class_files:
         pairs = [(image, [mask_for(image, **fields) for fields in names]) for image in images]
         missing = [m for _, files in pairs for m in files if m not in tree]
-        if not images or missing:
-            raise InputError(f"{tree.where}: no training images" if not images else
-                             f"training images without a class mask ({len(missing)}; one file per class of "
+        if not images:
+            raise InputError(f"{tree.where}: no training images (is the download complete?)")
+        if missing:
+            raise InputError(f"training images without a class mask ({len(missing)}; one file per class of "
                              f"folder.classes): expected {name_few(missing)}")
         entries = [readers.class_files_key([tree.locate(m) for m in files]) for _, files in pairs]
     else:

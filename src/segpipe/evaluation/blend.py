@@ -14,7 +14,10 @@ model that comes first by name: the same inputs always give the same weights.
 
 With classes, one bag serves every class by default, scored on the Dice averaged over the
 classes; `blend.per_class` runs the selection once per class on that class's own Dice
-instead, and each class's maps are blended with its own counts (`ClassCounts`).
+instead, and each class's maps are blended with its own counts (`ClassCounts`). Exclusive
+classes take the argmax (`segpipe.cache.classes.argmax_first`) on the blend, once: the
+blended OOF maps are written after it, so the threshold search and the report cut them as
+they are, as submit does the test maps after its own argmax.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from typing import Callable, Iterable, Mapping, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from segpipe.cache.classes import class_maps, of_class
+from segpipe.cache.classes import argmax_first, class_maps, of_class
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.metrics import CUTS, Counts, counts_at_cuts, cut_to_threshold, probability_histograms
 
@@ -116,17 +119,19 @@ class OofSet:
     masks: Sequence[np.ndarray]
     groups: np.ndarray
     classes: int = 0  # maps (n, classes, H, W) against bit masks (`segpipe.cache.classes`); 0 = binary
-    exclusive: bool = False  # exclusive classes: each bag's blend is scored after `argmax_first`
+    exclusive: bool = False  # exclusive classes: each blend goes through `argmax_first`, scored and written so
 
     @property
     def names(self) -> list[str]:
         return sorted(self.probs)
 
     def blended(self, counts: AnyCounts, chunk: int = 256) -> Iterable[tuple[int, np.ndarray]]:
-        """(part, blended uint8 chunk) over all parts, chunk by chunk (memmaps stay small in RSS)."""
+        """(part, blended uint8 chunk) over all parts, chunk by chunk (memmaps stay small in RSS); with
+        `exclusive` classes, after `argmax_first`."""
         for part, truth in enumerate(self.masks):
             for start in range(0, len(truth), chunk):
-                yield part, blend_models(lambda n: self.probs[n][part][start:start + chunk], counts)
+                maps = blend_models(lambda n: self.probs[n][part][start:start + chunk], counts)
+                yield part, argmax_first(maps) if self.exclusive else maps
 
     def score(self, counts: AnyCounts, chunk: int = 256, cls: int | None = None) -> Score:
         """The bag's Score: over every class (their mean), or of class `cls` alone."""
@@ -136,7 +141,7 @@ class OofSet:
             offset = part_start.setdefault(part, 0)
             truth = self.masks[part][offset:offset + len(maps)]
             for k in per_class:
-                hists[k].append(probability_histograms(class_maps(maps, k, self.exclusive), of_class(truth, k)))
+                hists[k].append(probability_histograms(class_maps(maps, k), of_class(truth, k)))
             part_start[part] += len(maps)
         scores = [score_histograms(np.concatenate([h[0] for h in hists[k]]), np.concatenate([h[1] for h in hists[k]]),
                                    self.groups) for k in per_class]
@@ -191,7 +196,7 @@ def select_per_class(oof: OofSet, iterations: int) -> list[Selection]:
 def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path, classes: int = 0,
               exclusive: bool = False) -> OofSet:
     """The OOF probabilities of every model (`oof_dirs[model][fold]`) for the blend search, fold by fold
-    (with `classes`, (n, classes, H, W) maps against bit masks; `exclusive`: scored after the argmax)."""
+    (with `classes`, (n, classes, H, W) maps against bit masks; `exclusive`: blended, then the argmax)."""
     masks = np.load(masks_path, mmap_mode="r")
     folds_trained = sorted(next(iter(oof_dirs.values())))
     probs = {name: [oof_files.read_fold(folds, k, dirs[k], masks)[1] for k in folds_trained]

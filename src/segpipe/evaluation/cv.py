@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from segpipe.cache.classes import argmax_first, class_maps, of_class
+from segpipe.cache.classes import class_maps, of_class
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.baselines import baselines, dice_lost, patients_lost
 from segpipe.evaluation.metrics import counts_at_cuts, probability_histograms, threshold_to_uint8
@@ -23,8 +23,7 @@ def covered_rows(folds: pd.DataFrame, trained: Iterable[int]) -> np.ndarray:
     return np.concatenate([np.flatnonzero(folds.fold.to_numpy() == k) for k in sorted(trained)])
 
 
-def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path, cls: int | None = None,
-                   exclusive: bool = False):
+def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path, cls: int | None = None):
     """Histogram the OOF probabilities of the trained folds (of class `cls`, when given) against the true masks.
 
     Returns (fg_hist, bg_hist, rows) where `rows` are the folds.csv rows covered, in the
@@ -34,7 +33,7 @@ def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     fg, bg, rows = [], [], []
     for fold, path in sorted(oof_paths.items()):
         fold_rows, probs = oof_files.read_fold(folds, fold, path, masks)
-        fold_fg, fold_bg = probability_histograms(class_maps(probs, cls, exclusive), of_class(masks, cls)[fold_rows])
+        fold_fg, fold_bg = probability_histograms(class_maps(probs, cls), of_class(masks, cls)[fold_rows])
         fg.append(fold_fg)
         bg.append(fold_bg)
         rows.append(fold_rows)
@@ -42,20 +41,19 @@ def oof_histograms(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
 
 
 def oof_maps(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path, cls: int | None = None,
-             chunk: int = 256, exclusive: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(uint8 probability, {0,1} mask) of every OOF image (of class `cls`; `exclusive` classes after
-    `argmax_first`), in the order of `oof_histograms`."""
+             chunk: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(uint8 probability, {0,1} mask) of every OOF image (of class `cls`), in the order of `oof_histograms`."""
     masks = np.load(masks_path, mmap_mode="r")
     for fold, path in sorted(oof_paths.items()):
         fold_rows, probs = oof_files.read_fold(folds, fold, path, masks)
-        probs, truths = class_maps(probs, cls, exclusive), of_class(masks, cls)
+        probs, truths = class_maps(probs, cls), of_class(masks, cls)
         for start in range(0, len(fold_rows), chunk):  # a chunk at a time: memmaps stay small in RSS
             truth = truths[fold_rows[start:start + chunk]]
             yield from zip(np.asarray(probs[start:start + chunk]), truth)
 
 
 def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
-                   grids: Grids, cls: int | None = None, exclusive: bool = False) -> tuple[dict, Search]:
+                   grids: Grids, cls: int | None = None) -> tuple[dict, Search]:
     """Tune the post-processing rule on all OOF images (of class `cls`, when given) and report CV scores under it.
 
     Returns the metrics (overall and per-fold per-image Dice, per-patient Dice, Dice at a
@@ -63,8 +61,8 @@ def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     Dice is lost per image (`lost`) and per patient (`patients_lost`), the rule and the score
     after each search step) and the search (the rule and the Dice-vs-threshold curve).
     """
-    fg, bg, rows = oof_histograms(folds, oof_paths, masks_path, cls, exclusive)
-    maps = partial(oof_maps, folds, oof_paths, masks_path, cls, exclusive=exclusive)
+    fg, bg, rows = oof_histograms(folds, oof_paths, masks_path, cls)
+    maps = partial(oof_maps, folds, oof_paths, masks_path, cls)
     search = search_rule(fg, bg, maps, grids)
     counts = rule_counts(maps(), search.rule)
     per_image = counts.image_dice()
@@ -87,7 +85,7 @@ def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
 
 
 def oof_volumes(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
-                rules: list[Rule], exclusive: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                rules: list[Rule]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(predicted, true) (D, H, W) bit masks of every OOF volume (`segpipe.evaluation.volumes`), each
     class's map cut by its rule: a volume at a time, each in one fold (its patient's)."""
     masks = np.load(masks_path, mmap_mode="r")
@@ -95,7 +93,7 @@ def oof_volumes(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Pat
         fold_rows, probs = oof_files.read_fold(folds, fold, path, masks)
         for positions in volume_order(folds, fold_rows):
             maps = np.asarray(probs[positions])  # in slice order
-            maps = argmax_first(maps) if exclusive else maps if maps.ndim == 4 else maps[:, None]  # binary: one class
+            maps = maps if maps.ndim == 4 else maps[:, None]  # a binary competition's one class
             pred = np.zeros((len(positions), *maps.shape[-2:]), np.uint8)
             for k, rule in enumerate(rules):
                 pred |= np.stack([apply(m, rule) for m in maps[:, k]]).astype(np.uint8) << k

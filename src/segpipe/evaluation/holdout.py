@@ -10,7 +10,7 @@ from segpipe import rle
 from segpipe.core.errors import InputError
 from segpipe.evaluation.baselines import dice_lost, patients_lost
 from segpipe.evaluation.metrics import Counts, mask_counts
-from segpipe.evaluation.volumes import score_volumes, volume_order
+from segpipe.evaluation.volumes import VolumeScores, volume_order
 
 
 def score_holdout(path: Path, competition) -> dict:
@@ -22,50 +22,51 @@ def score_holdout(path: Path, competition) -> dict:
     (one row per image and class, in class order), each class is scored on its own under
     `classes` and the Dice are their means.
     """
-    spec = competition.submission
+    spec, test = competition.submission, competition.test
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     classes = competition.classes
     per_image = max(len(classes), 1)
-    pixels = {k: [] for k in range(per_image)}
-    for i, mask_file in enumerate(competition.test["mask"]):
-        truth = competition.read_mask(mask_file)
-        for k in range(per_image):
-            encoded = table[spec.rle_column].iloc[i * per_image + k]
-            true = ((truth >> k) & 1 > 0) if classes else truth
-            pixels[k].append(mask_counts(rle.decode(encoded, truth.shape, order=spec.rle_order), true))
-    groups = competition.test.group.to_numpy()
+    volumes = VolumeScores(classes or ["mask"]) if competition.metric == "dice_hausdorff" else None
+    pixels = np.zeros((per_image, len(test), 3), np.int64)
+    # one pass over the masks; volume by volume, in slice order, when the metric scores volumes
+    for positions in volume_order(test, np.arange(len(test))) if volumes else [range(len(test))]:
+        pred_slices, true_slices = [], []
+        for i in positions:
+            truth = competition.read_mask(test["mask"].iloc[i])
+            pred = np.zeros(truth.shape, np.uint8)
+            for k in range(per_image):
+                encoded = table[spec.rle_column].iloc[i * per_image + k]
+                decoded = rle.decode(encoded, truth.shape, order=spec.rle_order)
+                pixels[k, i] = mask_counts(decoded, ((truth >> k) & 1 > 0) if classes else truth)
+                if volumes:
+                    pred |= decoded.astype(np.uint8) << k
+            if volumes:
+                pred_slices.append(pred)
+                true_slices.append(truth if classes else (truth > 0).astype(np.uint8))
+        if volumes:
+            volumes.add(*_stacked(pred_slices, true_slices, competition, test, positions))
+    groups = test.group.to_numpy()
     scores = [_scores(pixels[k], groups) for k in range(per_image)]
     summary = scores[0] if not classes else {
         "dice": float(np.mean([s["dice"] for s in scores])),
         "patient_dice": float(np.mean([s["patient_dice"] for s in scores])),
         "images": scores[0]["images"], "patients": scores[0]["patients"],
         "classes": dict(zip(classes, scores))}
-    if competition.metric == "dice_hausdorff":
-        summary["volumes"] = score_volumes(_volumes(table, competition), classes or ["mask"])
+    if volumes:
+        summary["volumes"] = volumes.summary()
     return summary
 
 
-def _volumes(table: pd.DataFrame, competition):
-    """(predicted, true) (D, H, W) bit masks of each test volume at the scans' own size, a volume at a time."""
-    spec, test = competition.submission, competition.test
-    per_image = max(len(competition.classes), 1)
-    for positions in volume_order(test, np.arange(len(test))):
-        pred, true = [], []
-        for i in positions:
-            truth = competition.read_mask(test["mask"].iloc[i])
-            rows = table[spec.rle_column].iloc[i * per_image:(i + 1) * per_image]
-            pred.append(sum((rle.decode(encoded, truth.shape, order=spec.rle_order).astype(np.uint8) << k
-                             for k, encoded in enumerate(rows)), np.zeros(truth.shape, np.uint8)))
-            true.append(truth if competition.classes else (truth > 0).astype(np.uint8))
-        if len({m.shape for m in true}) > 1:
-            raise InputError(f"{competition.name}: the slices of volume "
-                             f"{test['volume' if 'volume' in test else 'group'].iloc[positions[0]]} differ in size")
-        yield np.stack(pred), np.stack(true)
+def _stacked(pred: list, true: list, competition, test: pd.DataFrame, positions) -> tuple[np.ndarray, np.ndarray]:
+    """A volume's slices stacked; InputError when they differ in size."""
+    if len({m.shape for m in true}) > 1:
+        raise InputError(f"{competition.name}: the slices of volume "
+                         f"{test['volume' if 'volume' in test else 'group'].iloc[positions[0]]} differ in size")
+    return np.stack(pred), np.stack(true)
 
 
-def _scores(pixels: list, groups: np.ndarray) -> dict:
-    table = np.array(pixels, dtype=np.int64).reshape(-1, 3)
-    counts = Counts(table[:, 0], table[:, 1], table[:, 2])
+def _scores(pixels: np.ndarray, groups: np.ndarray) -> dict:
+    counts = Counts(pixels[:, 0], pixels[:, 1], pixels[:, 2])
     return {
         "dice": float(counts.image_dice().mean()),
         "patient_dice": counts.group_dice(groups),

@@ -22,15 +22,13 @@ MEANS = ("dice", "patient_dice", "dice_at_0.5")  # the scores averaged over the 
 
 
 def cross_validate_classes(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
-                           grids: Grids | Sequence[Grids], classes: Sequence[str],
-                           exclusive: bool = False) -> tuple[dict, list[Search]]:
+                           grids: Grids | Sequence[Grids], classes: Sequence[str]) -> tuple[dict, list[Search]]:
     """`cross_validate` class by class, with one `grids` for all or one per class: the metrics (the
-    means, each fold's mean, and each class's own metrics under `classes`) and each class's search.
-    `exclusive` classes are searched and scored after `argmax_first`."""
+    means, each fold's mean, and each class's own metrics under `classes`) and each class's search."""
     per_class, searches = {}, []
     for k, name in enumerate(classes):
         grid = grids if isinstance(grids, Grids) else grids[k]
-        per_class[name], search = cross_validate(folds, oof_paths, masks_path, grid, cls=k, exclusive=exclusive)
+        per_class[name], search = cross_validate(folds, oof_paths, masks_path, grid, cls=k)
         searches.append(search)
     first = per_class[classes[0]]
     metrics = {key: float(np.mean([m[key] for m in per_class.values()])) for key in MEANS}

@@ -49,23 +49,36 @@ def dice(pred: np.ndarray, true: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * np.count_nonzero(np.logical_and(pred, true)) / total
 
 
-def score_volumes(volumes: Iterable[tuple[np.ndarray, np.ndarray]], classes: Sequence[str]) -> dict:
-    """Score (pred, true) pairs of (D, H, W) uint8 bit masks (bit k: class k; `segpipe.cache.classes`).
+class VolumeScores:
+    """The metric accumulated a volume at a time: `add` each (pred, true) pair of (D, H, W) uint8
+    bit masks (bit k: class k; `segpipe.cache.classes`), then `summary`."""
 
-    Returns the score, its mean Dice and mean Hausdorff over the (volume, class) pairs not
-    empty in both, the counts, and the same per class under `classes`.
-    """
-    pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in classes}
-    count = 0
-    for pred, true in volumes:
-        count += 1
-        for k, name in enumerate(classes):
+    def __init__(self, classes: Sequence[str]):
+        self.classes = list(classes)
+        self.pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in self.classes}
+        self.volumes = 0
+
+    def add(self, pred: np.ndarray, true: np.ndarray) -> None:
+        self.volumes += 1
+        for k, name in enumerate(self.classes):
             pred_k, true_k = (pred >> k) & 1 > 0, (true >> k) & 1 > 0
             if pred_k.any() or true_k.any():
-                pairs[name].append((dice(pred_k, true_k), hausdorff(pred_k, true_k)))
-    scores = _summary([pair for name in classes for pair in pairs[name]])
-    return {**scores, "metric": NAME, "volumes": count,
-            "classes": {name: _summary(pairs[name]) for name in classes}}
+                self.pairs[name].append((dice(pred_k, true_k), hausdorff(pred_k, true_k)))
+
+    def summary(self) -> dict:
+        """The score, its mean Dice and mean Hausdorff over the (volume, class) pairs not empty in
+        both, the counts, and the same per class under `classes`."""
+        scores = _summary([pair for name in self.classes for pair in self.pairs[name]])
+        return {**scores, "metric": NAME, "volumes": self.volumes,
+                "classes": {name: _summary(self.pairs[name]) for name in self.classes}}
+
+
+def score_volumes(volumes: Iterable[tuple[np.ndarray, np.ndarray]], classes: Sequence[str]) -> dict:
+    """`VolumeScores.summary` of the (pred, true) bit-mask volume pairs `volumes`."""
+    scores = VolumeScores(classes)
+    for pred, true in volumes:
+        scores.add(pred, true)
+    return scores.summary()
 
 
 def volume_order(table, rows: np.ndarray) -> list[np.ndarray]:
