@@ -1,12 +1,14 @@
-"""End to end in tile mode: the real `dvc repro` on a small large-image (thin-structure) synthetic competition."""
+"""End to end in tile mode: the real `dvc repro` on a small large-image (thin-structure) synthetic competition,
+and on the multi-label kind (a map per class by windows)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from dvc_repo import edit_params, make_repo, ran_stages, run
+from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run
 
 from segpipe import rle
 from segpipe.inference.probmaps import read_map
@@ -50,3 +52,34 @@ def test_a_post_processing_param_does_not_rerun_predict(repo, first_run):
     # the plan resolves the post-processing grids, so it reruns; prepare and train read only its other
     # files, which come out byte-identical. Submit and report follow only if the rule came out different.
     assert {"plan", "threshold"} <= ran <= {"plan", "threshold", "submit", "report"}
+
+
+CLASSES = ["core", "edema", "spot"]
+CLASS_NATIVE = (40, 48)  # SMALL's images, cut into tiles of 32 x 32 that overlap at the far edges
+TILED_CLASSES = {
+    "synthetic": {**SMALL["synthetic"], "kind": "multi"},
+    "prepare": {"mode": "tile", "scale": 1.0, "tile": [32, 32]},
+}
+
+
+@pytest.fixture(scope="module")
+def classes_repo(tmp_path_factory) -> Path:
+    repo = make_repo(tmp_path_factory.mktemp("tiled_classes"), TILED_CLASSES)
+    run(["dvc", "repro"], repo)
+    return repo
+
+
+def test_tile_mode_with_classes_predicts_a_map_per_class_at_native_size_and_a_row_per_class(classes_repo):
+    repo = classes_repo
+    tiles = pd.read_csv(repo / "data/prepared/tiles.csv")
+    assert [f"foreground_{c}" for c in CLASSES] == list(tiles.columns[4:])
+    oof = np.load(repo / "oof/unet/fold0/probs.npy", mmap_mode="r")
+    assert oof.shape[1:] == (len(CLASSES), *CLASS_NATIVE)  # whole images, a map per class, stitched from windows
+    assert read_map(repo / "preds/unet/test.npz", 0).shape == (len(CLASSES), *CLASS_NATIVE)
+    cv = json.loads((repo / "metrics/cv.json").read_text())
+    assert set(cv["classes"]) == set(CLASSES)
+    submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+    test = pd.read_csv(repo / "data/prepared/test.csv", dtype={"id": str})
+    assert submission["class"].tolist() == CLASSES * len(test)
+    for encoded in submission.rle_mask:
+        rle.validate(encoded, CLASS_NATIVE[0] * CLASS_NATIVE[1])

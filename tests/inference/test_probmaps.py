@@ -25,3 +25,26 @@ def test_ids_must_match_the_maps_and_are_optional(tmp_path):
     assert map_ids(tmp_path / "bare.npz") is None and count_maps(tmp_path / "bare.npz") == 3
     with pytest.raises(ValueError, match="2 ids for 3 maps"):
         write_maps(tmp_path / "bad.npz", maps, ids=["a", "b"])
+
+
+@pytest.mark.parametrize("spool", [1 << 20, 1])  # the later classes in memory, or spilled to a file at once
+def test_class_maps_written_band_by_band_equal_the_whole_maps(tmp_path, monkeypatch, spool):
+    from segpipe.inference import probmaps
+
+    monkeypatch.setattr(probmaps, "SPOOL", spool)
+    maps = np.random.default_rng(2).integers(0, 256, (2, 3, 10, 7), dtype=np.uint8)  # 2 images, 3 classes
+    bands = [probmaps.RowBands((10, 7), [m[:, i:i + 4] for i in range(0, 10, 4)]) for m in maps]
+    write_maps(tmp_path / "bands.npz", bands)
+    write_maps(tmp_path / "whole.npz", [maps])  # one (B, C, H, W) batch
+    assert (tmp_path / "bands.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
+    np.testing.assert_array_equal(read_map(tmp_path / "bands.npz", 1), maps[1])
+
+
+def test_bands_that_do_not_add_up_to_the_map_are_refused(tmp_path):
+    from segpipe.inference.probmaps import RowBands
+
+    with pytest.raises(ValueError, match=r"8 rows written for a map of \(3, 10, 7\)"):
+        write_maps(tmp_path / "short.npz", [RowBands((10, 7), [np.zeros((3, 8, 7), np.uint8)])])
+    with pytest.raises(ValueError, match=r"a band of shape \(2, 2, 7\) in a map of \(3, 10, 7\)"):
+        write_maps(tmp_path / "mixed.npz", [RowBands((10, 7), [np.zeros((3, 8, 7), np.uint8),
+                                                               np.zeros((2, 2, 7), np.uint8)])])

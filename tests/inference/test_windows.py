@@ -58,3 +58,20 @@ def test_bands_hand_back_each_row_once_in_order_and_group_window_rows_into_batch
     assert starts == sorted(starts) and sum(len(rows) for _, rows in out) == 300
     assert all(top + len(rows) == nxt for (top, rows), nxt in zip(out, starts[1:]))
     assert all(len(group) == 4 for group in bands(300, 90, (64, 64), 0.5, 8)[:-1])  # 2 windows a row, 8 a band
+
+
+def class_colours(batch):
+    """A per-pixel model with one map per colour channel: (B, 3, h, w), as a 3-class ensemble answers."""
+    return batch.float().permute(0, 3, 1, 2) / 255
+
+
+def test_class_maps_are_stitched_a_channel_each_and_equal_the_untiled_maps():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (99, 131, 3), dtype=np.uint8)
+    whole = (class_colours(torch.from_numpy(image[None]))[0] * 255).round().to(torch.uint8).numpy()
+    tiled = stitch(class_colours, image, (64, 64), 0.5, 5, CPU)
+    assert tiled.shape == (3, 99, 131)
+    assert np.abs(tiled.astype(int) - whole).max() <= 1 and (tiled == whole).mean() > 0.999
+    out = list(predict_image(class_colours, image, (64, 64), 0.5, batch_size=2, device=CPU))
+    assert all(rows.shape[0] == 3 and rows.shape[2] == 131 for _, rows in out)  # (classes, rows, W) bands
+    assert sum(rows.shape[1] for _, rows in out) == 99

@@ -181,9 +181,6 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
         duplicated = frame.id[frame.id.duplicated()].tolist()
         if duplicated:
             raise InputError(f"{competition.name}: duplicate {split} ids {duplicated[:5]}")
-    if mode == "tile" and competition.classes:
-        raise InputError(f"{competition.name}: prepare.mode: tile is for binary competitions; with its classes "
-                         f"{list(competition.classes)} use prepare.mode: resize")
     layout = tile_layout(competition.train, scale, tile, workers) if mode == "tile" else Layout("resize", tuple(size))
     layout = dataclasses.replace(layout, classes=tuple(competition.classes), metric=competition.metric,
                                  exclusive=competition.exclusive)
@@ -193,7 +190,7 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
                             workers, "train")
         train.to_csv(tmp / TRAIN_INDEX, index=False)
         test_index(competition.test, workers).to_csv(tmp / TEST_INDEX, index=False)
-        tiles = (tile_index(np.load(tmp / TRAIN_MASKS, mmap_mode="r"), layout.tile) if layout.tile
+        tiles = (tile_index(np.load(tmp / TRAIN_MASKS, mmap_mode="r"), layout.tile, layout.classes) if layout.tile
                  else pd.DataFrame(columns=list(TILE_COLUMNS)))  # always there: the train stages depend on it
         tiles.to_csv(tmp / TILES, index=False)
         layout.write(tmp)

@@ -7,7 +7,8 @@ strided read of the memmap at any offset, so training sees every position, not o
 grid, and the cache is no larger than the images (`bench/bench_tiles.py` times both).
 
 Each training draw is, with probability `foreground`, centred near a random foreground
-pixel of a tile that has one (nnU-Net oversamples foreground in 33 % of a batch), else a
+pixel of a tile that has one (nnU-Net oversamples foreground in 33 % of a batch; with
+classes, of a class drawn first, uniformly among those present, as nnU-Net does), else a
 uniform random crop of a random training image (`segpipe.training.loaders.TileDataset`). Validation
 uses the index tiles as they are. This module needs no torch, so prepare does not load it.
 """
@@ -100,15 +101,24 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def tile_index(masks: np.ndarray, tile: tuple[int, int]) -> pd.DataFrame:
-    """Tiles covering each (H, W) mask of `masks` without gaps (last ones flush), with foreground counts."""
+def tile_index(masks: np.ndarray, tile: tuple[int, int], classes: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Tiles covering each (H, W) mask of `masks` without gaps (last ones flush), with foreground counts.
+
+    With `classes` (bit masks, `segpipe.cache.classes`), `foreground` counts any class and
+    `foreground_<class>` each one, so the sampler can draw every class as often.
+    """
     height, width = masks.shape[1:3]
     ys, xs = window_starts(height, tile[0], 1.0), window_starts(width, tile[1], 1.0)
+    bits = np.uint8(1) << np.arange(len(classes), dtype=np.uint8)
     rows = []
     for row in range(len(masks)):
         mask = np.asarray(masks[row])
-        rows += [(row, y, x, int(np.count_nonzero(mask[y:y + tile[0], x:x + tile[1]]))) for y in ys for x in xs]
-    return pd.DataFrame(rows, columns=list(TILE_COLUMNS))
+        for y in ys:
+            for x in xs:
+                window = mask[y:y + tile[0], x:x + tile[1]]
+                per_class = [int(np.count_nonzero(window & bit)) for bit in bits]
+                rows.append((row, y, x, int(np.count_nonzero(window)), *per_class))
+    return pd.DataFrame(rows, columns=[*TILE_COLUMNS, *(f"foreground_{name}" for name in classes)])
 
 
 def read_tiles(folder: Path) -> pd.DataFrame:

@@ -11,7 +11,11 @@ so the maps are matched to test images by id (`map_ids`), never by position alon
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +34,20 @@ def member(row: int) -> str:
     return f"{row:07d}.npy"
 
 
+SPOOL = 64 << 20  # bytes of a multi-class map's later classes kept in memory before they go to a temporary file
+
+
 @dataclass(frozen=True)
 class RowBands:
-    """One (H, W) uint8 map given as consecutive bands of rows, so it is never whole in memory."""
+    """One (H, W) uint8 map given as consecutive bands of rows, so it is never whole in memory.
 
-    shape: tuple[int, int]
-    bands: Iterable[np.ndarray]  # (rows, W) uint8 each, top to bottom, H rows in all
+    Bands of (K, rows, W) make a (K, H, W) map of K classes. The .npy holds class 0's rows
+    first, so its rows go to the archive as they come while the other classes' rows wait in
+    a temporary file (in memory up to `SPOOL` bytes), copied in after the last band.
+    """
+
+    shape: tuple[int, int]  # (H, W) of the image
+    bands: Iterable[np.ndarray]  # (rows, W) or (K, rows, W) uint8 each, top to bottom, H rows in all
 
 
 def write_maps(path: Path, maps: Iterable[np.ndarray | RowBands], ids: Sequence[str] | None = None) -> int:
@@ -74,18 +86,32 @@ def _write_bands(archive: zipfile.ZipFile, name: str, bands: RowBands) -> None:
     """The .npy of `bands`: its header, then each band's bytes as they come (C order is row order)."""
     info = zipfile.ZipInfo(name, date_time=EPOCH)
     info.compress_type = zipfile.ZIP_DEFLATED
+    height, width = (int(v) for v in bands.shape)
+    stream = iter(bands.bands)
+    first = next(stream, None)
+    if first is None:
+        raise ValueError(f"{name}: no rows for a map of {bands.shape}")
+    classes = first.shape[0] if first.ndim == 3 else None
     rows = 0
-    with archive.open(info, "w") as handle:
+    with contextlib.ExitStack() as stack, archive.open(info, "w") as handle:
+        later = [stack.enter_context(tempfile.SpooledTemporaryFile(SPOOL)) for _ in range((classes or 1) - 1)]
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
-                  "shape": tuple(int(v) for v in bands.shape)}
+                  "shape": (height, width) if classes is None else (classes, height, width)}
         np.lib.format.write_array_header_1_0(handle, header)
-        for band in bands.bands:
-            if band.ndim != 2 or band.shape[1] != bands.shape[1]:
-                raise ValueError(f"{name}: a band of shape {band.shape} in a map of {bands.shape}")
-            handle.write(np.ascontiguousarray(band, np.uint8).tobytes())
-            rows += len(band)
-    if rows != bands.shape[0]:
-        raise ValueError(f"{name}: {rows} rows written for a map of {bands.shape}")
+        for band in itertools.chain([first], stream):
+            expected = (width,) if classes is None else (classes, width)
+            if band.ndim != len(expected) + 1 or band.shape[:-2] + band.shape[-1:] != expected:
+                raise ValueError(f"{name}: a band of shape {band.shape} in a map of {header['shape']}")
+            band = np.ascontiguousarray(band, np.uint8)
+            handle.write((band if classes is None else band[0]).tobytes())
+            for spool, channel in zip(later, band[1:] if classes else ()):
+                spool.write(channel.tobytes())
+            rows += band.shape[-2]
+        if rows != height:
+            raise ValueError(f"{name}: {rows} rows written for a map of {header['shape']}")
+        for spool in later:
+            spool.seek(0)
+            shutil.copyfileobj(spool, handle)
 
 
 def count_maps(path: Path) -> int:

@@ -10,6 +10,7 @@ the last window that covers it has been added, so only the open band (a tile's h
 the rows of one batch) is accumulated, in float32 on the device, and every finished row is
 handed back as uint8 at once: a 20,000 x 20,000 image never has a float32 map of its own
 size anywhere, on the device or in host RAM (`bench/bench_windows.py` measures the bound).
+With classes, the model's (B, C, h, w) maps are accumulated the same way, a channel each.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from segpipe.cache.tiles import window_starts
 __all__ = ["bands", "gaussian_weights", "padded", "predict_image", "stitch", "window_starts"]
 
 SIGMA = 1 / 8  # of the tile side: nnU-Net's default
-Predict = Callable[[torch.Tensor], torch.Tensor]  # (B,h,w,C) uint8 on the host -> (B,h,w) probabilities on the device
+# (B,h,w,C) uint8 on the host -> (B,h,w) probabilities on the device, or (B,K,h,w) for K classes
+Predict = Callable[[torch.Tensor], torch.Tensor]
 
 
 def gaussian_weights(tile: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -58,7 +60,8 @@ def bands(height: int, width: int, tile: tuple[int, int], step: float, batch_siz
 @torch.inference_mode()
 def predict_image(predict: Predict, image: np.ndarray, tile: tuple[int, int], step: float, batch_size: int,
                   device: torch.device) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first row, (rows, W) uint8 probabilities 0-255) of `image` (H, W, C) uint8, top to bottom.
+    """Yield (first row, (rows, W) uint8 probabilities 0-255) of `image` (H, W, C) uint8, top to bottom;
+    (K, rows, W) when `predict` gives K class maps.
 
     `predict` maps a batch of windows to probabilities (the ensemble and its TTA views);
     the bands' rows together are exactly the image's H rows.
@@ -71,30 +74,41 @@ def predict_image(predict: Predict, image: np.ndarray, tile: tuple[int, int], st
     weight = gaussian_weights(tile, device)
     groups = bands(full_h, full_w, tile, step, batch_size)
     carry = carry_weight = None  # the still-open rows below the last band's final rows
+    classes = None  # the channels of `predict`'s maps, None for (B, h, w): known from the first batch
     for index, ys in enumerate(groups):
         top, bottom = ys[0], ys[-1] + th
-        total = torch.zeros((bottom - top, full_w), device=device)
-        weights = torch.zeros_like(total)
-        if carry is not None:
-            total[:len(carry)] += carry
-            weights[:len(carry)] += carry_weight
+        total = weights = None
         corners = [(y, x) for y in ys for x in xs]
         for start in range(0, len(corners), batch_size):
             chunk = corners[start:start + batch_size]
             windows = np.stack([source[y:y + th, x:x + tw] for y, x in chunk])
-            probs = predict(torch.from_numpy(windows)).float() * weight
+            probs = predict(torch.from_numpy(windows)).float()
+            if probs.ndim == 3:
+                probs = probs[:, None]
+            else:
+                classes = probs.shape[1]
+            probs = probs * weight
+            if total is None:  # (K, band rows, W), the open rows of the last band added in
+                total = torch.zeros((probs.shape[1], bottom - top, full_w), device=device)
+                weights = torch.zeros((bottom - top, full_w), device=device)
+                if carry is not None:
+                    total[:, :carry.shape[1]] += carry
+                    weights[:len(carry_weight)] += carry_weight
             for (y, x), prob in zip(chunk, probs):
-                total[y - top:y - top + th, x:x + tw] += prob
+                total[:, y - top:y - top + th, x:x + tw] += prob
                 weights[y - top:y - top + th, x:x + tw] += weight
         final = groups[index + 1][0] if index + 1 < len(groups) else bottom  # rows no later window reaches
-        done = (total[:final - top] / weights[:final - top] * 255).round_().to(torch.uint8)
-        carry, carry_weight = total[final - top:], weights[final - top:]
+        done = (total[:, :final - top] / weights[:final - top] * 255).round_().to(torch.uint8)
+        carry, carry_weight = total[:, final - top:], weights[final - top:]
         rows = min(final, height) - top
         if rows > 0:
-            yield top, done[:rows, :width].cpu().numpy()
+            done = done[:, :rows, :width].cpu().numpy()
+            yield top, done if classes else done[0]
 
 
 def stitch(predict: Predict, image: np.ndarray, tile: tuple[int, int], step: float, batch_size: int,
            device: torch.device) -> np.ndarray:
-    """The whole (H, W) uint8 map of `predict_image`, for images that fit in memory (the OOF pass)."""
-    return np.concatenate([rows for _, rows in predict_image(predict, image, tile, step, batch_size, device)])
+    """The whole (H, W) uint8 map of `predict_image` ((K, H, W) with classes), for images that fit in memory
+    (the OOF pass)."""
+    return np.concatenate([rows for _, rows in predict_image(predict, image, tile, step, batch_size, device)],
+                          axis=-2)

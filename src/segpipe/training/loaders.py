@@ -96,7 +96,9 @@ class TileDataset(_CachedDataset):
     Training (`draw=True`): item i of epoch e comes from its own generator seeded with
     (seed, e, i). With probability `foreground` the crop is placed so that a random
     foreground pixel of a random tile with foreground lands anywhere in it (nnU-Net's
-    oversampling); otherwise it is a uniform random crop of a random image. An epoch has
+    oversampling; with classes, `tiles`' `foreground_<class>` columns, a class present in
+    these tiles is drawn first, then a pixel of that class); otherwise it is a uniform
+    random crop of a random image. An epoch has
     `draws` draws (default: as many as `tiles` has rows, the images' pixels once). Validation (`draw=False`):
     item i is tile i of `tiles`.
     """
@@ -109,7 +111,11 @@ class TileDataset(_CachedDataset):
         self.draws = draws if draw else None
         self.corners = tiles[["row", "y", "x"]].to_numpy(np.int64)  # numpy, not pandas: ~1 ms less a sample
         self.rows = np.unique(self.corners[:, 0])
-        self.with_foreground = self.corners[tiles.foreground.to_numpy() > 0]
+        # (mask bits, the tiles that hold them): one pool per class present (bit k), or any foreground
+        per_class = [column for column in tiles.columns if column.startswith("foreground_")]
+        pools = [(1 << k, column) for k, column in enumerate(per_class)] or [(0xFF, "foreground")]
+        self.pools = [(bit, self.corners[tiles[column].to_numpy() > 0]) for bit, column in pools]
+        self.pools = [(bit, corners) for bit, corners in self.pools if len(corners)]
 
     def __len__(self) -> int:
         return self.draws or len(self.corners)
@@ -128,9 +134,10 @@ class TileDataset(_CachedDataset):
     def _draw(self, rng: np.random.Generator, masks: np.ndarray) -> tuple[int, int, int]:
         height, width = masks.shape[1:3]
         th, tw = self.tile
-        if len(self.with_foreground) and rng.random() < self.foreground:
-            row, y, x = (int(v) for v in self.with_foreground[rng.integers(len(self.with_foreground))])
-            on = np.flatnonzero(masks[row, y:y + th, x:x + tw])
+        if self.pools and rng.random() < self.foreground:
+            bit, tiles = self.pools[int(rng.integers(len(self.pools))) if len(self.pools) > 1 else 0]
+            row, y, x = (int(v) for v in tiles[rng.integers(len(tiles))])
+            on = np.flatnonzero(masks[row, y:y + th, x:x + tw] & bit)
             fy, fx = divmod(int(on[rng.integers(len(on))]), tw)
             cy, cx = y + fy, x + fx  # this pixel lands anywhere in the crop
             return (row, int(np.clip(cy - rng.integers(th), 0, height - th)),
