@@ -17,7 +17,7 @@ from segpipe.datasets import load_chosen
 from segpipe.evaluation.baselines import warning
 from segpipe.evaluation.blend import read_counts
 from segpipe.evaluation.holdout import score_holdout
-from segpipe.evaluation.postprocess import describe_rules, read_rules
+from segpipe.evaluation.postprocess import describe_rules, read_force_top, read_rules
 from segpipe.paths import artifacts
 from segpipe.paths.cache_files import TEST_INDEX
 from segpipe.submission.submit import Blend, write_submission
@@ -39,10 +39,12 @@ def main() -> None:
     if unknown:
         raise InputError(f"{args.blend}: weights for models {unknown} that params.yaml does not list; "
                          "rerun `dvc repro blend`")
-    write_submission(blend, test_index, competition.submission, rules, args.out, classes=classes)
+    force_top = read_force_top(args.rule)  # every image labelled: the top class forced on (evaluation.force_top)
+    write_submission(blend, test_index, competition.submission, rules, args.out, classes=classes, force_top=force_top)
     weights = ", ".join(f"{n} {c / sum(counts.values()):.2f}" for n, c in sorted(counts.items()))
     rows = len(test_index) * (len(classes) or 1)
-    print(f"wrote {args.out}: {rows} rows, blend {weights}, {describe_rules(rules, classes)}")
+    print(f"wrote {args.out}: {rows} rows, blend {weights}, {describe_rules(rules, classes)}"
+          f"{'; the top class forced on where no class is left' if force_top else ''}")
     cv = json.loads(args.cv.read_text())
     line = warning("its CV dice", cv["dice"], cv["baselines"])
     if line:

@@ -15,7 +15,8 @@ from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path, write_json
 from segpipe.evaluation.baselines import warning
-from segpipe.evaluation.cv import cross_validate, oof_volumes
+from segpipe.evaluation.cv import cross_validate, oof_maps, oof_volumes
+from segpipe.evaluation.force_top import search_force_top
 from segpipe.evaluation.per_class import cross_validate_classes, threshold_curve
 from segpipe.evaluation.postprocess import describe_rules, write_rules
 from segpipe.evaluation.tune import Grids
@@ -43,11 +44,18 @@ def main() -> None:
         metrics, search = cross_validate(folds, oof_paths, args.masks, grids(cut))
         searches, curve = [search], search.curve
     rules = [search.rule for search in searches]
+    force_top = search_force_top(oof_maps(folds, oof_paths, args.masks), rules, classes) if classes else None
+    if force_top:  # every image is labelled: the top class forced on, kept if it raises the OOF Dice
+        metrics["force_top"] = force_top
+        if force_top["kept"]:
+            metrics["dice"] = force_top["dice"]
+            for name, dice in force_top["classes"].items():
+                metrics["classes"][name]["dice"] = dice
     if layout.metric == "dice_hausdorff":  # UW-Madison's score, on the OOF volumes under the rules
         metrics["volumes"] = score_volumes(oof_volumes(folds, oof_paths, args.masks, rules), classes or ["mask"])
     blend = json.loads(args.blend.read_text())
     write_json(args.metrics, {**metrics, "models": blend["models"], "weights": blend["weights"]})
-    write_rules(args.rule, rules, classes)
+    write_rules(args.rule, rules, classes, force_top["kept"] if force_top else None)
     with atomic_path(args.plot) as tmp:
         pd.DataFrame(curve).to_csv(tmp, index=False)
     print(f"CV dice {metrics['dice']:.4f} (patient {metrics['patient_dice']:.4f}) with {describe_rules(rules, classes)}")
@@ -58,6 +66,10 @@ def main() -> None:
     for name, scores in (metrics["classes"].items() if classes else [("search", metrics)]):
         steps = "; ".join(f"{s['step']} {s['dice']:.4f}{'' if s['kept'] else ' (not kept)'}" for s in scores["search"])
         print(f"{name}: {steps}" if classes else f"search: {steps}")
+    if force_top:
+        print(f"every image is labelled: top class forced on: dice {force_top['dice_without']:.4f} -> "
+              f"{force_top['dice']:.4f} on {force_top['images_changed']} images"
+              f"{'' if force_top['kept'] else ' (not kept)'}")
     for key, what in (("dice", "CV dice"), ("patient_dice", "CV patient dice")):
         line = warning(what, metrics[key], metrics["baselines"], key)
         if line:

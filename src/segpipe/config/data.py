@@ -57,6 +57,10 @@ class Uwmgi(DatasetSection):
     holdout_patients: float = Field(0.2, ge=0, lt=1)  # the public download's test folder is empty
 
 
+class Clouds(DatasetSection):
+    source: str = "data/sources/clouds"
+
+
 class Folder(DatasetSection):
     source: str = "data/sources/folder"  # the user's data folder (or a zip of it)
     train_images: str = "train/*.png"
@@ -124,6 +128,7 @@ class DataParams(StageParams):
     lgg: Lgg = Lgg()
     severstal: Severstal = Severstal()
     uwmgi: Uwmgi = Uwmgi()
+    clouds: Clouds = Clouds()
     folder: Folder = Folder()
     prepare: Prepare = Prepare()
     folds: Folds = Folds()

@@ -18,8 +18,8 @@ from segpipe.core.errors import InputError
 
 Model = TypeVar("Model", bound=BaseModel)
 # Every top-level section of params.yaml; a stage rejects any other key, though it reads only its own.
-SECTIONS = ("base", "synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "folder", "prepare", "folds", "train", "models",
-            "predict", "blend", "threshold")
+SECTIONS = ("base", "synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "clouds", "folder", "prepare", "folds",
+            "train", "models", "predict", "blend", "threshold")
 MODEL_NAME = r"^[a-z][a-z0-9_]*$"  # becomes a path component and part of a DVC stage name
 DEFAULT_MODELS = {"unet": {}}
 # smp archs with one decoder_channels entry per encoder stage: checked in `train`, used by the model builder
@@ -32,7 +32,7 @@ class Section(BaseModel):
 
 class Base(Section):
     seed: int = 42
-    dataset: Literal["synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "folder"] = "synthetic"
+    dataset: Literal["synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "clouds", "folder"] = "synthetic"
     kaggle_input: str = "/kaggle/input"  # where a Kaggle Notebook mounts its inputs
 
 

@@ -37,6 +37,7 @@ ADAPTERS = {
     "folder": "segpipe.datasets.folder",
     "severstal": "segpipe.datasets.severstal",
     "uwmgi": "segpipe.datasets.uwmgi",
+    "clouds": "segpipe.datasets.clouds",
 }
 
 __all__ = ["ADAPTERS", "Competition", "SubmissionSpec", "download", "hold_out_patients", "index", "load",

@@ -33,6 +33,7 @@ class SubmissionSpec:
     labels: tuple[str, ...] = ()  # how the file names each class, in class order ("1".."4"); () = the class names
     columns: tuple[str, ...] = ()  # the header's order when it is not (id, rle[, class])
     code_competition: bool = False  # Kaggle scores only a notebook's output: a CSV upload is refused
+    mask_size: tuple[int, int] | None = None  # (H, W) the masks are submitted and scored at; None = each image's
 
     def header(self) -> list[str]:
         """The submission's columns, in order."""

@@ -78,3 +78,22 @@ def sample_ordered_test(tree: Tree, sample: str, id_column: str, images: Iterabl
     if found:
         raise InputError(f"{shown} disagrees with the test images: {found}")
     return pd.DataFrame({"id": ids, "image": [tree.locate(name) for name in wanted]})
+
+
+def test_images_in_order(tree: Tree, listed: Iterable[str], folder_glob: str, shown: str) -> pd.DataFrame:
+    """Columns id, image: the images of `folder_glob` in the order their names first appear in `listed`
+    (a sample submission with a row per image and class lists each name several times).
+
+    Raises InputError naming `shown` (the sample) if a listed name has no image, or an image
+    is not listed.
+    """
+    ids = list(dict.fromkeys(listed))
+    on_disk = {PurePosixPath(name).name: name for name in tree.glob(folder_glob)}
+    folder = f"{tree.where}/{PurePosixPath(folder_glob).parent}"
+    problems = {f"ids with no image in {folder}": [i for i in ids if i not in on_disk],
+                f"images in {PurePosixPath(folder_glob).parent} not in the sample": sorted(set(on_disk).difference(ids))}
+    found = "; ".join(f"{what}: {name_few(bad)}" for what, bad in problems.items() if bad)
+    if found:
+        raise InputError(f"{shown} disagrees with the test images: {found}")
+    return pd.DataFrame({"id": pd.Series(ids, dtype=str),
+                         "image": pd.Series([tree.locate(on_disk[i]) for i in ids], dtype=object)})

@@ -47,6 +47,16 @@ class LabelCsv:
     rows: Callable[[pd.DataFrame, str], pd.DataFrame]
 
 
+def split_pairs(pairs: pd.Series, where: str, *, column: str, form: str) -> tuple[pd.Series, pd.Series]:
+    """Ids `<image>_<label>` of the column `column` -> (images, labels), split at the last "_";
+    InputError naming `where` and a malformed id (`form` says what one should look like)."""
+    parts = pairs.str.rpartition("_")
+    bad = pairs[parts[1] == ""]
+    if len(bad):
+        raise InputError(f"{where}: {column} {bad.iloc[0]!r} is not {form} ({len(bad)} such rows)")
+    return parts[0], parts[2]
+
+
 def mask_key(locator: Path | str, image_id: str) -> Path:
     """The `mask` column entry of the image `image_id` whose classes the csv at `locator` holds."""
     return Path(f"{locator}{KEY_MARK}{image_id}")

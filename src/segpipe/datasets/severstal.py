@@ -36,7 +36,7 @@ from segpipe.core.errors import InputError
 
 from . import readers, rle_labels
 from .base import Competition, SubmissionSpec
-from .layout import name_few
+from .layout import name_few, test_images_in_order
 from .source import KaggleHome
 from .tree import Tree, as_tree
 
@@ -54,13 +54,7 @@ ORIGINAL_SUBMISSION = SubmissionSpec(PAIR, "EncodedPixels", "F", None, competiti
                                      id_format="{id}_{label}", labels=LABELS, code_competition=True)
 
 
-def _split_pairs(pairs: pd.Series, where: str) -> tuple[pd.Series, pd.Series]:
-    """`<ImageId>_<ClassId>` ids -> (ImageIds, ClassIds); InputError naming `where` and a malformed id."""
-    parts = pairs.str.rpartition("_")
-    bad = pairs[parts[1] == ""]
-    if len(bad):
-        raise InputError(f"{where}: {PAIR} {bad.iloc[0]!r} is not <ImageId>_<ClassId> ({len(bad)} such rows)")
-    return parts[0], parts[2]
+_split_pairs = partial(rle_labels.split_pairs, column=PAIR, form="<ImageId>_<ClassId>")
 
 
 def _label_rows(table: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -123,13 +117,5 @@ def _test_table(tree: Tree) -> tuple[pd.DataFrame, SubmissionSpec]:
     else:
         raise InputError(f"{shown}: expected the columns ImageId,EncodedPixels,ClassId (or the original "
                          f"ImageId_ClassId,EncodedPixels), found {','.join(sample.columns)}")
-    ids = list(dict.fromkeys(listed))
-    on_disk = {PurePosixPath(name).name: name for name in tree.glob("test_images/*.jpg")}
-    problems = {f"ids with no image in {tree.where}/test_images": [i for i in ids if i not in on_disk],
-                "images in test_images not in the sample": sorted(set(on_disk).difference(ids))}
-    found = "; ".join(f"{what}: {name_few(bad)}" for what, bad in problems.items() if bad)
-    if found:
-        raise InputError(f"{shown} disagrees with the test images: {found}")
-    test = pd.DataFrame({"id": pd.Series(ids, dtype=str),
-                         "image": pd.Series([tree.locate(on_disk[i]) for i in ids], dtype=object)})
+    test = test_images_in_order(tree, listed, "test_images/*.jpg", shown)
     return test, dataclasses.replace(spec, sample_submission=tree.locate(MARKER))

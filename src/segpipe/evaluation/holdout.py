@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from segpipe import rle
+from segpipe.cache.images import resize_bits, resize_mask
 from segpipe.core.errors import InputError
 from segpipe.evaluation.baselines import dice_lost, patients_lost
 from segpipe.evaluation.metrics import Counts, mask_counts
@@ -14,7 +15,8 @@ from segpipe.evaluation.volumes import VolumeScores, volume_order
 
 
 def score_holdout(path: Path, competition) -> dict:
-    """Score a submission against a labelled holdout test set at the original resolution.
+    """Score a submission against a labelled holdout test set at the original resolution (or at the
+    competition's `mask_size`, the true masks resized to it as prepare resizes them).
 
     Returns mean per-image Dice (empty on empty scores 1), per-patient Dice (pixels pooled
     over each patient's slices), the image count, and where the Dice is lost per image and
@@ -32,7 +34,7 @@ def score_holdout(path: Path, competition) -> dict:
     for positions in volume_order(test, np.arange(len(test))) if volumes else [range(len(test))]:
         pred_slices, true_slices = [], []
         for i in positions:
-            truth = competition.read_mask(test["mask"].iloc[i])
+            truth = _at_size(competition.read_mask(test["mask"].iloc[i]), spec.mask_size, classes)
             pred = np.zeros(truth.shape, np.uint8)
             for k in range(per_image):
                 encoded = table[spec.rle_column].iloc[i * per_image + k]
@@ -55,6 +57,13 @@ def score_holdout(path: Path, competition) -> dict:
     if volumes:
         summary["volumes"] = volumes.summary()
     return summary
+
+
+def _at_size(truth: np.ndarray, size: tuple[int, int] | None, classes) -> np.ndarray:
+    """The true mask at the size the competition scores (`SubmissionSpec.mask_size`), by prepare's rule."""
+    if size is None or truth.shape == tuple(size):
+        return truth
+    return resize_bits(truth, size, len(classes)) if classes else resize_mask(truth > 0, size)
 
 
 def _stacked(pred: list, true: list, competition, test: pd.DataFrame, positions) -> tuple[np.ndarray, np.ndarray]:

@@ -64,14 +64,25 @@ class Rule:
             raise InputError(f"{path}: not a post-processing rule ({err}); rerun `dvc repro threshold`") from None
 
 
-def write_rules(path: Path, rules: Sequence[Rule], classes: Sequence[str]) -> None:
-    """The rule file: {"classes": {name: rule}} with classes, the one rule's fields without."""
+def write_rules(path: Path, rules: Sequence[Rule], classes: Sequence[str], force_top: bool | None = None) -> None:
+    """The rule file: {"classes": {name: rule}} with classes, the one rule's fields without.
+
+    `force_top` (`segpipe.evaluation.force_top`) is written beside the classes' rules when it
+    was searched (every image labelled), left out when not.
+    """
     if not classes:
         rules[0].write(path)
         return
     from segpipe.core.runtime import write_json
 
-    write_json(path, {"classes": {name: vars(rule) for name, rule in zip(classes, rules)}})
+    rule_file = {"classes": {name: vars(rule) for name, rule in zip(classes, rules)}}
+    write_json(path, rule_file if force_top is None else {**rule_file, "force_top": force_top})
+
+
+def read_force_top(path: Path) -> bool:
+    """Whether the rule file of `write_rules` forces the top class on (False when it does not say)."""
+    stored = json.loads(Path(path).read_text())
+    return bool(stored.get("force_top", False)) if "classes" in stored else False
 
 
 def read_rules(path: Path, classes: Sequence[str]) -> list[Rule]:

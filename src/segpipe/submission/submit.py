@@ -30,6 +30,7 @@ from segpipe.core.runtime import atomic_path
 from segpipe.datasets import SubmissionSpec
 from segpipe.evaluation import postprocess
 from segpipe.evaluation.blend import AnyCounts, blend_models
+from segpipe.evaluation.force_top import apply_classes
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import count_maps, map_ids, read_map
 from segpipe.submission.validate import row_labels, validate_submission
@@ -53,15 +54,17 @@ def _resized(prob: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarray, rules: list[Rule],
-                order: str) -> list[str]:
+                order: str, force_top: bool = False) -> list[str]:
     """The RLE of test map `row`: one, or one per class (each under its own rule) for a (C, H, W) map."""
     prob = blend.read(row)
-    maps = [prob] if prob.ndim == 2 else list(prob)
-    height, width, trained = int(heights[row]), int(widths[row]), maps[0].size
+    if prob.ndim == 2:
+        return [rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), rules[0]), order=order)]
+    height, width, trained = int(heights[row]), int(widths[row]), prob[0].size
+    maps = [_resized(p, height, width) for p in prob]
     if blend.exclusive:  # at the original size, so that resizing cannot overlap two classes' edges
-        maps = list(argmax_first(np.stack([_resized(p, height, width) for p in maps])))
-    return [rle.encode(probability_to_mask(p, height, width, rule, trained), order=order)
-            for p, rule in zip(maps, rules, strict=True)]
+        maps = list(argmax_first(np.stack(maps)))
+    masks = apply_classes(maps, rules, force_top, area_scale=height * width / trained)
+    return [rle.encode(mask, order=order) for mask in masks]
 
 
 def row_lines(image_id: str, encoded: list[str], spec: SubmissionSpec, labels: list[str]) -> str:
@@ -138,13 +141,15 @@ def _encoded_members(pool, count: int, workers: int) -> Iterator[tuple[range, by
 
 
 def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: SubmissionSpec, rule: Rule | list[Rule],
-                     out_path: Path, workers: int = 0, classes: tuple[str, ...] = ()) -> None:
+                     out_path: Path, workers: int = 0, classes: tuple[str, ...] = (), force_top: bool = False) -> None:
     """Write `out_path` (.csv.gz) with one row per `test_index` row (its order), then validate it.
 
     test_index has columns id, height, width (original sizes) in submission order, matching
     the maps of each model's probabilities .npz in `blend` (see `probmaps`), or of the one
     .npz that `blend` names. With `classes`, the maps are (C, H, W), `rule` is one rule per
-    class, and each image has a row per class, in class order (`row_lines`).
+    class, and each image has a row per class, in class order (`row_lines`); `force_top` is the
+    rule file's (`segpipe.evaluation.force_top`). Masks are written at the original size, or at
+    the spec's `mask_size` (Understanding Clouds': 350 x 525) when it has one.
     """
     rules = list(rule) if isinstance(rule, (list, tuple)) else [rule]
     if not isinstance(blend, Blend):
@@ -160,8 +165,10 @@ def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: Submis
             first = next(i for i, (a, b) in enumerate(zip(ids, test_index.id.astype(str))) if a != b)
             raise InputError(f"{path}: map {first} is of image {ids[first]}, but test image {first} of the prepared "
                              f"index is {test_index.id.iloc[first]}; it is stale: rerun `dvc repro predict@{name}`")
+    if spec.mask_size:
+        test_index = test_index.assign(height=spec.mask_size[0], width=spec.mask_size[1])
     job = dict(blend=blend, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
-               rules=rules, order=spec.rle_order)
+               rules=rules, order=spec.rle_order, force_top=force_top)
     labels = row_labels(spec, classes)
     workers = workers or os.cpu_count() or 1
     with atomic_path(out_path) as tmp:
