@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean submit
+.PHONY: install run test bench clean submit bundle
 
 install: $(STAMP)
 
@@ -26,6 +26,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The offline inference bundle for a code competition (docs/code-competitions.md): the bundle
+# stage, then the wheels the notebook lacks (these need the package index).
+bundle: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro bundle
+	$(BIN)/python stages/bundle_wheels.py --bundle bundle
 
 clean:
 	rm -rf $(VENV)

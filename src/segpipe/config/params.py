@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ConfigDict, model_validator
 
+from segpipe.config.bundle import Bundle
 from segpipe.config.data import DataParams
 from segpipe.config.evaluation import Blend, Threshold
 from segpipe.config.sections import Base, read_params, validate
@@ -20,13 +21,14 @@ __all__ = ["Augment", "Base", "Params", "Train", "load_params"]
 
 
 class Params(DataParams):
-    """The data stages' sections with `train`, `blend` and `threshold`; no key of any section left unchecked."""
+    """The data stages' sections with `train`, `blend`, `threshold` and `bundle`; no key of any section left unchecked."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     train: Train = Train()
     blend: Blend = Blend()
     threshold: Threshold = Threshold()
+    bundle: Bundle = Bundle()
 
     @model_validator(mode="after")
     def _models_valid(self) -> "Params":

@@ -19,11 +19,9 @@ from segpipe.core.errors import InputError
 Model = TypeVar("Model", bound=BaseModel)
 # Every top-level section of params.yaml; a stage rejects any other key, though it reads only its own.
 SECTIONS = ("base", "synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "clouds", "folder", "prepare", "folds",
-            "train", "models", "predict", "blend", "threshold")
+            "train", "models", "predict", "blend", "threshold", "bundle")
 MODEL_NAME = r"^[a-z][a-z0-9_]*$"  # becomes a path component and part of a DVC stage name
 DEFAULT_MODELS = {"unet": {}}
-# smp archs with one decoder_channels entry per encoder stage: checked in `train`, used by the model builder
-STAGE_DECODERS = ("unet", "unetplusplus", "manet")
 
 
 class Section(BaseModel):

@@ -9,7 +9,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, PositiveInt, ValidationError, model_validator
 
-from segpipe.config.sections import STAGE_DECODERS, Section, check_model_names
+from segpipe.config.sections import Section, check_model_names
+from segpipe.network.archs import STAGE_DECODERS
 from segpipe.core.errors import InputError
 
 

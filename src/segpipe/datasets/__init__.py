@@ -41,7 +41,7 @@ ADAPTERS = {
 }
 
 __all__ = ["ADAPTERS", "Competition", "SubmissionSpec", "download", "hold_out_patients", "index", "load",
-           "load_chosen"]
+           "load_chosen", "read_in_place"]
 
 
 def _adapter(name: str):
@@ -104,6 +104,18 @@ def load(name: str, root: Path, *, holdout_patients: float = 0.0, seed: int = 0,
         raise InputError(f"{name} has no test set: set {name}.holdout_patients in params.yaml (e.g. 0.2) "
                          "to hold out patients as a scored test set")
     return competition
+
+
+def read_in_place(name: str, root: Path, unzip_dir: Path | None = None, **options) -> Competition:
+    """Dataset `name` read straight from the folder or zip `root`, with no manifest and no holdout: how
+    a notebook reads the competition's input (`segpipe.infer`). `unzip_dir` takes compressed inner zips."""
+    adapter = _adapter(name)
+    if name == "synthetic":
+        return adapter.load(Path(root), **options)
+    tree = Tree.scan(Path(root), unzip_dir=unzip_dir)
+    if not tree.entries:
+        raise InputError(f"{root}: holds no files of {name}")
+    return adapter.load(tree, **options)
 
 
 def load_chosen(params: "DataParams", raw: Path, sources: Path) -> Competition:

@@ -78,13 +78,16 @@ def load_fold_models(model_paths: dict[int, Path], name: str) -> FoldModels:
 
 
 def predict_test(folds: FoldModels, images: ImagesToPredict, out_path: Path, batch_size: int, workers: int = 0,
-                 ids: Sequence[str] | None = None, layout: Layout | None = None) -> None:
+                 ids: Sequence[str] | None = None, layout: Layout | None = None,
+                 on_map: Callable[[int], None] | None = None) -> None:
     """Average the fold models' probabilities over `images` into the .npz `out_path`, run as their contract says.
 
     Maps are uint8 in `images` order, written as they come, so memory stays flat however
     large the test set is; `ids` (one per image) are stored with them. With `sliding`, each
     image is predicted by windows (`batch_size` of them at a time) at its own size, and its
     map goes to disk band by band: not even the uint8 map of one image is whole in memory.
+    `on_map(count)` is called as each image's map is about to be written (`segpipe.bundle.run`'s
+    projection).
     """
     device = pick_device()
     ensemble = Ensemble.following(folds.contract, folds.models, device)
@@ -99,9 +102,20 @@ def predict_test(folds: FoldModels, images: ImagesToPredict, out_path: Path, bat
                     for image in loader)
         else:
             maps = ensemble_batches(ensemble, loader)
+        if on_map is not None:
+            maps = _counted(maps, on_map)
         try:
             with atomic_path(out_path) as tmp:
                 write_maps(tmp, tqdm(maps, total=len(loader), desc="predict"), ids=ids)
         except InputError as err:  # from a worker, wrapped with its traceback: keep the message alone
             raise InputError(str(err).strip().splitlines()[-1].removeprefix("segpipe.core.errors.InputError: ")) \
                 from None
+
+
+def _counted(maps, on_map: Callable[[int], None]):
+    """`maps`, calling `on_map` with the number of images so far as each batch comes (a batch counts its images)."""
+    count = 0
+    for batch in maps:
+        count += 1 if isinstance(batch, RowBands) else len(batch)
+        on_map(count)
+        yield batch

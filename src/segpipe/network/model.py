@@ -10,7 +10,7 @@ import torch
 from timm.utils import unwrap_model
 from torch import nn
 
-from segpipe.config.sections import STAGE_DECODERS
+from segpipe.network.archs import STAGE_DECODERS
 from segpipe.core.errors import InputError
 from segpipe.paths.artifacts import remake
 

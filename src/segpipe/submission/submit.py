@@ -106,15 +106,21 @@ ROWS_PER_MEMBER = 32
 _job: dict = {}  # in a pool worker: the ids, and _encode_row's arguments but the row; set once, not sent per task
 
 
-def _start_worker(ids: list, job: dict, spec: SubmissionSpec, labels: list[str]) -> None:
-    _job.update(ids=ids, encode=job, spec=spec, labels=labels)
+def _start_worker(ids: list, job: dict, spec: SubmissionSpec, labels: list[str], compress: bool = True) -> None:
+    _job.update(ids=ids, encode=job, spec=spec, labels=labels, compress=compress)
 
 
 def _encode_member(rows: range) -> bytes:
-    """The submission lines of `rows`, encoded and compressed into one complete gzip member."""
+    """The submission lines of `rows`, encoded and compressed into one complete gzip member (plain
+    utf-8 text when the file is not compressed)."""
     ids, job = _job["ids"], _job["encode"]
-    return gzip_member("".join(row_lines(ids[row], _encode_row(row, **job), _job["spec"], _job["labels"])
+    pack = gzip_member if _job["compress"] else _plain
+    return pack("".join(row_lines(ids[row], _encode_row(row, **job), _job["spec"], _job["labels"])
                                for row in rows))
+
+
+def _plain(text: str) -> bytes:
+    return text.encode("utf-8")
 
 
 def gzip_member(text: str) -> bytes:
@@ -141,8 +147,10 @@ def _encoded_members(pool, count: int, workers: int) -> Iterator[tuple[range, by
 
 
 def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: SubmissionSpec, rule: Rule | list[Rule],
-                     out_path: Path, workers: int = 0, classes: tuple[str, ...] = (), force_top: bool = False) -> None:
-    """Write `out_path` (.csv.gz) with one row per `test_index` row (its order), then validate it.
+                     out_path: Path, workers: int = 0, classes: tuple[str, ...] = (), force_top: bool = False,
+                     compress: bool = True) -> None:
+    """Write `out_path` (.csv.gz; a plain .csv when not `compress`) with one row per `test_index` row
+    (its order), then validate it.
 
     test_index has columns id, height, width (original sizes) in submission order, matching
     the maps of each model's probabilities .npz in `blend` (see `probmaps`), or of the one
@@ -172,18 +180,21 @@ def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: Submis
     labels = row_labels(spec, classes)
     workers = workers or os.cpu_count() or 1
     with atomic_path(out_path) as tmp:
-        _write_members(tmp, ",".join(spec.header()) + "\n", test_index.id.tolist(), job, workers, (spec, labels))
+        _write_members(tmp, ",".join(spec.header()) + "\n", test_index.id.tolist(), job, workers, (spec, labels),
+                       compress)
         # Read back what is on disk: the check covers the bytes that get published, not the workers' strings.
         sizes = dict(zip(test_index.id.astype(str), test_index.height * test_index.width))
         validate_submission(tmp, spec, sizes, labels)
 
 
-def _write_members(path: Path, header: str, ids: list, job: dict, workers: int, lines: tuple) -> None:
-    """Write `path`: the `header` line's gzip member, then those of the rows of `ids`, in order."""
+def _write_members(path: Path, header: str, ids: list, job: dict, workers: int, lines: tuple,
+                   compress: bool = True) -> None:
+    """Write `path`: the `header` line's gzip member, then those of the rows of `ids`, in order (or
+    the same lines as plain text when not `compress`)."""
     fork = multiprocessing.get_context("fork")
-    with (open(path, "wb") as raw, fork.Pool(workers, _start_worker, (ids, job, *lines)) as pool,
+    with (open(path, "wb") as raw, fork.Pool(workers, _start_worker, (ids, job, *lines, compress)) as pool,
           tqdm(total=len(ids), desc="submit") as progress):
-        raw.write(gzip_member(header))
+        raw.write(gzip_member(header) if compress else _plain(header))
         for rows, member in _encoded_members(pool, len(ids), workers):
             raw.write(member)
             progress.update(len(rows))

@@ -1,0 +1,114 @@
+"""Write a bundle (`segpipe.bundle.manifest` describes it): the blend's models, their contracts, the
+blend, the rules and the Kaggle metadata. The wheels come after, from `segpipe.bundle.wheels`."""
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from segpipe.bundle import kernel
+from segpipe.bundle.manifest import BLEND, MANIFEST, MODELS, RULES, weights_file
+from segpipe.core.errors import InputError
+from segpipe.core.runtime import write_json
+from segpipe.paths.cache_files import LAYOUT
+
+KERNEL = "kernel"
+DATASET_METADATA = "dataset-metadata.json"
+README = "README.md"
+VERSIONS = ("torch", "torchvision", "segmentation-models-pytorch", "timm", "numpy", "pandas",
+            "opencv-python-headless", "numba", "safetensors")
+
+
+def blended_models(blend: dict) -> list[str]:
+    """The models the blend gives a weight in some bag (a model at weight 0 everywhere is left out)."""
+    bags = [blend["counts"], *blend.get("class_counts", {}).values()]
+    return sorted({name for bag in bags for name, count in bag.items() if count})
+
+
+def built_with() -> dict[str, str]:
+    found = {}
+    for name in VERSIONS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def write_models(out: Path, checkpoints: Mapping[str, Mapping[int, Path]]) -> dict[str, dict]:
+    """Each model's fold weights as safetensors state dicts, and its spec and contract (which the folds share)."""
+    import torch
+    from safetensors.torch import save_file
+
+    entries = {}
+    for name, folds in checkpoints.items():
+        specs, contracts, files = set(), set(), {}
+        for fold, path in sorted(folds.items()):
+            try:
+                checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            except FileNotFoundError:
+                raise InputError(f"{path}: checkpoint missing; run `dvc repro train@{name}-{fold}`") from None
+            specs.add(json.dumps(checkpoint["spec"], sort_keys=True))
+            contracts.add(json.dumps(checkpoint["contract"], sort_keys=True))
+            target = out / weights_file(name, fold)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in sorted(checkpoint["model"].items())}, str(target))
+            files[str(fold)] = weights_file(name, fold)
+        if len(specs) > 1 or len(contracts) > 1:
+            raise InputError(f"the fold models of {name} differ in architecture or inference contract; retrain them "
+                             f"with one setting: dvc repro -f -s --glob 'train@{name}-*'")
+        entries[name] = {"spec": json.loads(specs.pop()), "contract": json.loads(contracts.pop()), "folds": files}
+    return entries
+
+
+def write_bundle(out: Path, *, checkpoints: Mapping[str, Mapping[int, Path]], blend_json: Path, rules_json: Path,
+                 prepared: Path, channels: int, dataset: dict, competition: str | None, owner: str, slug: str,
+                 kernel_slug: str, limit: str, preinstalled: Sequence[str]) -> dict:
+    """Write everything of the bundle but its wheels and speed into `out` (a fresh folder); the manifest."""
+    out.mkdir(parents=True)
+    blend = json.loads(Path(blend_json).read_text())
+    wanted = blended_models(blend)
+    models = write_models(out, {name: checkpoints[name] for name in wanted})
+    shutil.copyfile(blend_json, out / BLEND)
+    shutil.copyfile(rules_json, out / RULES)
+    shutil.copyfile(Path(prepared) / LAYOUT, out / LAYOUT)
+    manifest = {"dataset": dataset, "competition": competition, "channels": channels, "models": models,
+                "left_out": sorted(set(checkpoints) - set(wanted)), "built_with": built_with(),
+                "preinstalled": list(preinstalled)}
+    write_json(out / MANIFEST, manifest)
+    write_json(out / DATASET_METADATA, kernel.dataset_metadata(owner, slug, f"segpipe bundle: {dataset['name']}"))
+    (out / KERNEL).mkdir()
+    write_json(out / KERNEL / "kernel-metadata.json", kernel.kernel_metadata(owner, kernel_slug, slug, competition))
+    (out / KERNEL / kernel.KERNEL_FILE).write_text(kernel.kernel_script(owner, slug, competition, limit,
+                                                                       data=dataset["name"]))
+    return manifest
+
+
+def readme(manifest: dict) -> str:
+    """The bundle's README: what it holds, what it was built against, how to use it."""
+    versions = ", ".join(f"{k} {v}" for k, v in manifest["built_with"].items())
+    models = "; ".join(f"{name} ({entry['spec']['arch']} {entry['spec']['encoder_name']}, {len(entry['folds'])} folds)"
+                       for name, entry in manifest["models"].items())
+    speed = manifest["speed"]
+    return "\n".join([
+        f"# segpipe bundle: {manifest['dataset']['name']}",
+        "",
+        f"Models: {models}. Built against {versions}.",
+        f"The notebook image is expected to have {', '.join(manifest['preinstalled'])} (no wheels of them here);",
+        "wheels/ holds the rest, listed with their versions in wheels/requirements.txt (`make bundle` downloads them).",
+        f"Measured: {speed['images_per_second']:.3g} test images/s on {speed['device']} ({speed['images']} images).",
+        "",
+        "Upload it, push the kernel and submit: see segpipe's docs/code-competitions.md.",
+    ]) + "\n"
+
+
+def folder_mb(path: Path) -> float:
+    """Megabytes of a file, or of the files under a folder."""
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+__all__ = ["KERNEL", "MODELS", "README", "blended_models", "folder_mb", "readme", "write_bundle"]

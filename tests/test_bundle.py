@@ -1,0 +1,147 @@
+"""End to end, the offline bundle: the real `dvc repro` (its bundle stage) and `make bundle`'s wheels, then the
+kernel run in a fresh venv that has only the "Kaggle image" packages, installing from the wheels with the
+index off and the network refused, on a read-only copy of the test images: its submission is the pipeline's."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import yaml
+from dvc_repo import ROOT, make_repo, run
+
+from segpipe.bundle.wheels import closure
+
+OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_INDEX_URL": "",
+           "PIP_EXTRA_INDEX_URL": "", "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+           "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = make_repo(tmp_path_factory.mktemp("bundle"), {})
+    run(["dvc", "repro"], repo)
+    run([sys.executable, "stages/bundle_wheels.py", "--bundle", "bundle", "--project", str(ROOT)], repo)
+    return repo
+
+
+def image_venv(folder: Path, preinstalled: list[str]) -> Path:
+    """A fresh venv holding only `preinstalled` and what they require (a Kaggle image), linked from this one."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, capture_output=True)
+    python = folder / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    for name in sorted(closure(preinstalled)):
+        dist = metadata.distribution(name)
+        tops = {Path(str(f)).parts[0] for f in dist.files or [] if ".." not in Path(str(f)).parts}
+        for top in sorted(tops):
+            source, target = Path(dist.locate_file(top)), site / top
+            if source.exists() and not target.exists():
+                target.symlink_to(source)
+    return python
+
+
+@pytest.fixture
+def image(repo, tmp_path) -> Path:
+    """A fresh image for each test: what one kernel installs must not help the next."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    return image_venv(tmp_path / "venv", params["bundle"]["preinstalled"])
+
+
+def kaggle_input(repo: Path, where: Path, wheels: Path | None = None) -> Path:
+    """/kaggle/input as a notebook sees it: the bundle dataset and the data, read-only."""
+    (where / "working").mkdir(parents=True)
+    shutil.copytree(repo / "bundle", where / "input" / "segpipe-bundle", symlinks=False,
+                    ignore=shutil.ignore_patterns("wheels") if wheels else None)
+    if wheels:
+        shutil.copytree(wheels, where / "input" / "segpipe-bundle" / "wheels")
+    shutil.copytree(repo / "data/raw/synthetic", where / "input" / "synthetic")
+    for path in (where / "input").rglob("*"):
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    return where
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_kernel(python: Path, where: Path) -> subprocess.CompletedProcess:
+    kernel = where / "input" / "segpipe-bundle" / "kernel" / "infer.py"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV"))}, **OFFLINE,
+           "SEGPIPE_KAGGLE_INPUT": str(where / "input"), "SEGPIPE_KAGGLE_WORKING": str(where / "working"),
+           "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([str(python), str(kernel)], cwd=where / "working", env=env, capture_output=True, text=True)
+
+
+def test_the_bundle_holds_the_models_rules_and_kaggle_metadata_and_no_training_cache(repo):
+    bundle = repo / "bundle"
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    assert list(manifest["models"]) == ["unet"] and len(manifest["models"]["unet"]["folds"]) == 2
+    assert manifest["speed"]["images_per_second"] > 0 and manifest["speed"]["device_type"] == "cpu"
+    assert manifest["built_with"]["torch"] == metadata.version("torch")
+    assert sorted(p.name for p in (bundle / "models/unet").iterdir()) == ["fold0.safetensors", "fold1.safetensors"]
+    assert not [p for p in bundle.rglob("*") if p.suffix in (".npy", ".pt", ".npz", ".lock")]  # no cache, no DVC
+    kernel = json.loads((bundle / "kernel/kernel-metadata.json").read_text())
+    assert kernel["enable_internet"] is False and kernel["enable_gpu"] is True
+    assert kernel["dataset_sources"] == ["KAGGLE_USERNAME/segpipe-bundle"] and kernel["code_file"] == "infer.py"
+    assert json.loads((bundle / "dataset-metadata.json").read_text())["id"] == "KAGGLE_USERNAME/segpipe-bundle"
+    pins = (bundle / "wheels/requirements.txt").read_text().split()
+    assert pins[0] == "segpipe==0.1.0" and f"timm=={metadata.version('timm')}" in pins
+    assert not any(p.split("==")[0] in ("torch", "numpy", "pandas", "torchvision") for p in pins)  # the image's
+
+
+def test_the_kernel_installs_offline_in_a_fresh_image_and_writes_the_pipelines_submission(repo, image, tmp_path):
+    where = kaggle_input(repo, tmp_path)
+    before = checksums(where / "input" / "synthetic")
+    done = run_kernel(image, where)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "projected" in done.stdout
+    written = (where / "working" / "submission.csv").read_bytes()
+    assert written == gzip.decompress((repo / "submissions/submit.csv.gz").read_bytes())  # rows, ids, order, masks
+    assert checksums(where / "input" / "synthetic") == before
+
+
+def test_a_bundle_missing_a_wheel_fails_the_install_naming_it(repo, image, tmp_path):
+    wheels = tmp_path / "wheels"
+    shutil.copytree(repo / "bundle/wheels", wheels)
+    (missing,) = wheels.glob("timm-*.whl")
+    missing.unlink()
+    done = run_kernel(image, kaggle_input(repo, tmp_path / "k", wheels))
+    assert done.returncode != 0
+    assert "installing the bundle's wheels failed" in done.stderr and "timm" in done.stderr
+    assert not (tmp_path / "k" / "working" / "submission.csv").exists()
+
+
+def test_infer_refuses_to_start_when_the_projection_is_far_over_the_limit(repo, tmp_path):
+    out = tmp_path / "submission.csv"
+    done = subprocess.run([sys.executable, "-m", "segpipe.infer", "--bundle", str(repo / "bundle"), "--input",
+                           str(repo / "data/raw/synthetic"), "--out", str(out), "--limit", "0.01s"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "far over the limit" in done.stderr and "projected (limit 0m00s)" in done.stderr
+    assert not out.exists()
+    bad = subprocess.run([sys.executable, "-m", "segpipe.infer", "--bundle", str(repo / "bundle"), "--input",
+                          str(repo / "data/raw/synthetic"), "--out", str(out), "--limit", "nine hours"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "--limit: time limit 'nine hours'" in bad.stderr
+
+
+def test_weights_that_do_not_fit_the_architecture_are_refused_naming_the_file(repo, tmp_path):
+    bundle = shutil.copytree(repo / "bundle", tmp_path / "bundle", ignore=shutil.ignore_patterns("wheels"))
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    manifest["models"]["unet"]["spec"]["decoder_channels"] = [32, 16, 8]  # another decoder than was trained
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    done = subprocess.run([sys.executable, "-m", "segpipe.infer", "--bundle", str(bundle), "--input",
+                           str(repo / "data/raw/synthetic"), "--out", str(tmp_path / "s.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "fold0.safetensors: these weights do not fit Unet" in done.stderr
+    assert "built with segmentation-models-pytorch" in done.stderr
