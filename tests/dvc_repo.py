@@ -1,6 +1,7 @@
 """Helpers for the tests that run the real DVC: a shrunken copy of this repo as a fresh git repo."""
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -78,4 +79,12 @@ def make_repo(repo: Path, changes: dict) -> Path:
         run(cmd, repo)
     return repo
 
+
+def infer_matches_submit(repo: Path, tmp_path: Path, *extra: str) -> None:
+    """`segpipe.infer` on the repo's bundle writes the pipeline's submission byte for byte."""
+    out = tmp_path / "submission.csv"
+    done = subprocess.run([sys.executable, "-m", "segpipe.infer", "--bundle", str(repo / "bundle"), "--input",
+                           str(repo / "data/raw/synthetic"), "--out", str(out), *extra], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == gzip.decompress((repo / "submissions/submit.csv.gz").read_bytes())
 

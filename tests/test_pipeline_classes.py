@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run
+from dvc_repo import SMALL, edit_params, infer_matches_submit, make_repo, ran_stages, run
 
 from segpipe import rle
 from segpipe.inference.probmaps import read_map
@@ -79,3 +79,8 @@ def test_a_bag_per_class_reaches_the_submission(repo, first_run):
     assert blend["class_counts"] == {name: {"unet": 1} for name in CLASSES}
     assert set(blend["class_weights"]) == set(CLASSES) and blend["weights"] == {"unet": 1.0}
     assert (repo / "submissions/submit.csv.gz").read_bytes() == before
+
+
+def test_the_bundle_reproduces_the_holdout_submission_per_class(repo, first_run, tmp_path):
+    """segpipe.infer --holdout: the pipeline's held-out patients, a row per (image, class), byte for byte."""
+    infer_matches_submit(repo, tmp_path, "--holdout")

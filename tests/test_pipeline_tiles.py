@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run
+from dvc_repo import SMALL, edit_params, infer_matches_submit, make_repo, ran_stages, run
 
 from segpipe import rle
 from segpipe.inference.probmaps import read_map
@@ -83,3 +83,12 @@ def test_tile_mode_with_classes_predicts_a_map_per_class_at_native_size_and_a_ro
     assert submission["class"].tolist() == CLASSES * len(test)
     for encoded in submission.rle_mask:
         rle.validate(encoded, CLASS_NATIVE[0] * CLASS_NATIVE[1])
+
+
+def test_the_bundle_reproduces_the_tile_mode_submission_by_sliding_windows(repo, first_run, tmp_path):
+    assert json.loads((repo / "bundle/layout.json").read_text())["mode"] == "tile"
+    infer_matches_submit(repo, tmp_path)
+
+
+def test_the_bundle_reproduces_the_tile_mode_submission_with_classes(classes_repo, tmp_path):
+    infer_matches_submit(classes_repo, tmp_path)

@@ -51,7 +51,7 @@ def client():
         raise InputError(f"the kaggle package is not installed ({err}); run `make install`") from None
     except (SystemExit, OSError) as err:
         # An access token is checked online, so a missing network surfaces here too.
-        raise InputError(_explain(err, what="log in") or f"no Kaggle credentials found: {CREDENTIALS_HELP}") from None
+        raise InputError(explain(err, what="log in") or f"no Kaggle credentials found: {CREDENTIALS_HELP}") from None
     return api
 
 
@@ -87,7 +87,7 @@ def submit(slug: str, file: Path, message: str) -> None:
     try:
         api.competition_submit(file_name=str(file), message=message, competition=slug)
     except Exception as err:
-        problem = _explain(err, what=f"submit to competition {slug!r}", forbidden=forbidden)
+        problem = explain(err, what=f"submit to competition {slug!r}", forbidden=forbidden)
         if problem is None:
             raise
         raise InputError(problem) from err
@@ -107,7 +107,7 @@ def _download(dest: Path, fetch: Callable, what: str, forbidden: str) -> None:
         try:
             fetch(api, tmp)
         except Exception as err:
-            problem = _explain(err, what=f"download {what}", forbidden=forbidden)
+            problem = explain(err, what=f"download {what}", forbidden=forbidden)
             if problem is None:
                 raise
             raise InputError(f"{problem}; the folder {dest} was left as it was") from err
@@ -119,7 +119,7 @@ def _download(dest: Path, fetch: Callable, what: str, forbidden: str) -> None:
         (tmp / COMPLETE).write_text("\n".join(files) + "\n")
 
 
-def _explain(err: BaseException, what: str, forbidden: str = "") -> str | None:
+def explain(err: BaseException, what: str, forbidden: str = "") -> str | None:
     """The user-facing message for a known failure of `what`; None for anything else (a bug)."""
     response = getattr(err, "response", None)
     status = getattr(response, "status_code", None) or getattr(err, "status", None)  # requests / old ApiException
