@@ -1,7 +1,7 @@
 """Every command in README.md and docs/*.md is executed or parsed here, and every relative link resolves.
 
 Commands are taken from fenced code blocks, indented code blocks and inline code spans whose
-command starts with `dvc`, `make`, `python` or `.venv/bin/dvc` (after `!`, `VAR=value` and
+command starts with `dvc`, `make`, `python`, `kaggle` or `.venv/bin/dvc` (after `!`, `VAR=value` and
 `time` prefixes, and split on `&&`, as in Kaggle Notebook lines such as `!cd x && make install`).
 
 - `dvc exp run` / `dvc repro`: every `-S`/`--set-param` value goes through DVC's own override
@@ -12,9 +12,11 @@ command starts with `dvc`, `make`, `python` or `.venv/bin/dvc` (after `!`, `VAR=
   answers `dvc <subcommand> --help` with exit status 0 (one call per subcommand).
 - `make X`: X is a target of the Makefile.
 - `python path` / `python -m module`: the path exists / the module is importable.
+- `kaggle ...`: parses with the Kaggle CLI's own argument parser (`kaggle.cli`), offline.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -34,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DVC = Path(sys.executable).parent / "dvc"
 PROGRAMS = {"dvc": "dvc", ".venv/bin/dvc": "dvc", "make": "make", "python": "python",
-            ".venv/bin/python": "python"}
+            ".venv/bin/python": "python", "kaggle": "kaggle"}
 SET_PARAM = ("-S", "--set-param")
 
 # The folder example is easy to get wrong (Hydra's grammar needs the braces quoted inside the
@@ -57,7 +59,7 @@ class Command:
     page: str  # file name relative to the repository
     line: int  # where the command starts
     argv: tuple[str, ...]  # after the program, shell-split
-    program: str  # dvc | make | python
+    program: str  # dvc | make | python | kaggle
 
     def __str__(self) -> str:
         return f"{self.page}:{self.line}: {self.program} {shlex.join(self.argv)}"
@@ -412,6 +414,35 @@ def test_python_scripts_and_modules_exist():
             assert find_spec(argv[1]) is not None, f"{command}: no module {argv[1]}"
         else:
             assert (ROOT / argv[0]).is_file(), f"{command}: {argv[0]} does not exist"
+
+
+def kaggle_parser():
+    """The Kaggle CLI's parser for the commands the docs use (competitions, datasets, kernels), as `kaggle.cli.main`
+    builds it; importing the package without credentials prints its help, which is swallowed."""
+    import argparse
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        from kaggle import cli
+    parser = argparse.ArgumentParser(prog="kaggle", exit_on_error=False)
+    commands = parser.add_subparsers(dest="command")
+    commands.required = True
+    for add in (cli.parse_competitions, cli.parse_datasets, cli.parse_kernels):
+        add(commands)
+    return parser
+
+
+def test_kaggle_commands_parse_with_the_kaggle_cli():
+    commands = of("kaggle")
+    assert len(commands) >= 5  # the code-competition steps, at least
+    for command in commands:
+        argv = [a.replace("<owner>", "alice") for a in command.argv]
+        try:
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
+                kaggle_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{command}: the Kaggle CLI does not accept it")
 
 
 def test_readme_is_a_front_page():

@@ -47,7 +47,7 @@ def first_digests(repo, first_run) -> dict[str, str]:
 
 def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run, first_digests):
     assert ran_stages(first_run) == {"download", "fingerprint", "plan", "prepare", "folds", *TRAINED,
-                                     "predict@unet", "predict@fpn", "blend", "threshold", "submit", "report"}
+                                     "predict@unet", "predict@fpn", "blend", "threshold", "submit", "report", "bundle"}
     sample = pd.read_csv(repo / "data/raw/synthetic/sample_submission.csv", dtype=str)
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["img", "rle_mask"]
@@ -102,11 +102,11 @@ def test_python_bytecode_beside_the_sources_changes_no_stage(repo, first_run):
     assert run(["dvc", "status"], repo) == before
 
 
-def test_a_threshold_param_reruns_only_threshold_submit_and_report(repo, first_run):
+def test_a_threshold_param_reruns_only_threshold_submit_report_and_bundle(repo, first_run):
     edit_params(repo, {"threshold": {"gate_areas": [0, 5, 10]}})
     ran = ran_stages(run(["dvc", "repro"], repo))
-    # the plan writes the grids for threshold alone; submit and report follow only if the rule changed
-    assert {"plan", "threshold"} <= ran <= {"plan", "threshold", "submit", "report"}
+    # the plan writes the grids for threshold alone; submit, report and bundle follow only if the rule changed
+    assert {"plan", "threshold"} <= ran <= {"plan", "threshold", "submit", "report", "bundle"}
 
 
 def test_a_train_param_replans_and_retrains_but_never_prepares(repo, first_run):
@@ -128,7 +128,8 @@ def test_one_models_param_retrains_that_model_alone(repo, first_run):
     # the plan rewrites fpn's file alone; threshold and what follows rerun only if the blended maps
     # changed (DVC skips a stage whose inputs came out byte-identical), which a weight of 0 for fpn would prevent
     assert {"plan", "train@fpn-0", "train@fpn-1", "predict@fpn", "blend"} <= ran
-    assert ran <= {"plan", "train@fpn-0", "train@fpn-1", "predict@fpn", "blend", "threshold", "submit", "report"}
+    assert ran <= {"plan", "train@fpn-0", "train@fpn-1", "predict@fpn", "blend", "threshold", "submit", "report",
+                   "bundle"}
 
 
 def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):

@@ -60,10 +60,10 @@ def test_metrics_and_rules_are_per_class(repo, first_run):
     assert {f"dice_{c}" for c in CLASSES} <= set(curve.columns)
 
 
-def test_one_classes_post_processing_param_reruns_only_threshold_submit_and_report(repo, first_run):
+def test_one_classes_post_processing_param_reruns_only_threshold_and_what_reads_its_rules(repo, first_run):
     edit_params(repo, {"threshold": {"classes": {"spot": {"min_components": [0, 3, 6]}}}})
     ran = ran_stages(run(["dvc", "repro"], repo))
-    assert {"plan", "threshold"} <= ran <= {"plan", "threshold", "submit", "report"}
+    assert {"plan", "threshold"} <= ran <= {"plan", "threshold", "submit", "report", "bundle"}
     cv = json.loads((repo / "metrics/cv.json").read_text())
     kept = cv["classes"]["spot"]["rule"]["min_component"]
     assert kept in (0, 3, 6)
