@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dvc_repo import ROOT, make_repo, run
+from dvc_repo import ROOT, SMALL, make_repo, run
 
 from segpipe.bundle.wheels import closure
 
@@ -25,12 +25,26 @@ OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS":
            "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = make_repo(tmp_path_factory.mktemp("bundle"), {})
+# tile mode (sliding windows) and several classes at once: the multi-label kind cut into 32 x 32 tiles
+TILED_CLASSES = {"synthetic": {**SMALL["synthetic"], "kind": "multi"},
+                 "prepare": {"mode": "tile", "scale": 1.0, "tile": [32, 32]}}
+
+
+def bundled(repo: Path) -> Path:
+    """`dvc repro` (its bundle stage) and make bundle's wheels in `repo`."""
     run(["dvc", "repro"], repo)
     run([sys.executable, "stages/bundle_wheels.py", "--bundle", "bundle", "--project", str(ROOT)], repo)
     return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return bundled(make_repo(tmp_path_factory.mktemp("bundle"), {}))
+
+
+@pytest.fixture(scope="module")
+def tiled_repo(tmp_path_factory) -> Path:
+    return bundled(make_repo(tmp_path_factory.mktemp("bundle_tiled"), TILED_CLASSES))
 
 
 def image_venv(folder: Path, preinstalled: list[str]) -> Path:
@@ -108,6 +122,19 @@ def test_the_kernel_installs_offline_in_a_fresh_image_and_writes_the_pipelines_s
     written = (where / "working" / "submission.csv").read_bytes()
     assert written == gzip.decompress((repo / "submissions/submit.csv.gz").read_bytes())  # rows, ids, order, masks
     assert checksums(where / "input" / "synthetic") == before
+
+
+def test_the_same_offline_for_tile_mode_with_classes(tiled_repo, tmp_path):
+    """Sliding windows, a map per class, a row per (image, class): the kernel's file is the pipeline's."""
+    params = yaml.safe_load((tiled_repo / "params.yaml").read_text())
+    python = image_venv(tmp_path / "venv", params["bundle"]["preinstalled"])
+    assert json.loads((tiled_repo / "bundle/layout.json").read_text())["mode"] == "tile"
+    where = kaggle_input(tiled_repo, tmp_path / "k")
+    done = run_kernel(python, where)
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = (where / "working" / "submission.csv").read_bytes()
+    assert written == gzip.decompress((tiled_repo / "submissions/submit.csv.gz").read_bytes())
+    assert written.splitlines()[0] == b"id,rle_mask,class"
 
 
 def test_a_bundle_missing_a_wheel_fails_the_install_naming_it(repo, image, tmp_path):

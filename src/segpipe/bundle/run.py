@@ -81,10 +81,13 @@ class Projection:
         return line
 
     def after(self, model: str, done: int, elapsed: float) -> str:
-        """The projection for the whole test set from `done` images of the first model in `elapsed` s."""
+        """The projection for the whole test set from `done` images of the first model in `elapsed` s,
+        with the clock time it would finish at."""
         per_fold_image = elapsed / done / self.folds[model]
         projected = per_fold_image * self.images * sum(self.folds.values())
-        line = f"after {done} images of {model}: {duration(projected)} projected for all {self.images}"
+        finish = time.strftime("%H:%M", time.localtime(time.time() + projected - elapsed))
+        line = (f"after {done} images of {model}: {duration(projected)} projected for all {self.images}, "
+                f"finishing about {finish}")
         if self.limit is not None:
             line += f" (limit {duration(self.limit)}{', over it' if projected > self.limit else ''})"
         return line
