@@ -6,6 +6,8 @@ import gzip
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -203,4 +205,10 @@ def test_dvc_exp_run_writes_the_competitions_submission_at_its_size(built: Path,
     assert set(rules["classes"]) == set(LABELS) and rules["force_top"] == cv["force_top"]["kept"]
     assert cv["force_top"]["dice"] >= cv["force_top"]["dice_without"] or not cv["force_top"]["kept"]
     assert pd.read_csv(repo / "data/prepared/train.csv").mask_area.gt(0).all()
+    # the bundle, read as a notebook reads the competition's input folder: the same file
+    out = tmp_path / "submission.csv"
+    done = subprocess.run([sys.executable, "-m", "segpipe.infer", "--bundle", str(repo / "bundle"), "--input",
+                           str(built), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == text
     assert _checksums(built) == before  # the source is only read
