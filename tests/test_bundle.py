@@ -172,3 +172,4 @@ def test_weights_that_do_not_fit_the_architecture_are_refused_naming_the_file(re
     assert done.returncode == 1
     assert "fold0.safetensors: these weights do not fit Unet" in done.stderr
     assert "built with segmentation-models-pytorch" in done.stderr
+

@@ -24,8 +24,8 @@ from packaging.requirements import Requirement
 
 from segpipe.core.errors import InputError
 
-# What segpipe.infer imports, directly or through segpipe's modules (tests/bundle/test_wheels.py checks it
-# against the modules a real run loads).
+# What segpipe.infer imports, directly or through segpipe's modules. tests/test_bundle.py proves it is
+# enough: the kernel runs in a venv that holds only the image's packages and these wheels.
 INFER = ("torch", "torchvision", "segmentation-models-pytorch", "timm", "safetensors", "numpy", "pandas",
          "opencv-python-headless", "numba", "tqdm", "pillow")
 REQUIREMENTS = "requirements.txt"
