@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 
@@ -29,7 +29,7 @@ from segpipe.core.errors import InputError
 
 from . import readers, rle_labels
 from .base import Competition, SubmissionSpec
-from .layout import name_few, test_images_in_order
+from .layout import test_images_in_order
 from .source import KaggleHome
 from .tree import Tree, as_tree
 
@@ -69,21 +69,7 @@ def load(root: Path | Tree, **_options) -> Competition:
 
 def _train_table(tree: Tree) -> pd.DataFrame:
     """Every image in train_images/, sorted; train.csv may list only those."""
-    images = tree.glob("train_images/*.jpg")
-    if not images:
-        raise InputError(f"{tree.where}/train_images: no training images (is the download complete?)")
-    if TRAIN_CSV not in tree:
-        raise InputError(f"{tree.where}/{TRAIN_CSV}: missing (is the download complete?)")
-    locator = tree.locate(TRAIN_CSV)
-    table = rle_labels.class_rles(locator, TRAIN_LABELS)  # parsed here, so prepare's workers inherit it
-    ids = [PurePosixPath(name).name for name in images]
-    strays = sorted(set(table).difference(ids))
-    if strays:
-        raise InputError(f"{locator}: rows for images not in {tree.where}/train_images ({len(strays)}): "
-                         f"{name_few(strays)}")
-    rle_labels.check_runs(table, locator, CLASSES, lambda _image_id: SHAPE)
-    return pd.DataFrame({"id": ids, "group": ids, "image": [tree.locate(name) for name in images],
-                         "mask": [rle_labels.mask_key(locator, image_id) for image_id in ids]})
+    return rle_labels.image_table(tree, TRAIN_CSV, TRAIN_LABELS, SHAPE)
 
 
 def _test_table(tree: Tree) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import io
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Mapping
 
 import numpy as np
@@ -150,3 +150,28 @@ def read_mask(key: Path | str, *, csv: LabelCsv, shape: tuple[int, int], order: 
         raise InputError(f"{key}: not a mask key (<label csv>{KEY_MARK}<image id>)")
     encoded = class_rles(locator, csv).get(image_id, ())
     return decode_classes(encoded, shape, order, csv.labels, f"{locator}: image {image_id}")
+
+
+def image_table(tree, csv_name: str, csv: LabelCsv, shape: tuple[int, int],
+                images: str = "train_images/*.jpg") -> pd.DataFrame:
+    """Columns id, group, image, mask: every image of `images` in `tree` (a `Tree`), sorted, each its own
+    group, its mask the key into the label csv `csv_name` (an image the csv does not list has no class).
+
+    InputError for a missing image folder or csv, csv rows of images that are not there, or a
+    malformed RLE. The csv is parsed here, so prepare's workers inherit the parse.
+    """
+    found = tree.glob(images)
+    folder = PurePosixPath(images).parent
+    if not found:
+        raise InputError(f"{tree.where}/{folder}: no training images (is the download complete?)")
+    if csv_name not in tree:
+        raise InputError(f"{tree.where}/{csv_name}: missing (is the download complete?)")
+    locator = tree.locate(csv_name)
+    table = class_rles(locator, csv)
+    ids = [PurePosixPath(name).name for name in found]
+    strays = sorted(set(table).difference(ids))
+    if strays:
+        raise InputError(f"{locator}: rows for images not in {tree.where}/{folder} ({len(strays)}): {name_few(strays)}")
+    check_runs(table, locator, csv.labels, lambda _image_id: shape)
+    return pd.DataFrame({"id": ids, "group": ids, "image": [tree.locate(name) for name in found],
+                         "mask": [mask_key(locator, image_id) for image_id in ids]})
