@@ -36,7 +36,7 @@ def test_the_projection_refuses_far_over_the_limit_on_the_same_kind_of_device_on
     assert "limit 9m00s" in Projection(1000, 540.0, {"unet": 5}).check_before(speed, "cpu")  # 1.06x: it starts
     line = Projection(100, 60.0, {"unet": 2, "fpn": 3}).after("unet", 10, 4.0)
     # 0.2 s a fold-image from unet's 2 folds, 5 folds in all: 100 s for 100 images, over the minute
-    assert line.startswith("after 10 images of unet: 1m40s projected for all 100, finishing about")
+    assert line.startswith("after 10 images of unet: 1m40s projected for all 100, finishing in about 1m36s")
     assert line.endswith("(limit 1m00s, over it)") and duration(4000) == "1h06m"
 
 

@@ -82,12 +82,11 @@ class Projection:
 
     def after(self, model: str, done: int, elapsed: float) -> str:
         """The projection for the whole test set from `done` images of the first model in `elapsed` s,
-        with the clock time it would finish at."""
+        and how long is left (no clock is read: the file written never depends on when it ran)."""
         per_fold_image = elapsed / done / self.folds[model]
         projected = per_fold_image * self.images * sum(self.folds.values())
-        finish = time.strftime("%H:%M", time.localtime(time.time() + projected - elapsed))
         line = (f"after {done} images of {model}: {duration(projected)} projected for all {self.images}, "
-                f"finishing about {finish}")
+                f"finishing in about {duration(max(0.0, projected - elapsed))}")
         if self.limit is not None:
             line += f" (limit {duration(self.limit)}{', over it' if projected > self.limit else ''})"
         return line
