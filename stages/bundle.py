@@ -78,9 +78,11 @@ def speed(manifest: Manifest, competition, images: int, predict_params, work) ->
 
     import torch
 
+    sizes = test_index(competition.test.head(images).reset_index(drop=True), max(1, predict_params.workers))
+
     def timed(count: int) -> tuple[int, float]:
         sample = dataclasses.replace(competition, test=competition.test.head(count).reset_index(drop=True))
-        index = test_index(sample.test, max(1, predict_params.workers))
+        index = sizes.head(count)
         start = time.perf_counter()
         for path in predict(manifest, sample, index, work, predict_params.batch_size, predict_params.workers,
                             report=lambda _line: None).values():

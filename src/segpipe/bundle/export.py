@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from segpipe.bundle import kernel
-from segpipe.bundle.manifest import BLEND, MANIFEST, MODELS, RULES, weights_file
+from segpipe.bundle.manifest import BLEND, MANIFEST, RULES, weights_file
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
 from segpipe.paths.cache_files import LAYOUT
@@ -111,4 +111,4 @@ def folder_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in files) / 1e6
 
 
-__all__ = ["KERNEL", "MODELS", "README", "blended_models", "folder_mb", "readme", "write_bundle"]
+__all__ = ["KERNEL", "README", "blended_models", "folder_mb", "readme", "write_bundle"]

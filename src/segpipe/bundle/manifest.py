@@ -63,7 +63,6 @@ class Manifest:
 
     def load_models(self, name: str):
         """The fold networks of model `name` and their contract, as `segpipe.inference.predict.FoldModels`."""
-        import torch
         from safetensors.torch import load_file
 
         from segpipe.inference.predict import FoldModels
@@ -71,8 +70,7 @@ class Manifest:
         from segpipe.network.model import ModelSpec, build_model
 
         entry = self.models[name]
-        spec = ModelSpec(**{**entry["spec"], "decoder_channels": tuple(entry["spec"]["decoder_channels"])})
-        contract = InferenceContract(**{**entry["contract"], "views": tuple(entry["contract"]["views"])})
+        spec, contract = ModelSpec.from_dict(entry["spec"]), InferenceContract.from_dict(entry["contract"])
         networks = []
         for fold, relative in sorted(entry["folds"].items(), key=lambda item: int(item[0])):
             path = self.root / relative
@@ -92,5 +90,5 @@ class Manifest:
                     f"segmentation-models-pytorch builds it ({problem}); the bundle was built with "
                     f"segmentation-models-pytorch {built.get('segmentation-models-pytorch', '?')} and timm "
                     f"{built.get('timm', '?')}: install those (its wheels/) or rebuild the bundle")
-            networks.append(model.to(torch.float32))
+            networks.append(model)
         return FoldModels(networks, contract)

@@ -66,7 +66,6 @@ class Projection:
     images: int
     limit: float | None
     folds: dict[str, int]  # folds per model: what an image costs, model by model
-    started: float = 0.0
 
     def check_before(self, speed: dict, device: str) -> str:
         """The projection from the images/s the bundle measured; InputError if it is far over the limit on

@@ -32,10 +32,18 @@ def apply_classes(maps: Sequence[np.ndarray], rules: Sequence[Rule], force_top: 
     """Each class's (H, W) bool mask under its rule; with `force_top`, an image left with none
     gets its top class under that class's rule without the gate."""
     masks = [apply(prob, rule, area_scale) for prob, rule in zip(maps, rules, strict=True)]
-    if force_top and not any(mask.any() for mask in masks):
-        k = top_class(maps)
-        masks[k] = apply(maps[k], dataclasses.replace(rules[k], gate_area=0), area_scale)
-    return masks
+    return forced_on(maps, masks, rules, area_scale) if force_top else masks
+
+
+def forced_on(maps: Sequence[np.ndarray], masks: list[np.ndarray], rules: Sequence[Rule],
+              area_scale: float = 1.0) -> list[np.ndarray]:
+    """`masks` (the rules' masks of `maps`), or where none holds a pixel, the top class's under its rule
+    without the gate in its place."""
+    if any(mask.any() for mask in masks):
+        return masks
+    k = top_class(maps)
+    return [apply(maps[k], dataclasses.replace(rules[k], gate_area=0), area_scale) if i == k else mask
+            for i, mask in enumerate(masks)]
 
 
 def search_force_top(maps: Iterable[tuple[np.ndarray, np.ndarray]], rules: Sequence[Rule],
@@ -49,7 +57,7 @@ def search_force_top(maps: Iterable[tuple[np.ndarray, np.ndarray]], rules: Seque
             return None
         truths = [(truth >> k) & 1 > 0 for k in range(len(classes))]
         plain = apply_classes(probs, rules)
-        masks = apply_classes(probs, rules, force_top=True) if not any(m.any() for m in plain) else plain
+        masks = forced_on(probs, plain, rules)
         without.append([mask_counts(m, t) for m, t in zip(plain, truths)])
         forced.append([mask_counts(m, t) for m, t in zip(masks, truths)])
     if not without:

@@ -35,11 +35,16 @@ class InferenceContract:
         return {**asdict(self), "views": list(self.views)}
 
     @classmethod
+    def from_dict(cls, stored: dict) -> InferenceContract:
+        """The contract as `to_dict` stored it; KeyError, TypeError or ValueError for anything else."""
+        stored = dict(stored)
+        return cls(**{**stored, "views": tuple(stored["views"])})
+
+    @classmethod
     def of_checkpoint(cls, checkpoint: dict, path: Path) -> InferenceContract:
         """The contract stored in `checkpoint` (loaded from `path`); InputError naming the stage to rerun."""
         try:
-            stored = dict(checkpoint["contract"])
-            return cls(**{**stored, "views": tuple(stored["views"])})
+            return cls.from_dict(checkpoint["contract"])
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"{path}: checkpoint has no valid inference contract ({type(err).__name__}: {err}); "
                              f"retrain it with `{remake(path)}`") from None

@@ -10,8 +10,8 @@ import torch
 from timm.utils import unwrap_model
 from torch import nn
 
-from segpipe.network.archs import STAGE_DECODERS
 from segpipe.core.errors import InputError
+from segpipe.network.archs import STAGE_DECODERS
 from segpipe.paths.artifacts import remake
 
 
@@ -27,6 +27,11 @@ class ModelSpec:
     in_channels: int
     classes: int = 1  # output channels: one sigmoid per class (multi-label), one for a binary competition,
     # background + one per class for exclusive classes (a softmax; the contract says which)
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> ModelSpec:
+        """The spec as a checkpoint or a bundle stores it (`asdict`, lists for tuples)."""
+        return cls(**{**stored, "decoder_channels": tuple(stored["decoder_channels"])})
 
 
 class NetworkParams(Protocol):
@@ -195,7 +200,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     rebuild_hint = remake(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        spec = ModelSpec(**{**checkpoint["spec"], "decoder_channels": tuple(checkpoint["spec"]["decoder_channels"])})
+        spec = ModelSpec.from_dict(checkpoint["spec"])
         model = build_model(spec)
         model.load_state_dict(checkpoint["model"])
     except FileNotFoundError:
