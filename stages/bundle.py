@@ -30,6 +30,7 @@ PARTS = ("bundle.json", "blend.json", "postprocess.json", "layout.json", "models
 def main() -> None:
     args = parse_paths(__doc__, "raw", "sources", "prepared", "models", "blend", "rule", "out")
     params = load_bundle_params()
+    pick_device()  # before any tensor work: the CPU's flush-to-zero reaches every thread
     competition = load_chosen(params, args.raw, args.sources)
     section = params.dataset
     dataset = {"name": params.base.dataset, "options": {k: v for k, v in section.adapter_options().items()
@@ -94,7 +95,7 @@ def speed(manifest: Manifest, competition, images: int, predict_params, work) ->
     many, many_seconds = timed(images)
     per_image = (many_seconds - few_seconds) / (many - few) if many > few else many_seconds / many
     per_image = max(per_image, many_seconds / many / 10)  # timing noise: never more than 10x the plain mean
-    device = pick_device()
+    device = pick_device()  # set up at the stage's start
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     return {"images": many, "seconds": round(many_seconds, 3), "images_per_second": 1 / per_image,
             "overhead_seconds": round(max(0.0, few_seconds - few * per_image), 3), "device": name,

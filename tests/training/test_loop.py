@@ -91,6 +91,16 @@ def test_same_seed_same_metrics_and_a_finished_fold_trains_again(prepared_dir, f
     assert curve_rows(paths) == curve_rows(first_paths)
 
 
+def test_the_fold_warns_when_training_is_far_slower_than_its_bare_step(prepared_dir, folds, straight, tmp_path,
+                                                                         monkeypatch, capsys):
+    monkeypatch.setattr(train_module, "bare_step_rate", lambda *args: 1e9)  # a device far faster than this one
+    metrics, paths = run_fold(prepared_dir, folds, tmp_path)
+    assert capsys.readouterr().err.count("img/s for the bare training step") == FAST.epochs
+    first, first_paths = straight  # the timing of the real bare step changed nothing in the fold
+    assert metrics == first
+    np.testing.assert_array_equal(np.load(paths.oof / "probs.npy"), np.load(first_paths.oof / "probs.npy"))
+
+
 def test_an_interrupted_fold_resumes_to_the_uninterrupted_result(prepared_dir, folds, straight, tmp_path,
                                                                   monkeypatch, capsys):
     uninterrupted, paths_a = straight

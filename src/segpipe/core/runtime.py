@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import random
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -63,11 +64,36 @@ def opencv_threads(count: int | None) -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
-def pick_device() -> "torch.device":
-    """CUDA when there is one, else CPU: the same params run on both."""
+def pick_device(local_rank: int = 0) -> "torch.device":
+    """CUDA when there is one (device `local_rank`), else the CPU set up by `flush_denormals`: the same
+    params run on both. Call it before any tensor work of the process (see `flush_denormals`)."""
     import torch
 
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
+    flush_denormals()
+    return torch.device("cpu")
+
+
+def flush_denormals() -> bool:
+    """Compute on the CPU with denormal floats flushed to zero; False where the CPU cannot.
+
+    Values under 1.2e-38 (a saturated sigmoid's exp, a tiny gradient squared in Adam) are slow on
+    many x86 CPUs: up to 12x per training step at 32x32 (docs/performance.md#denormal-floats). The
+    setting is per thread, and torch's intra-op threads copy it when they start: set after the
+    first parallel op, it holds in the calling thread only. So it is set before any tensor work,
+    and checked in every thread; a warning says when threads started before it.
+    """
+    import torch
+
+    if not torch.set_flush_denormal(True):
+        return False
+    tiny = torch.full((torch.get_num_threads() << 16,), 1e-20)  # 1e-40 when squared: denormal unless flushed
+    if torch.count_nonzero(tiny * tiny):
+        print("warning: torch's CPU threads started before flush-to-zero was set, so some compute with denormal "
+              "floats and may run several times slower (docs/performance.md#denormal-floats)",
+              file=sys.stderr, flush=True)
+    return True
 
 
 @contextlib.contextmanager

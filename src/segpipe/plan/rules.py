@@ -2,9 +2,11 @@
 
 docs/plan.md gives each rule with the measurement behind it. The rules, in order:
 
-- training size (resize mode): the smallest candidate size whose round-trip Dice (`fingerprint`)
-  at the quantile ROUND_TRIP_QUANTILE reaches ROUND_TRIP_BOUND, within `prepare.max_size`'s
-  pixels; tile mode when that size is over the budget and the training images share one size:
+- training size (resize mode): the native size, each side rounded to a multiple of 32, when it
+  fits `prepare.max_size`'s pixels: metrics that score boundaries (IoU thresholds, Hausdorff)
+  lose what a shrunk mask cannot hold. Larger images: the smallest candidate size whose
+  round-trip Dice (`fingerprint`) at the quantile ROUND_TRIP_QUANTILE reaches ROUND_TRIP_BOUND,
+  within the budget; tile mode when that size is over the budget and the training images share one size:
   the images at the wanted scale, crops of the largest budget-sized tile.
 - batch size: BATCH images up to BATCH_PIXELS pixels each; fewer (a power of two, at least 2)
   for larger inputs, so a batch holds about BATCH * BATCH_PIXELS pixels.
@@ -52,8 +54,11 @@ def plan_prepare(fingerprint: dict, prepare: Prepare) -> dict:
     if mode == AUTO:
         too_big = sides[0] * sides[1] > budget and prepare.size == AUTO
         mode = "tile" if too_big and fingerprint["one_size"] else "resize"
+    native = scaled_sides(height, width, min(height, width))
     if prepare.size != AUTO:
         size = list(prepare.size)
+    elif native[0] * native[1] <= budget:  # images that fit train at their own resolution, as nnU-Net's do
+        size = list(native)
     else:  # within the budget: shrink the wanted size until it fits
         while sides[0] * sides[1] > budget and side > 32:
             side -= 32

@@ -12,6 +12,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from segpipe.core.runtime import pick_device
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -30,7 +32,7 @@ class Distributed:
         return self.rank == 0
 
     def device(self) -> torch.device:
-        return torch.device("cuda", self.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        return pick_device(self.local_rank)
 
     @contextlib.contextmanager
     def group(self):

@@ -24,7 +24,7 @@ from torch import nn
 from segpipe.cache import stacks
 from segpipe.config.train import Train
 from segpipe.core.errors import InputError
-from segpipe.core.runtime import pick_device, seed_everything
+from segpipe.core.runtime import seed_everything
 from segpipe.evaluation.baselines import MARGIN
 from segpipe.evaluation.metrics import Counts
 from segpipe.network.contract import VIEWS, InferenceContract
@@ -43,6 +43,7 @@ from segpipe.training.resume import (
     save_resume,
     trim_live_history,
 )
+from segpipe.training.speed import bare_step_rate, warn_if_slow
 
 
 def inference_contract(cfg: Train, softmax: bool = False) -> InferenceContract:
@@ -171,6 +172,7 @@ class _FoldRun:
     classes: tuple[str, ...]  # a multi-label competition's classes, one output channel each; () = binary
     softmax: bool  # exclusive classes: a background channel first, a softmax over them
     key: str  # run_fingerprint: a resume state is used only for these inputs
+    expected_rate: float  # images/s of the bare step at set-up (segpipe.training.speed); 0 = not timed
 
 
 def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> _FoldRun:
@@ -178,7 +180,7 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
         raise InputError(f"train: {', '.join(cfg.auto_keys)} still 'auto': the plan stage resolves them "
                          "(train from data/plan/models/<model>.json)")
     seed_everything(seed + fold)
-    device = dist.device() if dist.enabled else pick_device()
+    device = dist.device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     classes = paths.layout.classes if paths.layout else ()
@@ -197,6 +199,11 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
     train_loader, val_loader = build_loaders(cfg, paths, train_rows, val_rows, seed + fold, dist, neighbours)
     optimizer, scheduler = build_optimizer(model, cfg, cfg.epochs * cfg.steps_per_epoch)
     use_fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    criterion = WeightedLoss(cfg.loss, "multiclass" if softmax else "multilabel" if classes else "binary",
+                             len(classes)).to(device)
+    sides = paths.layout.tile if paths.tiled else shapes[0][1:3]
+    expected = bare_step_rate(model, criterion, cfg, device, (*sides, shapes[0][-1] * (2 * cfg.context + 1)),
+                              len(classes) or 1) if dist.main else 0.0
     state = TrainingState(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_fp16),
                           train_loader.generator, ema=_ema(model, cfg))
     return _FoldRun(
@@ -204,10 +211,10 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
         step_model=dist.wrap(torch.compile(model) if cfg.compile else model, find_unused=cfg.encoder_depth < 5),
         train_loader=train_loader, val_loader=val_loader,
         augment=BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None,
-        criterion=WeightedLoss(cfg.loss, "multiclass" if softmax else "multilabel" if classes else "binary",
-                               len(classes)).to(device), val_rows=val_rows,
+        criterion=criterion, val_rows=val_rows,
         neighbours=neighbours, tiled=paths.tiled, classes=classes, softmax=softmax,
-        key=run_fingerprint(cfg, fold, seed, folds, shapes + ([paths.layout.tile] if paths.tiled else [])))
+        key=run_fingerprint(cfg, fold, seed, folds, shapes + ([paths.layout.tile] if paths.tiled else [])),
+        expected_rate=expected)
 
 
 def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> dict:
@@ -233,6 +240,7 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
                 live.log_metric(name, value)
             if dist.main:
                 print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: " + scores.describe(), flush=True)
+                warn_if_slow(fold, epoch, scores.rate, run.expected_rate, scores.data_time, scores.step_time)
             if scores["val/dice"] > best["val_dice"]:
                 best = {"epoch": epoch + 1, "val_dice": scores["val/dice"], "val_loss": scores["val/loss"]}
                 best_model = {k: v.detach().to("cpu", copy=True) for k, v in evaluated.state_dict().items()}
@@ -271,7 +279,12 @@ class _Scores(dict):
     def describe(self) -> str:
         return (f"train loss {self['train/loss']:.4f} val loss {self['val/loss']:.4f} val dice {self['val/dice']:.4f} "
                 f"lr {self['lr']:.2e} | data {self.data_time:.1f}s step {self.step_time:.1f}s "
-                f"{self.seen / max(self.data_time + self.step_time, 1e-9):.0f} img/s")
+                f"{self.rate:.0f} img/s")
+
+    @property
+    def rate(self) -> float:
+        """Training images/s, data and step time together."""
+        return self.seen / max(self.data_time + self.step_time, 1e-9)
 
 
 def _epoch(run: _FoldRun, cfg: Train, epoch: int, dist: Distributed) -> _Scores:

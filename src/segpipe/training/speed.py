@@ -1,0 +1,61 @@
+"""What one training step should cost: the fold's network timed on random inputs at set-up, and a
+warning when an epoch trains far slower than that.
+
+An epoch's images/s (data + step time, as its log line shows) well under the bare step's means
+something outside the network slows the run: a loader that cannot keep up, another job on the
+cores, denormal floats that the bare step's inputs do not produce. The warning says so after the
+first slow epoch, not hours later. The timing runs on a copy of the network with the RNG state
+restored afterwards, so the fold trains exactly as it would without it.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import time
+
+import torch
+from torch import nn
+
+from segpipe.config.train import Train
+from segpipe.network.inputs import autocast, normalize, to_device, to_target
+
+TIMED_STEPS = 3  # after one untimed step (the first pays for allocations and cudnn's search)
+SLOW = 3.0  # an epoch this many times slower than the bare step is warned about
+
+
+def bare_step_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: torch.device,
+                   input_shape: tuple[int, int, int], classes: int = 1) -> float:
+    """Images/s of forward, loss, backward and an AdamW step of a copy of `model`, batch `cfg.batch_size`,
+    on random uint8 inputs of `input_shape` (H, W, cached channels) already in memory."""
+    twin = copy.deepcopy(model).train()
+    optimizer = torch.optim.AdamW(twin.parameters(), lr=0.0)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(0)
+        images = torch.randint(0, 256, (cfg.batch_size, *input_shape), dtype=torch.uint8)
+        masks = (torch.rand(cfg.batch_size, *input_shape[:2]) > 0.5).to(torch.uint8)
+        target = to_target(masks, device, classes)
+        seconds = 0.0
+        for step in range(TIMED_STEPS + 1):
+            start = time.perf_counter()
+            x = normalize(to_device(images, device), cfg.channels_last, cfg.model_channels)
+            with autocast(device, cfg.amp):
+                loss = criterion(twin(x).float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds += (time.perf_counter() - start) if step else 0.0
+    return cfg.batch_size * TIMED_STEPS / seconds
+
+
+def warn_if_slow(fold: int, epoch: int, rate: float, expected: float, data_time: float, step_time: float) -> bool:
+    """Print a warning when `rate` (an epoch's images/s) is under `expected` / SLOW; whether it did."""
+    if rate * SLOW >= expected:
+        return False
+    print(f"warning: fold {fold} epoch {epoch + 1}: {rate:.0f} img/s, against {expected:.0f} img/s for the bare "
+          f"training step on this device at set-up (data {data_time:.1f}s, step {step_time:.1f}s): another job on "
+          f"the cores, a loader that cannot keep up (train.num_workers), or denormal floats "
+          f"(docs/performance.md#denormal-floats)", file=sys.stderr, flush=True)
+    return True
