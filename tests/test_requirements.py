@@ -8,7 +8,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"segpipe", "bench_rle", "bench_postprocess", "side_by_side", "ablation"}  # our package and the benchmarks' shared helpers
+OURS = {"segpipe", "bench_rle", "bench_postprocess", "bench_train_step", "side_by_side", "ablation"}  # our package and the benchmarks' shared helpers
 
 
 def imported_modules() -> set[str]:
@@ -40,3 +40,24 @@ def test_every_imported_package_is_pinned_exactly() -> None:
         assert listed, f"{module} (package {sorted(names)}) is imported but not in requirements.txt"
         for name in listed:
             assert "==" in requirements[name], f"{requirements[name]}: pin it with =="
+
+
+def declared() -> dict[str, str]:
+    """pyproject.toml's runtime dependencies: name -> requirement (the supported range)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {Requirement(text).name.lower().replace("_", "-"): text for text in project["dependencies"]}
+
+
+def test_the_lock_pins_exactly_what_pyproject_declares_within_its_ranges() -> None:
+    from packaging.requirements import Requirement
+
+    requirements, ranges = pinned(), declared()
+    assert set(ranges) == set(requirements), "pyproject.toml's dependencies and requirements.txt name other packages"
+    for name, text in ranges.items():
+        version = requirements[name].split("==")[1]
+        assert Requirement(text).specifier.contains(version, prereleases=True), \
+            f"requirements.txt pins {requirements[name]}, outside pyproject.toml's {text}"
