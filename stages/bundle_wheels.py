@@ -2,7 +2,7 @@
 
 segpipe's own wheel and, pinned to the versions installed here, every package
 `segpipe.infer` needs that the notebook image (`bundle.preinstalled`) lacks, as binary
-wheels for `bundle.python` and `bundle.platforms` (`segpipe.bundle.wheels`).
+wheels for each of `bundle.pythons` and `bundle.platforms` (`segpipe.bundle.wheels`).
 """
 import argparse
 import shutil
@@ -27,8 +27,9 @@ def main() -> None:
     if out.exists():
         shutil.rmtree(out)  # a wheel of another version must not stay beside the new one
     names = wheels.needed(params.preinstalled)
-    pinned = wheels.download(out, names, params.python, params.platforms, args.project)
-    print(f"wrote {out}: {len(pinned)} wheels for Python {params.python} ({folder_mb(out):.1f} MB); "
+    pinned = wheels.download(out, names, params.pythons, params.platforms, args.project)
+    print(f"wrote {out}: {len(pinned)} packages, {len(list(out.glob('*.whl')))} wheels for Python "
+          f"{', '.join(params.pythons)} ({folder_mb(out):.1f} MB); "
           f"the bundle is {folder_mb(args.bundle):.1f} MB in all")
 
 

@@ -8,7 +8,8 @@ model of the bundle predicts them with its folds, TTA views and, in tile mode, s
 windows; the maps are blended and post-processed with the tuned weights and rules, and the
 competition's CSV is written (gzip when `--out` ends in .gz). The same functions as the
 pipeline's predict and submit stages do all of it (`segpipe.bundle.run`), with no DVC,
-dvclive, albumentations or params.yaml. Before the first image it prints the projected run
+dvclive, albumentations or params.yaml. It says which Python, torch and numpy it runs on (warning
+when one is outside segpipe's supported ranges). Before the first image it prints the projected run
 time from the speed the bundle measured, and refuses to start when that is far over
 `--limit` on the same kind of device; after the first batches it prints the projection
 measured here.
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> None:
+    from segpipe.bundle import environment
     from segpipe.bundle.manifest import Manifest
     from segpipe.bundle.run import infer, parse_limit
 
@@ -52,6 +54,9 @@ def run(args: argparse.Namespace) -> None:
     except ValueError as err:
         raise InputError(f"--limit: {err}") from None
     manifest = Manifest.read(args.bundle)
+    print(environment.describe(manifest.raw.get("built_with", {})), flush=True)
+    for line in environment.outside_ranges():
+        print(f"warning: {line}: the submission was not proven on it", file=sys.stderr, flush=True)
     batch_size = args.batch_size or manifest.raw.get("batch_size", 64)
     with tempfile.TemporaryDirectory(prefix="segpipe-infer-", dir=args.work) as work:
         images = infer(manifest, args.input, args.out, Path(work), batch_size=batch_size, workers=args.workers,

@@ -2,8 +2,8 @@
 
 `kaggle datasets create -p bundle` uploads the bundle as the dataset `<owner>/<dataset>`;
 `kaggle kernels push -p bundle/kernel` pushes a script kernel with the internet off, the GPU
-on, and the competition and the bundle as its inputs. The script installs the wheels with
-`--no-index` and runs `python -m segpipe.infer`, which writes `/kaggle/working/submission.csv`.
+on, and the competition and the bundle as its inputs. The script installs the wheels the image lacks
+with `--no-index`, the image's own packages pinned as they are, and runs `python -m segpipe.infer`, which writes `/kaggle/working/submission.csv`.
 """
 from __future__ import annotations
 
@@ -48,8 +48,11 @@ def kernel_script(owner: str, dataset: str, competition: str | None, limit: str,
 SEGPIPE_KAGGLE_INPUT and SEGPIPE_KAGGLE_WORKING move {INPUT} and {WORKING} (segpipe's tests run it so).
 """
 import os
+import re
 import subprocess
 import sys
+import tempfile
+from importlib import metadata
 from pathlib import Path
 
 INPUT = Path(os.environ.get("SEGPIPE_KAGGLE_INPUT", "{INPUT}"))
@@ -68,11 +71,41 @@ COMPETITION = first({", ".join(repr(i) for i in inputs)})
 OUT = WORKING / "submission.csv"
 
 wheels = BUNDLE / "wheels"
-install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(wheels),
-                          "-r", str(wheels / "requirements.txt")], capture_output=True, text=True)
-if install.returncode:
-    sys.exit("installing the bundle's wheels failed (a wheel is missing from its wheels/, or was built for "
-             "another Python or platform):\\n" + install.stdout[-2000:] + install.stderr[-4000:])
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# Install only what the image lacks, its own packages pinned as they are: a newer wheel in the
+# bundle never replaces the image's torch, numpy or PyYAML; a conflict stops here, named by pip.
+PLAIN_VERSION = r"[0-9]+(\\.[0-9]+)*((a|b|rc)[0-9]+)?(\\.post[0-9]+)?(\\.dev[0-9]+)?(\\+[a-z0-9.]+)?"
+image = {{}}
+for dist in metadata.distributions():
+    if dist.metadata["Name"]:
+        image.setdefault(canonical(dist.metadata["Name"]), dist.version)
+own, *shipped = (wheels / "requirements.txt").read_text().split()
+missing = [pin for pin in shipped if canonical(pin.split("==")[0]) not in image]
+
+
+def install(*args: str) -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as pins:  # pip reads constraints from a file only
+        pins.write("".join(f"{{name}}=={{version}}\\n" for name, version in sorted(image.items())
+                           if re.fullmatch(PLAIN_VERSION, version, re.IGNORECASE)))
+        pins.flush()
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(wheels),
+                               "--constraint", pins.name, *args], capture_output=True, text=True)
+    if done.returncode:
+        sys.exit("installing the bundle's wheels failed (a wheel is missing from its wheels/, was built for another "
+                 "Python or platform, or needs another version of a package the image has):\\n"
+                 + done.stdout[-2000:] + done.stderr[-4000:])
+
+
+if missing:
+    install(*missing)
+install("--no-deps", own)  # segpipe's inference needs only what is now installed, not its training packages
+print(f"installed from the bundle: {{', '.join(missing) or 'nothing'}} (the image had the rest) and {{own}}",
+      flush=True)
 subprocess.run([sys.executable, "-m", "segpipe.infer", "--bundle", str(BUNDLE), "--input", str(COMPETITION),
                 "--out", str(OUT), "--limit", "{limit}"], check=True)
 '''

@@ -3,11 +3,11 @@
 What infer imports (`INFER`) and everything those require, as this environment's package
 metadata says (markers evaluated here), less what the image already has (`bundle.preinstalled`)
 and everything *that* requires: the image brings its packages' dependencies with them. Each is
-downloaded at the version installed here, as a binary wheel for the notebook's Python and
-platform (`pip download --no-deps --only-binary :all: --python-version ... --platform ...`),
-and `wheels/requirements.txt` pins them all, so the kernel installs exactly these with
-`pip install --no-index --find-links wheels -r wheels/requirements.txt`; a wheel missing from
-the folder stops that install with pip's message naming it.
+downloaded at the version installed here, as binary wheels for every Python the image may run
+(`bundle.pythons`: a pure or abi3 wheel serves them all, a compiled one comes once per Python)
+and its platforms; `wheels/requirements.txt` lists them, segpipe first. The kernel installs only
+those the image lacks, with the image's own packages pinned as they are
+(`segpipe.bundle.kernel`), so a newer wheel never replaces the image's torch, numpy or PyYAML.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from segpipe.core.errors import InputError
 # What segpipe.infer imports, directly or through segpipe's modules. tests/test_bundle.py proves it is
 # enough: the kernel runs in a venv that holds only the image's packages and these wheels.
 INFER = ("torch", "torchvision", "segmentation-models-pytorch", "timm", "safetensors", "numpy", "pandas",
-         "opencv-python-headless", "numba", "tqdm", "pillow")
+         "opencv-python-headless", "numba", "tqdm", "pillow", "packaging")
 REQUIREMENTS = "requirements.txt"
 
 
@@ -73,14 +73,16 @@ def pins(names: Iterable[str]) -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in names]
 
 
-def download(out: Path, names: Sequence[str], python: str, platforms: Sequence[str], project: Path) -> list[str]:
-    """Fill `out` with segpipe's wheel and each of `names`' wheels; write wheels/requirements.txt; the pins."""
+def download(out: Path, names: Sequence[str], pythons: Sequence[str], platforms: Sequence[str],
+             project: Path) -> list[str]:
+    """Fill `out` with segpipe's wheel and each of `names`' wheels for every Python in `pythons`;
+    write wheels/requirements.txt; the pins."""
     out.mkdir(parents=True, exist_ok=True)
     pinned = pins(names)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--python-version",
-               python, "--implementation", "cp", *[f"--platform={p}" for p in platforms], "--dest", str(out),
-               "--quiet", *pinned]
-    _run(command, "downloading the wheels")
+    for python in pythons:  # a wheel that fits several Pythons (py3-none, abi3) is downloaded once
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--python-version",
+              python, "--implementation", "cp", *[f"--platform={p}" for p in platforms], "--dest", str(out),
+              "--quiet", *pinned], f"downloading the wheels for Python {python}")
     with tempfile.TemporaryDirectory() as tmp:  # built from a copy: setuptools leaves build/ in the tree it builds
         source = Path(tmp) / "segpipe"
         shutil.copytree(project / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -18,7 +18,7 @@ class Bundle(Section):
     owner: str = "KAGGLE_USERNAME"  # your Kaggle user name: the bundle dataset and the kernel are <owner>/<slug>
     dataset: str = "segpipe-bundle"  # the slug of the bundle's Kaggle dataset
     kernel: str = "segpipe-infer"  # the slug of the inference kernel
-    python: str = "3.11"  # the notebook image's Python, for the wheels
+    pythons: list[str] = ["3.11", "3.12", "3.13"]  # the Pythons a notebook image may run: wheels fit each
     platforms: list[str] = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
     preinstalled: list[str] = Field(default_factory=lambda: list(KAGGLE_IMAGE))
     limit: str = "9h"  # the competition's run-time limit: the kernel refuses a test set projected far over it
