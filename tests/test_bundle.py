@@ -11,12 +11,14 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
 from dvc_repo import ROOT, SMALL, make_repo, run
+from kaggle_image import KEPT, fresh_image, versions
 
 from segpipe.bundle.wheels import closure
 
@@ -122,6 +124,24 @@ def test_the_kernel_installs_offline_in_a_fresh_image_and_writes_the_pipelines_s
     written = (where / "working" / "submission.csv").read_bytes()
     assert written == gzip.decompress((repo / "submissions/submit.csv.gz").read_bytes())  # rows, ids, order, masks
     assert checksums(where / "input" / "synthetic") == before
+
+
+def test_in_a_kaggle_like_image_the_kernel_keeps_its_packages_and_writes_the_same_submission(repo, tmp_path):
+    """Built on Python 3.11 and torch 2.14.1 (the lock); run on Python 3.12, torch 2.10 and an older PyYAML."""
+    python = fresh_image(tmp_path / "image")
+    kept = versions(python, KEPT)
+    where = kaggle_input(repo, tmp_path / "k")
+    start = time.perf_counter()
+    done = run_kernel(python, where)
+    assert done.returncode == 0, done.stdout + done.stderr
+    installed = next(line for line in done.stdout.splitlines() if line.startswith("installed from the bundle:"))
+    print(f"the kernel in the Kaggle-like image: {time.perf_counter() - start:.0f} s; {installed}")
+    assert "segmentation-models-pytorch==" in installed and "pyyaml" not in installed.lower()  # the image's stays
+    assert f"running on Python 3.12" in done.stdout
+    assert f"torch {kept['torch']} (bundle built with {metadata.version('torch')})" in done.stdout
+    assert versions(python, KEPT) == kept
+    written = (where / "working" / "submission.csv").read_bytes()
+    assert written == gzip.decompress((repo / "submissions/submit.csv.gz").read_bytes())
 
 
 def test_the_same_offline_for_tile_mode_with_classes(tiled_repo, tmp_path):
