@@ -11,8 +11,13 @@ threads, so one process cannot time both settings fairly):
   `pick_device`, the loader on a memmap cache of random images with one blob each, batched
   augmentation on the device), images/s of data + step time, one warm-up epoch left out.
 
+- busy: the usual bare step while another process spins on one core, with torch's default threads
+  (one per core) and with one thread: what an oversubscribed CPU costs (OpenMP threads wait for
+  the one whose core is taken).
+
 The network is the plan's (data/plan/models/unet.json: run `dvc repro plan` first), batch 16.
-Target: ours >= 0.9x usual at every size; usual / unflushed shows the flush's gain on this CPU.
+Target: ours >= 0.9x usual at every size; usual / unflushed shows the flush's gain on this CPU,
+busy 1 thread / busy the cost of sharing the cores with another job.
 
     python bench/bench_cpu_step.py                 # 32, 64, 128 and 256
     python bench/bench_cpu_step.py --sizes 32 64
@@ -20,6 +25,7 @@ Target: ours >= 0.9x usual at every size; usual / unflushed shows the flush's ga
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -126,14 +132,35 @@ def main() -> None:
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; network: {json.loads(PLAN.read_text())['encoder_name']}, "
           "batch 16; training images/s, each way in a fresh process")
     print("| size | unflushed (torch default) | usual: bare step, flushed | ours: train_one_epoch | "
-          "ours / usual (target >= 0.9) | flush gain (usual / unflushed) |")
-    print("|---|---|---|---|---|---|")
+          "ours / usual (target >= 0.9) | flush gain (usual / unflushed) | busy: default threads | "
+          "busy: 1 thread |")
+    print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
-        rate = {way: float(subprocess.run([sys.executable, __file__, "--one", way, str(size)], env=env, check=True,
-                                          capture_output=True, text=True).stdout.strip().splitlines()[-1])
-                for way in ("unflushed", "usual", "ours")}
+        rate = {way: measure(way, size, env) for way in ("unflushed", "usual", "ours")}
+        with another_job():
+            rate["busy"] = measure("usual", size, env)
+            rate["busy 1"] = measure("usual", size, {**env, "OMP_NUM_THREADS": "1"})
         print(f"| {size}x{size} | {rate['unflushed']:.0f} | {rate['usual']:.0f} | {rate['ours']:.0f} | "
-              f"{rate['ours'] / rate['usual']:.2f} | {rate['usual'] / rate['unflushed']:.2f} |", flush=True)
+              f"{rate['ours'] / rate['usual']:.2f} | {rate['usual'] / rate['unflushed']:.2f} | {rate['busy']:.0f} | "
+              f"{rate['busy 1']:.0f} |", flush=True)
+
+
+def measure(way: str, size: int, env: dict) -> float:
+    """Images/s of `way` at `size`, in a fresh process."""
+    done = subprocess.run([sys.executable, __file__, "--one", way, str(size)], env=env, check=True,
+                          capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def another_job():
+    """A process spinning on one core for the block: the cores are shared, as with any other job."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 if __name__ == "__main__":

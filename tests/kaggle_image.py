@@ -1,6 +1,7 @@
 """A Kaggle Notebook's environment, unlike the lock's: Python 3.12 with the image's torch 2.10 / torchvision
-0.25 (CUDA 12.8 builds, as on Kaggle) and its older numpy, pandas, PyYAML, OpenCV and numba
-(/work/shared/DATASETS.md, "The Kaggle Notebook image").
+0.25 (CUDA 12.8 builds, as on Kaggle), its older numpy, pandas, PyYAML, OpenCV and numba, and the
+SciPy, scikit-learn and matplotlib every Kaggle image has (shared/DATASETS.md, "The Kaggle Notebook
+image"); not timm, albumentations or DVC, which segpipe's install adds.
 
 Built once from the package index into ~/.cache/segpipe/ (about 7 GB, 3 minutes) and reused while
 its package list is the same. Each test gets a fresh copy: a new venv whose site-packages are hard
@@ -18,8 +19,10 @@ import pytest
 
 PYTHON = "3.12"
 PACKAGES = ("torch==2.10.0", "torchvision==0.25.0", "numpy==2.0.2", "pandas==2.2.3",
-            "opencv-python-headless==4.11.0.86", "PyYAML==6.0.2", "numba==0.61.2")
-KEPT = ("torch", "torchvision", "numpy", "pandas", "opencv-python-headless", "PyYAML", "numba")  # never replaced
+            "opencv-python-headless==4.11.0.86", "PyYAML==6.0.2", "numba==0.61.2", "scipy==1.15.3",
+            "scikit-learn==1.6.1", "matplotlib==3.10.0")
+KEPT = ("torch", "torchvision", "numpy", "pandas", "opencv-python-headless", "PyYAML", "numba", "scipy",
+        "scikit-learn", "matplotlib")  # the image's: never replaced
 BASE = Path.home() / ".cache" / "segpipe" / f"kaggle-image-py{PYTHON}"
 STAMP = "segpipe-image.txt"
 
