@@ -12,6 +12,7 @@ from torch import nn
 
 from segpipe.core.errors import InputError
 from segpipe.network.archs import STAGE_DECODERS
+from segpipe.network.weights import check_finite
 from segpipe.paths.artifacts import remake
 
 
@@ -208,4 +209,6 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     except Exception as err:  # torch raises many types for a damaged file
         raise InputError(f"{path}: checkpoint unreadable ({type(err).__name__}: {err}); "
                          f"rebuild it with `{rebuild_hint}`") from None
+    check_finite(checkpoint["model"], path, f"the run diverged or the file is damaged: rebuild it with `{rebuild_hint}` "
+                 "(a diverged run needs a lower train.lr)")
     return model, checkpoint
