@@ -176,6 +176,42 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def save_torch(payload: object, path: Path | str) -> None:
+    """`torch.save(payload)` to `path`, atomically, with a full disk an InputError naming `path` as elsewhere.
+
+    torch's own writer reports a failed write only as `RuntimeError: [enforce fail at
+    inline_container.cc] ... unexpected pos`; writing through a file object of ours keeps the
+    OSError it hid, and that is raised instead.
+    """
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        writer = _KeepsWriteErrors(handle)
+        try:
+            torch.save(payload, writer)
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            raise writer.error from None
+
+
+class _KeepsWriteErrors:
+    """A binary file's writes, keeping the first OSError: torch.save reports it only as a RuntimeError."""
+
+    def __init__(self, handle):
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = self.error or err
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
 def write_json(path: Path | str, payload: dict) -> None:
     """Write `payload` as sorted, indented json, atomically."""
     with atomic_path(path) as tmp:

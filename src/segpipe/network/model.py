@@ -187,13 +187,12 @@ class WeightedLoss(nn.Module):
 
 def save_checkpoint(path: Path, model: nn.Module | dict[str, torch.Tensor], spec: ModelSpec, **extra) -> None:
     """Save weights (a model or its state dict) with the spec that rebuilds them, atomically."""
-    from segpipe.core.runtime import atomic_path
+    from segpipe.core.runtime import save_torch
 
     if isinstance(model, nn.Module):
         model = unwrap_model(model).state_dict()  # through torch.compile, DDP or an EMA wrapper
     state = {k: v.detach().cpu() for k, v in model.items()}
-    with atomic_path(path) as tmp:
-        torch.save({"spec": asdict(spec), "model": state, **extra}, tmp)
+    save_torch({"spec": asdict(spec), "model": state, **extra}, path)
 
 
 def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
