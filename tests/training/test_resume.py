@@ -35,7 +35,7 @@ def test_a_finished_run_starts_fresh_and_says_how_dvc_commit_would_have_kept_it(
     mark_finished(path, "abc", 3)
     assert resume(path, "abc", None) is None  # the state is not touched
     out = capsys.readouterr().out
-    assert out.startswith(f"{path}: from a finished run, starting fresh") and "`dvc commit`" in out
+    assert out.startswith(f"{path}: from a finished run, starting fresh") and "`dvc commit -f train@" in out
 
 
 def test_trim_live_history_drops_rows_of_unfinished_epochs(tmp_path):

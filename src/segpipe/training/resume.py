@@ -96,8 +96,8 @@ def resume(path: Path, fingerprint: str, state: TrainingState) -> tuple[int, dic
         # DVC deleted the fold's outputs before this rerun: too late to keep them, but not for the next fold
         print(f"{path}: from a finished run, starting fresh. DVC reruns a finished fold when forced, when its code "
               "changed, or when it could not save the fold's outputs (a full cache disk, say); after such a "
-              "failure, free space and run `dvc commit`, which keeps a finished fold without training it again",
-              flush=True)
+              "failure, free space and run `dvc commit -f train@<model>-<k>` instead, which records the finished "
+              "fold's outputs without training it again", flush=True)
         return None
     unwrap_model(state.model).load_state_dict(saved["model"])
     state.optimizer.load_state_dict(saved["optimizer"])
