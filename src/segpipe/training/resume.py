@@ -93,7 +93,7 @@ def resume(path: Path, fingerprint: str, state: TrainingState) -> tuple[int, dic
         print(f"{path}: from other params or data, starting fresh", flush=True)
         return None
     if saved.get("finished", True):
-        # DVC deleted the fold's outputs before this rerun: too late to keep them, but not for the next fold
+        # DVC deleted the fold's outputs before this rerun: too late to keep them now; say how to, next time
         print(f"{path}: from a finished run, starting fresh. DVC reruns a finished fold when forced, when its code "
               "changed, or when it could not save the fold's outputs (a full cache disk, say); after such a "
               "failure, free space and run `dvc commit -f train@<model>-<k>` instead, which records the finished "
