@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -15,12 +16,15 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from dvc_repo import ROOT, SMALL, make_repo, run
 from kaggle_image import KEPT, fresh_image, versions
 
+from segpipe.bundle.manifest import Manifest
 from segpipe.bundle.wheels import closure
+from segpipe.core.errors import InputError
 
 OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_INDEX_URL": "",
            "PIP_EXTRA_INDEX_URL": "", "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
@@ -193,3 +197,65 @@ def test_weights_that_do_not_fit_the_architecture_are_refused_naming_the_file(re
     assert "fold0.safetensors: these weights do not fit Unet" in done.stderr
     assert "built with segmentation-models-pytorch" in done.stderr
 
+
+
+def overwrite(path: Path, offset: int, data: bytes) -> None:
+    """`data` written over `path` at `offset`, as a bad disk or a broken upload would leave it."""
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(data)
+
+
+def rerecord(bundle: Path, name: str) -> None:
+    """Record `name`'s present sha256 in bundle.json: as if the bundle had been built with that file."""
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    manifest["sha256"][name] = hashlib.sha256((bundle / name).read_bytes()).hexdigest()
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+
+
+def infer(bundle: Path, repo: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "segpipe.infer", "--bundle", str(bundle), "--input",
+                           str(repo / "data/raw/synthetic"), "--out", str(out)], capture_output=True, text=True)
+
+
+def test_corrupted_weights_stop_the_kernel_naming_the_file_and_write_no_submission(repo, image, tmp_path):
+    """64 KB of random bytes inside a tensor still load: only their sha256 tells (the run used to submit zeros)."""
+    where = kaggle_input(repo, tmp_path)
+    weights = where / "input" / "segpipe-bundle" / "models" / "unet" / "fold1.safetensors"
+    weights.chmod(0o644)
+    overwrite(weights, weights.stat().st_size // 2, np.random.default_rng(0).bytes(64 * 1024))
+    done = run_kernel(image, where)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {weights}: its sha256 ") and "make bundle" in line, line
+    assert not (where / "working" / "submission.csv").exists()
+
+
+def test_a_corrupted_safetensors_header_is_one_line_naming_the_file(repo, tmp_path):
+    bundle = shutil.copytree(repo / "bundle", tmp_path / "bundle", ignore=shutil.ignore_patterns("wheels"))
+    weights = bundle / "models" / "unet" / "fold1.safetensors"
+    overwrite(weights, 8, b"\xff" * 64)  # the JSON header, after its 8-byte length
+    done = infer(bundle, repo, tmp_path / "s.csv")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {weights}: ")
+    assert not (tmp_path / "s.csv").exists()
+    rerecord(bundle, "models/unet/fold1.safetensors")  # the checksum agrees: safetensors' own error is named
+    with pytest.raises(InputError, match=f"{weights}: not a readable safetensors file"):
+        Manifest.read(bundle).load_models("unet")
+
+
+def test_non_finite_weights_are_refused_naming_the_file_and_tensor(repo, tmp_path):
+    """A bundle built from a diverged fold: its checksums agree, its weights are NaN."""
+    from safetensors.torch import load_file, save_file
+
+    bundle = shutil.copytree(repo / "bundle", tmp_path / "bundle", ignore=shutil.ignore_patterns("wheels"))
+    weights = bundle / "models" / "unet" / "fold1.safetensors"
+    state = load_file(weights)
+    name = sorted(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)[0]
+    state[name] = state[name].clone()
+    state[name].view(-1)[:2] = float("nan")
+    save_file(state, str(weights))
+    rerecord(bundle, "models/unet/fold1.safetensors")
+    with pytest.raises(InputError, match=rf"{weights}: 2 of \d+ weights are not finite \(NaN or infinite\), in "
+                                         rf"{re.escape(name)}"):
+        Manifest.read(bundle).load_models("unet")

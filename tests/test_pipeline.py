@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run
+from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run, run_failing
 
 from segpipe import datasets, rle
 from segpipe.inference.probmaps import count_maps
@@ -179,3 +179,29 @@ def test_a_second_machine_reuses_the_first_ones_results(repo, first_run, tmp_pat
     run(["dvc", "pull"], clone)
     assert ran_stages(run(["dvc", "repro"], clone)) == set()
     assert (clone / "submissions/submit.csv.gz").read_bytes() == (repo / "submissions/submit.csv.gz").read_bytes()
+
+
+# Last in this module: each changes a param, fails, and puts params.yaml back, but the failed stage's outputs are gone.
+
+def test_an_unknown_dataset_is_segpipes_error_naming_the_ones_there_are(repo, first_run):
+    """DVC checks a stage's params before running it; the source stage, first to run, lists no dataset section."""
+    params = (repo / "params.yaml").read_text()
+    try:
+        edit_params(repo, {"base": {"dataset": "nopeset"}})
+        failed = run_failing(["dvc", "repro"], repo)
+    finally:
+        (repo / "params.yaml").write_text(params)
+    assert "error: params.yaml: base.dataset: Input should be 'synthetic', 'carvana'" in failed, failed
+    assert "are missing" not in failed
+
+
+def test_a_failed_plan_keeps_the_plan_json_that_git_tracks(repo, first_run):
+    before = (repo / "data/plan.json").read_bytes()
+    params = (repo / "params.yaml").read_text()
+    try:
+        edit_params(repo, {"models": {"unet": {"encoder_name": "resnet19"}}})
+        failed = run_failing(["dvc", "repro", "plan"], repo)
+    finally:
+        (repo / "params.yaml").write_text(params)
+    assert "error: models.unet: " in failed and "resnet19" in failed, failed
+    assert (repo / "data/plan.json").read_bytes() == before

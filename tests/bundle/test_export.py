@@ -1,11 +1,13 @@
 """The bundle's parts on their own: which models go in, the time limit and its projection, the wheel set."""
 import pytest
+import torch
 
-from segpipe.bundle.export import blended_models
+from segpipe.bundle.export import blended_models, write_models
 from segpipe.bundle.run import Projection, duration, parse_limit
 from segpipe.bundle.wheels import closure, needed
 from segpipe.config.bundle import KAGGLE_IMAGE
 from segpipe.core.errors import InputError
+from segpipe.network.model import ModelSpec, build_model, save_checkpoint
 
 
 def test_models_at_weight_zero_in_every_bag_are_left_out():
@@ -46,3 +48,15 @@ def test_the_wheels_are_what_infer_needs_less_the_image_and_what_it_brings():
     image = closure(KAGGLE_IMAGE)
     assert not set(shipped) & image  # nothing the image has, nor anything it requires
     assert {"numpy", "pillow", "sympy", "filelock"} <= image  # torch's and torchvision's requirements come with them
+
+
+def test_a_fold_with_non_finite_weights_never_reaches_a_bundle(tmp_path):
+    spec = ModelSpec(arch="Unet", in_channels=3, encoder_name="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
+    model = build_model(spec)
+    with torch.no_grad():
+        model.segmentation_head[0].bias.fill_(float("nan"))
+    path = tmp_path / "models" / "unet" / "fold0.pt"
+    save_checkpoint(path, model, spec, epoch=1, contract={})
+    with pytest.raises(InputError, match=rf"{path}: 1 of \d+ weights are not finite .*segmentation_head.0.bias"):
+        write_models(tmp_path / "bundle", {"unet": {0: path}})
+    assert not (tmp_path / "bundle").exists()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segpipe import rle
+from segpipe import datasets, rle
 from segpipe.core.errors import InputError
 from segpipe.datasets import synthetic
 from segpipe.datasets.base import SubmissionSpec
@@ -173,3 +173,21 @@ def test_load_names_ids_where_test_and_sample_disagree(copy: Path) -> None:
         sample.write("p9999_1,1 1\n")
     with pytest.raises(InputError, match="p9999_1"):
         synthetic.load(copy)
+
+
+@pytest.mark.parametrize("kind", ["brain", "multi"])
+def test_read_in_place_suggests_no_pipeline_stage(tmp_path: Path, kind: str) -> None:
+    """segpipe.infer reads a test set in place, in an offline notebook: `dvc repro` means nothing there."""
+    copy = tmp_path / "data"
+    synthetic.download(copy, seed=SEED, **{**SIZE, "train_patients": 2, "slices_per_patient": 2}, kind=kind)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match=rf"^{empty}: holds no files of synthetic") as nothing:
+        datasets.read_in_place("synthetic", empty, kind=kind)
+    for image in (copy / "test").iterdir():
+        image.unlink()
+    with pytest.raises(InputError, match="ids with no image") as no_test:
+        datasets.read_in_place("synthetic", copy, kind=kind)
+    assert "dvc" not in str(nothing.value) + str(no_test.value)
+    with pytest.raises(InputError, match=r"rerun `dvc repro -f download`"):  # the pipeline's own reading
+        synthetic.load(copy, kind=kind)

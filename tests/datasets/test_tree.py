@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import zipfile
 from pathlib import Path
 
@@ -101,3 +102,17 @@ def test_a_zip_entry_outside_its_folder_and_a_missing_source_are_refused(tmp_pat
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(InputError, match="broken.zip: not a readable zip"):
         Tree.scan(tmp_path / "broken.zip")
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "gone.png"])
+def test_a_file_that_is_no_regular_file_is_named_at_the_scan(tmp_path, target):
+    """A link to /dev/zero would be read forever by the source stage's fingerprint; a dangling one fail on stat."""
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a.png").write_bytes(b"A")
+    odd = tmp_path / "train" / "b.png"
+    odd.symlink_to(target)
+    with pytest.raises(InputError, match=rf"^{odd}: (not a regular file|a link to nothing)"):
+        Tree.scan(tmp_path)
+    os.remove(odd)
+    (tmp_path / "train" / "c.png").symlink_to(tmp_path / "train" / "a.png")  # a link to a file is read as the file
+    assert Tree.scan(tmp_path).read_bytes("train/c.png") == b"A"

@@ -4,10 +4,12 @@ import re
 import cv2
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from segpipe.core.errors import InputError
 from segpipe.datasets import readers
-from segpipe.inference.predict import ImagesToPredict, load_fold_models, predict_test
+from segpipe.inference.predict import FoldModels, ImagesToPredict, load_fold_models, predict_test
 from segpipe.network.contract import InferenceContract
 from segpipe.network.model import ModelSpec, build_model, save_checkpoint
 
@@ -58,4 +60,32 @@ def test_a_bad_test_image_is_named_without_the_workers_traceback(fold0, tmp_path
     with pytest.raises(InputError) as err:
         predict_test(load_fold_models({0: fold0}, "unet"), images, out, batch_size=1, workers=2)
     assert str(err.value) == f"{bad}: cannot decode image (missing, truncated or not an image)"
+    assert not out.exists()
+
+
+def test_a_fold_checkpoint_with_non_finite_weights_is_refused_naming_it(tmp_path):
+    """A diverged run's weights load without complaint and predict an empty mask everywhere."""
+    model = build_model(SPEC)
+    with torch.no_grad():
+        model.segmentation_head[0].weight.view(-1)[0] = float("inf")
+    path = tmp_path / "unet" / "fold1.pt"
+    save_checkpoint(path, model, SPEC, epoch=1, contract=contract(3, 0))
+    with pytest.raises(InputError, match=re.escape(str(path)) + r": 1 of \d+ weights are not finite \(NaN or "
+                                      r"infinite\), in segmentation_head.0.weight; .*`dvc repro train@unet-1`"):
+        load_fold_models({1: path}, "unet")
+
+
+class NanLogits(nn.Module):
+    def forward(self, x):
+        return x[:, :1] * float("nan")
+
+
+def test_non_finite_probabilities_name_the_model_file_and_write_nothing(tmp_path):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((20, 20, 3), np.uint8))
+    folds = FoldModels([build_model(SPEC), NanLogits()], InferenceContract.from_dict(contract(3, 0)),
+                       files=("models/unet/fold0.pt", "models/unet/fold1.pt"))
+    out = tmp_path / "preds" / "test.npz"
+    with pytest.raises(InputError, match=r"^models/unet/fold1.pt: gives non-finite probabilities"):
+        predict_test(folds, ImagesToPredict([image], readers.read_rgb, (32, 32), 3), out, batch_size=1)
     assert not out.exists()

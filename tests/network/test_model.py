@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import huggingface_hub.constants
 import pytest
 import torch
@@ -38,6 +41,32 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(InputError, match=r"fold3.pt: checkpoint unreadable .*dvc repro train@unet-3"):
         load_checkpoint(path)
+
+
+SAVE_ON_A_FULL_DISK = """
+import resource, signal, sys
+from segpipe.core.errors import InputError
+from segpipe.network.model import ModelSpec, build_model, save_checkpoint
+spec = ModelSpec(arch="Unet", in_channels=3, encoder_name="resnet18", encoder_depth=3, decoder_channels=(32, 16, 8))
+model = build_model(spec)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    save_checkpoint(sys.argv[1], model, spec, epoch=1)
+except InputError as err:
+    print(err)
+"""
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_it_and_keeps_the_old_one(tmp_path):
+    """torch.save's own writer turns a failed write into `RuntimeError: [enforce fail at inline_container.cc]`."""
+    path = tmp_path / "models" / "unet" / "fold0.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"the checkpoint before this run")
+    done = subprocess.run([sys.executable, "-c", SAVE_ON_A_FULL_DISK, str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{path}: no room to write it (File too large"), done.stdout + done.stderr
+    assert path.read_bytes() == b"the checkpoint before this run" and list(path.parent.iterdir()) == [path]
 
 
 @pytest.mark.parametrize("name", ["bce", "dice", "focal", "lovasz"])

@@ -1,6 +1,8 @@
+import cv2
 import numpy as np
 import pytest
 
+from segpipe.core.errors import InputError
 from segpipe.plan.fingerprint import dice, measure
 from segpipe.plan.sizes import candidate_sides, scaled_sides
 from tests.conftest import TINY
@@ -46,3 +48,17 @@ def test_sizes_are_multiples_of_32_with_the_aspect_kept():
     assert scaled_sides(256, 256, 128) == (128, 128)
     assert candidate_sides(256, 256)[-3:] == [192, 224, 256]
     assert dice(np.zeros((4, 4), bool), np.zeros((4, 4), bool)) == 1.0
+
+
+def test_a_mask_of_another_size_than_its_image_names_the_file(competition, tmp_path):
+    """The fingerprint reads masks before prepare does: its own check, not numpy's broadcast error."""
+    bad = tmp_path / "bad_mask.png"
+    mask = np.zeros((64, 80), np.uint8)
+    mask[10:30, 20:50] = 255  # foreground: the round trip compares it with the image-sized mask
+    cv2.imwrite(str(bad), mask)
+    train = competition.train.copy()
+    train.loc[3, "mask"] = bad
+    broken = type(competition)(**{**competition.__dict__, "train": train})
+    image = train.image[3]
+    with pytest.raises(InputError, match=rf"^{bad}: mask is 80x64 but its image is 48x40 \({image}\)$"):
+        measure(broken, seed=0, workers=2, sample=len(train))  # every image sampled: the bad one among them

@@ -2,7 +2,7 @@ import pandas as pd
 import torch
 
 from segpipe.config.train import Train
-from segpipe.training.resume import TrainingState, resume, run_fingerprint, trim_live_history
+from segpipe.training.resume import TrainingState, mark_finished, resume, run_fingerprint, trim_live_history
 
 FOLDS = pd.DataFrame({"id": ["a_1", "a_2", "b_1"], "group": ["a", "a", "b"], "fold": [0, 0, 1]})
 SHAPES = [(3, 32, 32, 3), (3, 32, 32)]
@@ -27,6 +27,15 @@ def test_an_unreadable_checkpoint_starts_fresh(tmp_path, capsys):
                           torch.amp.GradScaler("cuda", enabled=False), torch.Generator())
     assert resume(path, "abc", state) is None and resume(tmp_path / "none.pt", "abc", state) is None
     assert "unreadable" in capsys.readouterr().out
+
+
+def test_a_finished_run_starts_fresh_and_says_how_dvc_commit_would_have_kept_it(tmp_path, capsys):
+    """DVC reruns a finished fold whose outputs it could not save (its cache disk full): `dvc commit` saves them."""
+    path = tmp_path / "last.pt"
+    mark_finished(path, "abc", 3)
+    assert resume(path, "abc", None) is None  # the state is not touched
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: from a finished run, starting fresh") and "`dvc commit -f train@" in out
 
 
 def test_trim_live_history_drops_rows_of_unfinished_epochs(tmp_path):

@@ -8,8 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from segpipe.bundle import kernel
-from segpipe.bundle.manifest import BLEND, MANIFEST, RULES, weights_file
+from segpipe.bundle import checksums, kernel
+from segpipe.bundle.manifest import BLEND, MANIFEST, RULES, inference_files, weights_file
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
 from segpipe.paths.cache_files import LAYOUT
@@ -38,9 +38,14 @@ def built_with() -> dict[str, str]:
 
 
 def write_models(out: Path, checkpoints: Mapping[str, Mapping[int, Path]]) -> dict[str, dict]:
-    """Each model's fold weights as safetensors state dicts, and its spec and contract (which the folds share)."""
+    """Each model's fold weights as safetensors state dicts, and its spec and contract (which the folds share).
+
+    Weights that are NaN or infinite (a diverged fold) are refused, naming the checkpoint.
+    """
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from segpipe.network.weights import check_finite
 
     entries = {}
     for name, folds in checkpoints.items():
@@ -50,11 +55,15 @@ def write_models(out: Path, checkpoints: Mapping[str, Mapping[int, Path]]) -> di
                 checkpoint = torch.load(path, map_location="cpu", weights_only=False)
             except FileNotFoundError:
                 raise InputError(f"{path}: checkpoint missing; run `dvc repro train@{name}-{fold}`") from None
+            check_finite(checkpoint["model"], path, f"the fold diverged: retrain it (`dvc repro -f train@{name}-{fold}`, "
+                         "with a lower train.lr)")
             specs.add(json.dumps(checkpoint["spec"], sort_keys=True))
             contracts.add(json.dumps(checkpoint["contract"], sort_keys=True))
             target = out / weights_file(name, fold)
             target.parent.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.contiguous() for k, v in sorted(checkpoint["model"].items())}, str(target))
+            # serialised in memory, then written by Python: a full disk is then an OSError (safetensors' own
+            # writer reports it as its SafetensorError)
+            target.write_bytes(save({k: v.contiguous() for k, v in sorted(checkpoint["model"].items())}))
             files[str(fold)] = weights_file(name, fold)
         if len(specs) > 1 or len(contracts) > 1:
             raise InputError(f"the fold models of {name} differ in architecture or inference contract; retrain them "
@@ -76,7 +85,7 @@ def write_bundle(out: Path, *, checkpoints: Mapping[str, Mapping[int, Path]], bl
     shutil.copyfile(Path(prepared) / LAYOUT, out / LAYOUT)
     manifest = {"dataset": dataset, "competition": competition, "channels": channels, "models": models,
                 "left_out": sorted(set(checkpoints) - set(wanted)), "built_with": built_with(),
-                "preinstalled": list(preinstalled)}
+                "preinstalled": list(preinstalled), "sha256": checksums.record(out, inference_files(models))}
     write_json(out / MANIFEST, manifest)
     write_json(out / DATASET_METADATA, kernel.dataset_metadata(owner, slug, f"segpipe bundle: {dataset['name']}"))
     (out / KERNEL).mkdir()

@@ -106,6 +106,7 @@ if missing:
 install("--no-deps", own)  # segpipe's inference needs only what is now installed, not its training packages
 print(f"installed from the bundle: {{', '.join(missing) or 'nothing'}} (the image had the rest) and {{own}}",
       flush=True)
-subprocess.run([sys.executable, "-m", "segpipe.infer", "--bundle", str(BUNDLE), "--input", str(COMPETITION),
-                "--out", str(OUT), "--limit", "{limit}"], check=True)
+# infer's own `error:` line says what failed; its status fails the kernel, with no traceback of ours under it
+sys.exit(subprocess.run([sys.executable, "-m", "segpipe.infer", "--bundle", str(BUNDLE), "--input", str(COMPETITION),
+                         "--out", str(OUT), "--limit", "{limit}"]).returncode)
 '''

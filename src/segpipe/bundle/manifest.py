@@ -12,7 +12,10 @@
 
 The weights are plain state dicts in safetensors, not pickled modules, so a bundle built
 with one torch loads with another; a network whose state does not fit the architecture the
-spec builds is refused with the names of the keys that differ.
+spec builds is refused with the names of the keys that differ. bundle.json records the
+sha256 of every other file inference reads (`segpipe.bundle.checksums`): reading a bundle
+checks them all before anything is predicted, and weights that are NaN or infinite are
+refused too, each naming its file.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from segpipe.bundle import checksums
 from segpipe.core.errors import InputError
+from segpipe.paths.cache_files import LAYOUT
 
 MANIFEST = "bundle.json"
 BLEND = "blend.json"
@@ -33,6 +38,11 @@ def weights_file(model: str, fold: int) -> str:
     return f"{MODELS}/{model}/fold{fold}.safetensors"
 
 
+def inference_files(models: dict[str, dict]) -> list[str]:
+    """The files inference reads besides bundle.json, relative to the bundle: what its sha256 record covers."""
+    return [BLEND, RULES, LAYOUT, *(relative for entry in models.values() for relative in entry["folds"].values())]
+
+
 @dataclass(frozen=True)
 class Manifest:
     """bundle.json, read."""
@@ -42,13 +52,16 @@ class Manifest:
 
     @classmethod
     def read(cls, root: Path) -> Manifest:
+        """bundle.json of the bundle at `root`, every file it lists checked against its recorded sha256."""
         path = Path(root) / MANIFEST
         try:
-            return cls(Path(root), json.loads(path.read_text()))
+            manifest = cls(Path(root), json.loads(path.read_text()))
         except FileNotFoundError:
             raise InputError(f"{path}: missing: is {root} a segpipe bundle (`make bundle` writes one)?") from None
         except ValueError as err:
             raise InputError(f"{path}: not readable ({err}); rebuild the bundle with `make bundle`") from None
+        checksums.verify(manifest.root, manifest.raw.get("sha256"), inference_files(manifest.models))
+        return manifest
 
     @property
     def dataset(self) -> dict:
@@ -63,22 +76,29 @@ class Manifest:
 
     def load_models(self, name: str):
         """The fold networks of model `name` and their contract, as `segpipe.inference.predict.FoldModels`."""
-        from safetensors.torch import load_file
+        from safetensors import SafetensorError
+        from safetensors.torch import load
 
         from segpipe.inference.predict import FoldModels
         from segpipe.network.contract import InferenceContract
         from segpipe.network.model import ModelSpec, build_model
+        from segpipe.network.weights import check_finite
 
         entry = self.models[name]
         spec, contract = ModelSpec.from_dict(entry["spec"]), InferenceContract.from_dict(entry["contract"])
-        networks = []
+        networks, files = [], []
         for fold, relative in sorted(entry["folds"].items(), key=lambda item: int(item[0])):
             path = self.root / relative
             if not path.is_file():
                 raise InputError(f"{path}: the weights of {name} fold {fold} are missing from the bundle")
+            try:
+                state = load(path.read_bytes())
+            except SafetensorError as err:
+                raise InputError(f"{path}: not a readable safetensors file ({err}); {checksums.REBUILD}") from None
+            check_finite(state, path, f"the fold diverged in training or the file is damaged; {checksums.REBUILD}")
             model = build_model(spec)
             try:
-                result = model.load_state_dict(load_file(str(path)), strict=False)
+                result = model.load_state_dict(state, strict=False)
                 problem = (f"missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}"
                            if result.missing_keys or result.unexpected_keys else None)
             except RuntimeError as err:  # a tensor of another shape
@@ -91,4 +111,5 @@ class Manifest:
                     f"segmentation-models-pytorch {built.get('segmentation-models-pytorch', '?')} and timm "
                     f"{built.get('timm', '?')}: install those (its wheels/) or rebuild the bundle")
             networks.append(model)
-        return FoldModels(networks, contract)
+            files.append(str(path))
+        return FoldModels(networks, contract, tuple(files))

@@ -1,8 +1,22 @@
-"""Resize an image or a mask to the training size: the one rule prepare, predict and submit share."""
+"""Resize an image or a mask to the training size: the one rule prepare, predict and submit share; and the
+check, before any resize, that a mask has its image's size."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from segpipe.core.errors import InputError
+
+
+def check_mask_size(mask: np.ndarray, image_size: tuple[int, int], mask_file: Path | str,
+                    image_file: Path | str) -> None:
+    """InputError naming `mask_file` if `mask` is not `image_size` = (H, W): resized, the two would no longer
+    line up, and nothing later could tell."""
+    if mask.shape != tuple(image_size):
+        raise InputError(f"{mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                         f"{image_size[1]}x{image_size[0]} ({image_file})")
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from segpipe.cache.classes import class_areas
-from segpipe.cache.images import resize_bits, resize_image, resize_mask
+from segpipe.cache.images import check_mask_size, resize_bits, resize_image, resize_mask
 from segpipe.cache.tiles import TILE_COLUMNS, Layout, scaled_size, tile_index
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path, create_npy, opencv_threads
@@ -72,9 +72,7 @@ def _decode_row(
     area = 0
     if masks is not None:
         mask = read_mask(mask_file)
-        if mask.shape != tuple(original):
-            raise InputError(f"{mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                             f"{original[1]}x{original[0]} ({image_file})")
+        check_mask_size(mask, original, mask_file, image_file)
         if exclusive and np.any(mask & (mask - 1)):  # two bits set somewhere
             raise InputError(f"{mask_file}: a pixel has two classes, but the competition's classes are exclusive "
                              "(one a pixel)")

@@ -27,10 +27,15 @@ def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main(); a user error becomes one line on stderr and exit status 1.
 
     So does a full disk (most writes go through `atomic_path`, which names the output; this
-    catches any other): the user can fix it, and a traceback would not help them.
+    catches any other): the user can fix it, and a traceback would not help them. First, the
+    temporaries that killed runs left in the workspace (DVC runs a stage at the repository's
+    root) are removed.
     """
-    from segpipe.core.runtime import DISK_FULL
+    from pathlib import Path
 
+    from segpipe.core.runtime import DISK_FULL, remove_dead_temps
+
+    remove_dead_temps(Path.cwd())
     try:
         main()
     except InputError as err:

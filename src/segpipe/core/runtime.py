@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import random
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 # errno values that mean "no room to write": a full disk, a quota, a file-size limit.
 DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+TEMP = re.compile(r"\..+\.tmp-(\d+)")  # `atomic_path`'s temporary sibling of an output, named by its process
 
 
 def seed_everything(seed: int) -> None:
@@ -129,9 +131,32 @@ def remove_stale_temps(path: Path) -> None:
     """Delete `.<name>.tmp-<pid>` siblings of `path` whose process is gone (killed runs)."""
     prefix = f".{path.name}.tmp-"
     for sibling in path.parent.iterdir():
-        pid = sibling.name[len(prefix):] if sibling.name.startswith(prefix) else ""
-        if pid.isdigit() and not _process_exists(int(pid)):
+        if sibling.name.startswith(prefix) and _left_by_dead_process(sibling.name):
             _remove(sibling)
+
+
+def remove_dead_temps(root: Path | str, depth: int = 3) -> None:
+    """Delete every `.<name>.tmp-<pid>` whose process is gone, in `root` and its folders `depth` levels down
+    (hidden folders, such as .git and .dvc, and links are not entered).
+
+    `atomic_path` removes a killed run's temporaries when it next writes that output, but a
+    stage that DVC restores from its run cache writes nothing: this sweep, at every stage's
+    start, reaches them too (the `source` stage runs at every `dvc repro`).
+    """
+    try:
+        entries = list(os.scandir(root))
+    except OSError:  # a folder we may not list holds nothing of ours
+        return
+    for entry in entries:
+        if _left_by_dead_process(entry.name):
+            _remove(Path(entry.path))
+        elif depth > 0 and not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+            remove_dead_temps(entry.path, depth - 1)
+
+
+def _left_by_dead_process(name: str) -> bool:
+    match = TEMP.fullmatch(name)
+    return match is not None and not _process_exists(int(match[1]))
 
 
 def _process_exists(pid: int) -> bool:
@@ -174,6 +199,42 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def save_torch(payload: object, path: Path | str) -> None:
+    """`torch.save(payload)` to `path`, atomically, with a full disk an InputError naming `path` as elsewhere.
+
+    torch's own writer reports a failed write only as `RuntimeError: [enforce fail at
+    inline_container.cc] ... unexpected pos`; writing through a file object of ours keeps the
+    OSError it hid, and that is raised instead.
+    """
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        writer = _KeepsWriteErrors(handle)
+        try:
+            torch.save(payload, writer)
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            raise writer.error from None
+
+
+class _KeepsWriteErrors:
+    """A binary file's writes, keeping the first OSError: torch.save reports it only as a RuntimeError."""
+
+    def __init__(self, handle):
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = self.error or err
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def write_json(path: Path | str, payload: dict) -> None:

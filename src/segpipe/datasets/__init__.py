@@ -110,8 +110,10 @@ def read_in_place(name: str, root: Path, unzip_dir: Path | None = None, **option
     """Dataset `name` read straight from the folder or zip `root`, with no manifest and no holdout: how
     a notebook reads the competition's input (`segpipe.infer`). `unzip_dir` takes compressed inner zips."""
     adapter = _adapter(name)
-    if name == "synthetic":
-        return adapter.load(Path(root), **options)
+    if name == "synthetic":  # a folder as the download stage generates it; no pipeline here to rerun that stage
+        if not any(path.is_file() for path in Path(root).rglob("*")):
+            raise InputError(f"{root}: {'holds no files' if Path(root).is_dir() else 'no such folder'} of {name}")
+        return adapter.load(Path(root), remedy="copy the whole folder the download stage generated", **options)
     tree = Tree.scan(Path(root), unzip_dir=unzip_dir)
     if not tree.entries:
         raise InputError(f"{root}: holds no files of {name}")

@@ -46,6 +46,7 @@ from .layout import name_few
 SUBMISSION = SubmissionSpec(id_column="img", rle_column="rle_mask", rle_order="F",
                             sample_submission=None)  # load() fills in the path
 
+REMAKE = "rerun `dvc repro -f download`"  # a generated set out of step, as the pipeline remakes it
 MIN_LESION_PIXELS = 30  # smaller lesions would be specks at training size: dropped from mask and image alike
 NO_LESION_RATE = 0.15  # with runs over ~60% of a stack this leaves about half the slices empty
 LESION_RUN = (0.4, 0.8)  # fraction of the stack a lesion spans
@@ -273,13 +274,14 @@ def _inside(rng: np.random.Generator) -> tuple[float, float]:
     return r * np.cos(a), r * np.sin(a)
 
 
-def load(root: Path, kind: str = "brain", **_options) -> Competition:
-    """Read a generated (or same-shaped) download into the pipeline's view of a dataset."""
+def load(root: Path, kind: str = "brain", remedy: str = REMAKE, **_options) -> Competition:
+    """Read a generated (or same-shaped) download into the pipeline's view of a dataset; a file missing or out of
+    step is an InputError that ends with `remedy`."""
     root = Path(root)
     if kind in ("multi", "exclusive"):
-        return _multi().load(root, exclusive=kind == "exclusive")
+        return _multi().load(root, exclusive=kind == "exclusive", remedy=remedy)
     submission = dataclasses.replace(SUBMISSION, sample_submission=root / "sample_submission.csv")
-    return Competition(name="synthetic", train=_train_table(root), test=_test_table(root),
+    return Competition(name="synthetic", train=_train_table(root, remedy), test=_test_table(root, remedy),
                        submission=submission, read_image=readers.read_rgb,
                        read_mask=readers.read_binary_mask)
 
@@ -291,28 +293,27 @@ def _slice_key(path: Path) -> tuple[str, int]:
     return patient, int(number)
 
 
-def _train_table(root: Path) -> pd.DataFrame:
+def _train_table(root: Path, remedy: str = REMAKE) -> pd.DataFrame:
     images = sorted((root / "train").glob("*.png"), key=_slice_key)
     if not images:
-        raise InputError(f"{root / 'train'}: no training images (rerun `dvc repro -f download`)")
+        raise InputError(f"{root / 'train'}: no training images ({remedy})")
     orphans = {p.name: p for p in (root / "train_masks").glob("*_mask.png")}
     rows = []
     for image in images:
         mask = root / "train_masks" / f"{image.stem}_mask.png"
         if orphans.pop(mask.name, None) is None:
-            raise InputError(f"{mask}: missing mask for {image} (rerun `dvc repro -f download`)")
+            raise InputError(f"{mask}: missing mask for {image} ({remedy})")
         rows.append((image.stem, *_slice_key(image), image, mask))
     if orphans:
         more = f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""
-        raise InputError(f"{min(orphans.values())}: mask has no image in {root / 'train'}{more} "
-                         "(rerun `dvc repro -f download`)")
+        raise InputError(f"{min(orphans.values())}: mask has no image in {root / 'train'}{more} ({remedy})")
     return pd.DataFrame(rows, columns=["id", "group", "slice", "image", "mask"])
 
 
-def _test_table(root: Path) -> pd.DataFrame:
+def _test_table(root: Path, remedy: str = REMAKE) -> pd.DataFrame:
     path = root / "sample_submission.csv"
     if not path.is_file():
-        raise InputError(f"{path}: missing (rerun `dvc repro -f download`)")
+        raise InputError(f"{path}: missing ({remedy})")
     sample = pd.read_csv(path, dtype=str, keep_default_na=False)
     if SUBMISSION.id_column not in sample:
         raise InputError(f"{path}: no '{SUBMISSION.id_column}' column")
@@ -324,7 +325,7 @@ def _test_table(root: Path) -> pd.DataFrame:
                 "test images not in the sample": sorted(on_disk - set(ids))}
     found = "; ".join(f"{what}: {name_few(bad)}" for what, bad in problems.items() if bad)
     if found:
-        raise InputError(f"{path} disagrees with {root / 'test'}: {found} (rerun `dvc repro -f download`)")
+        raise InputError(f"{path} disagrees with {root / 'test'}: {found} ({remedy})")
     keys = [_slice_key(Path(f"{i}.png")) for i in ids]  # the test stacks are ordered too (2.5D context)
     return pd.DataFrame({"id": ids, "group": [g for g, _ in keys], "slice": [z for _, z in keys],
                          "image": [root / "test" / f"{i}.png" for i in ids]})

@@ -226,21 +226,21 @@ def read_bit_mask(path: Path | str, classes: int = len(CLASSES)) -> np.ndarray:
     return mask
 
 
-def load(root: Path, exclusive: bool = False) -> Competition:
+def load(root: Path, exclusive: bool = False, remedy: str = synthetic.REMAKE) -> Competition:
     """Read a generated (or same-shaped) download into the pipeline's view of a dataset (`exclusive`:
-    the classes never overlap, a softmax over them and a background)."""
+    the classes never overlap, a softmax over them and a background); `remedy` ends the errors."""
     root = Path(root)
     submission = dataclasses.replace(SUBMISSION, sample_submission=root / "sample_submission.csv")
-    return Competition(name="synthetic", train=synthetic._train_table(root), test=_test_table(root),
+    return Competition(name="synthetic", train=synthetic._train_table(root, remedy), test=_test_table(root, remedy),
                        submission=submission, read_image=readers.read_rgb, read_mask=read_bit_mask,
                        classes=CLASSES, exclusive=exclusive)
 
 
-def _test_table(root: Path) -> pd.DataFrame:
+def _test_table(root: Path, remedy: str = synthetic.REMAKE) -> pd.DataFrame:
     """The test slices in the sample's order: its rows are each id once per class, classes in order."""
     path = root / "sample_submission.csv"
     if not path.is_file():
-        raise InputError(f"{path}: missing (rerun `dvc repro -f download`)")
+        raise InputError(f"{path}: missing ({remedy})")
     sample = pd.read_csv(path, dtype=str, keep_default_na=False)
     columns = [SUBMISSION.id_column, SUBMISSION.class_column]
     if not set(columns) <= set(sample.columns):
@@ -257,7 +257,7 @@ def _test_table(root: Path) -> pd.DataFrame:
         problems["row count"] = [f"{len(rows)} rows for {len(ids)} ids"]
     found = "; ".join(f"{what}: {name_few(bad)}" for what, bad in problems.items() if bad)
     if found:
-        raise InputError(f"{path} disagrees with {root / 'test'}: {found} (rerun `dvc repro -f download`)")
+        raise InputError(f"{path} disagrees with {root / 'test'}: {found} ({remedy})")
     keys = [synthetic._slice_key(Path(f"{i}.png")) for i in ids]  # ordered stacks, for 2.5D context
     return pd.DataFrame({"id": ids, "group": [g for g, _ in keys], "slice": [z for _, z in keys],
                          "image": [root / "test" / f"{i}.png" for i in ids]})

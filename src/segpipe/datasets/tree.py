@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -45,6 +46,7 @@ class Tree:
 
         Hidden files and folders (`.gitkeep`, `.complete`) are skipped. A plain file wins
         over a zip member of the same name (a folder holding both `train/` and `train.zip`).
+        A link is read as what it points to; one to anything but a regular file is refused.
         """
         source = Path(source)
         entries: dict[str, Entry] = {}
@@ -57,10 +59,11 @@ class Tree:
                 prefix = "" if prefix == "." else prefix + "/"
                 for file in sorted(f for f in files if not f.startswith(".")):
                     path = Path(folder) / file
+                    size = _regular_size(path)
                     if file.lower().endswith(".zip"):
                         _add_zip(entries, prefix, (str(path),), unzip_dir)
                     else:
-                        entries[prefix + file] = Entry(path, path.stat().st_size)
+                        entries[prefix + file] = Entry(path, size)
         else:
             raise InputError(f"{source}: no such file or folder (the dataset's source)")
         return cls(entries, str(source))
@@ -111,6 +114,21 @@ class Tree:
             return f"crc32:{entry.crc:08x}"
         with open(entry.locator, "rb") as handle:
             return "blake2b:" + hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+def _regular_size(path: Path) -> int:
+    """The size of the regular file at `path` (through a link); InputError for anything else: a device such as
+    /dev/zero or a pipe would be read forever when the file is fingerprinted."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: a link to nothing ({os.readlink(path)}); remove it, or point it at the file") \
+            from None
+    if not stat.S_ISREG(info.st_mode):
+        what = f"a link to {os.path.realpath(path)}, " if path.is_symlink() else ""
+        raise InputError(f"{path}: not a regular file ({what}a device, pipe or socket); segpipe reads only regular "
+                         "files: remove it from the source")
+    return info.st_size
 
 
 def as_tree(root) -> Tree:

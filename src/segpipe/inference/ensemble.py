@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from segpipe.core.errors import InputError
 from segpipe.network.contract import InferenceContract
 from segpipe.network.inputs import autocast, class_probabilities, prepare_for_inference, to_model_input
 
@@ -42,9 +43,10 @@ class Ensemble:
 
     def __init__(self, models: Sequence[nn.Module], device: torch.device, *, weights: Sequence[float] | None = None,
                  tta: bool = True, amp: bool = True, channels_last: bool = True, in_channels: int | None = None,
-                 resident: bool | None = None):
+                 resident: bool | None = None, names: Sequence[str] = ()):
         if not models:
             raise ValueError("an ensemble needs at least one model")
+        self.names = list(names) or [f"member {index}" for index in range(len(models))]  # the files, for errors
         weights = [1.0] * len(models) if weights is None else [float(w) for w in weights]
         if len(weights) != len(models) or min(weights) < 0 or not sum(weights):
             raise ValueError(f"weights {weights} must be one non-negative number per model, not all 0")
@@ -62,10 +64,12 @@ class Ensemble:
 
     @classmethod
     def following(cls, contract: InferenceContract, models: Sequence[nn.Module], device: torch.device, *,
-                  weights: Sequence[float] | None = None, resident: bool | None = None) -> Ensemble:
-        """The ensemble that runs `models` as their checkpoints' `contract` says (input, precision, views)."""
+                  weights: Sequence[float] | None = None, resident: bool | None = None,
+                  names: Sequence[str] = ()) -> Ensemble:
+        """The ensemble that runs `models` as their checkpoints' `contract` says (input, precision, views);
+        `names` (their files) name a member that gives non-finite probabilities."""
         ensemble = cls(models, device, weights=weights, amp=contract.amp, channels_last=contract.channels_last,
-                       in_channels=contract.in_channels, resident=resident)
+                       in_channels=contract.in_channels, resident=resident, names=names)
         ensemble.views = [VIEWS[name] for name in contract.views]
         ensemble.softmax = contract.softmax
         return ensemble
@@ -85,7 +89,8 @@ class Ensemble:
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, H, W) float32 probabilities of the (B, H, W, C) uint8 `batch`, on the device; (B, K, H, W)
-        for members with K > 1 output channels (one per class)."""
+        for members with K > 1 output channels (one per class). A NaN or an infinity is an InputError naming the
+        member: a uint8 map would store it as 0, an empty mask that looks like a prediction."""
         if self.device.type == "cuda" and not batch.is_pinned():
             batch = batch.pin_memory()
         x = to_model_input(batch, self.device, self.channels_last, self.in_channels)
@@ -95,11 +100,20 @@ class Ensemble:
             order.insert(0, self._loaded)
         total = None
         for index in order:
-            model = self.member(index)
-            for forward, inverse in self.views:
-                with autocast(self.device, self.amp):
-                    logits = model(forward(x)).float()
-                probs = self.weights[index] * inverse(class_probabilities(logits, self.softmax))
+            for view in self.views:
+                probs = self.weights[index] * self._probabilities(index, view, x)
                 total = probs if total is None else total + probs
+        if not torch.isfinite(total).all():  # one check a batch; the member is looked for only then
+            culprit = next((self.names[i] for i in order for view in self.views
+                            if not torch.isfinite(self._probabilities(i, view, x)).all()), ", ".join(self.names))
+            raise InputError(f"{culprit}: gives non-finite probabilities (NaN or infinite) on this batch of images: "
+                             "its weights are damaged, or it overflows at this precision; retrain it (with train.amp "
+                             "off if it overflows)")
         total = total / len(self.views)
         return total[:, 0] if total.shape[1] == 1 else total
+
+    def _probabilities(self, index: int, view: View, x: torch.Tensor) -> torch.Tensor:
+        forward, inverse = view
+        with autocast(self.device, self.amp):
+            logits = self.member(index)(forward(x)).float()
+        return inverse(class_probabilities(logits, self.softmax))

@@ -62,6 +62,7 @@ class FoldModels:
 
     models: list[torch.nn.Module]
     contract: InferenceContract
+    files: tuple[str, ...] = ()  # where each network's weights came from, named in errors
 
 
 def load_fold_models(model_paths: dict[int, Path], name: str) -> FoldModels:
@@ -74,7 +75,7 @@ def load_fold_models(model_paths: dict[int, Path], name: str) -> FoldModels:
     if len(contracts) > 1:
         raise InputError(f"the fold models of {name} were trained to run differently {sorted(map(str, contracts))}; "
                          f"retrain them with one setting: dvc repro -f -s --glob 'train@{name}-*'")
-    return FoldModels(models, contracts.pop())
+    return FoldModels(models, contracts.pop(), tuple(str(path) for _, path in sorted(model_paths.items())))
 
 
 def predict_test(folds: FoldModels, images: ImagesToPredict, out_path: Path, batch_size: int, workers: int = 0,
@@ -90,7 +91,7 @@ def predict_test(folds: FoldModels, images: ImagesToPredict, out_path: Path, bat
     projection).
     """
     device = pick_device()
-    ensemble = Ensemble.following(folds.contract, folds.models, device)
+    ensemble = Ensemble.following(folds.contract, folds.models, device, names=folds.files)
     sliding = layout.windows(folds.contract.window_step) if layout else None
     # One OpenCV thread per decoding worker, set before the workers fork (`opencv_threads`).
     with opencv_threads(1 if workers else None):

@@ -12,6 +12,7 @@ from torch import nn
 
 from segpipe.core.errors import InputError
 from segpipe.network.archs import STAGE_DECODERS
+from segpipe.network.weights import check_finite
 from segpipe.paths.artifacts import remake
 
 
@@ -186,13 +187,12 @@ class WeightedLoss(nn.Module):
 
 def save_checkpoint(path: Path, model: nn.Module | dict[str, torch.Tensor], spec: ModelSpec, **extra) -> None:
     """Save weights (a model or its state dict) with the spec that rebuilds them, atomically."""
-    from segpipe.core.runtime import atomic_path
+    from segpipe.core.runtime import save_torch
 
     if isinstance(model, nn.Module):
         model = unwrap_model(model).state_dict()  # through torch.compile, DDP or an EMA wrapper
     state = {k: v.detach().cpu() for k, v in model.items()}
-    with atomic_path(path) as tmp:
-        torch.save({"spec": asdict(spec), "model": state, **extra}, tmp)
+    save_torch({"spec": asdict(spec), "model": state, **extra}, path)
 
 
 def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
@@ -208,4 +208,6 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     except Exception as err:  # torch raises many types for a damaged file
         raise InputError(f"{path}: checkpoint unreadable ({type(err).__name__}: {err}); "
                          f"rebuild it with `{rebuild_hint}`") from None
+    check_finite(checkpoint["model"], path, f"the run diverged or the file is damaged: rebuild it with `{rebuild_hint}` "
+                 "(a diverged run needs a lower train.lr)")
     return model, checkpoint

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from segpipe.cache.images import resize_mask
+from segpipe.cache.images import check_mask_size, resize_mask
 from segpipe.core.runtime import opencv_threads
 from segpipe.plan.sizes import candidate_sides, scaled_sides
 
@@ -40,6 +40,7 @@ def _measure_one(row: tuple[str, str], *, read_image, read_mask, seed: int) -> d
     image_file, mask_file = row
     image, (height, width) = read_image(Path(image_file), at_least=None)
     mask = read_mask(Path(mask_file)) > 0
+    check_mask_size(mask, (height, width), mask_file, image_file)  # before prepare's own check: this reads first
     rng = np.random.default_rng([seed, height, width, int(mask.sum())])
     flat = image.reshape(-1, image.shape[2])
     pixels = flat[rng.integers(len(flat), size=min(len(flat), _INTENSITY_PIXELS))]

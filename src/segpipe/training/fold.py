@@ -101,7 +101,7 @@ def write_oof(model: nn.Module, contract: InferenceContract, paths: FoldPaths, v
               device: torch.device, batch_size: int, neighbours: np.ndarray | None = None) -> list[float]:
     """Write the fold's probabilities for its validation rows (`oof_files`), run as `contract` says (as predict
     runs the test images); return their Dice at 0.5, one per class (one for a binary competition)."""
-    ensemble = Ensemble.following(contract, [model], device)
+    ensemble = Ensemble.following(contract, [model], device, names=[str(paths.model)])
     images = np.load(paths.images, mmap_mode="r")
     masks = np.load(paths.masks, mmap_mode="r")
     classes = len(paths.layout.classes) if paths.layout else 0

@@ -23,7 +23,7 @@ from timm.utils import unwrap_model
 from torch import nn
 
 from segpipe.config.train import Train
-from segpipe.core.runtime import atomic_path
+from segpipe.core.runtime import atomic_path, save_torch
 
 # Params that by design do not change results (the loader reseeds per image), so they may be
 # changed between an interrupted run and its resumption.
@@ -68,14 +68,12 @@ def save_resume(path: Path, fingerprint: str, epoch: int, state: TrainingState, 
         "rng": _rng_states(state.generator), "best": best, "best_model": best_model,
         "ema": state.ema.state_dict() if state.ema is not None else None,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def mark_finished(path: Path, fingerprint: str, epoch: int) -> None:
     """Replace the resume state by a small marker: a later rerun of this fold starts over."""
-    with atomic_path(path) as tmp:
-        torch.save({"fingerprint": fingerprint, "epoch": epoch, "finished": True}, tmp)
+    save_torch({"fingerprint": fingerprint, "epoch": epoch, "finished": True}, path)
 
 
 def resume(path: Path, fingerprint: str, state: TrainingState) -> tuple[int, dict, dict] | None:
@@ -91,9 +89,15 @@ def resume(path: Path, fingerprint: str, state: TrainingState) -> tuple[int, dic
     except Exception as err:  # torch raises many types for a damaged file
         print(f"{path}: unreadable ({type(err).__name__}), starting fresh", flush=True)
         return None
-    if saved.get("fingerprint") != fingerprint or saved.get("finished", True):
-        reason = "a finished run" if saved.get("fingerprint") == fingerprint else "other params or data"
-        print(f"{path}: from {reason}, starting fresh", flush=True)
+    if saved.get("fingerprint") != fingerprint:
+        print(f"{path}: from other params or data, starting fresh", flush=True)
+        return None
+    if saved.get("finished", True):
+        # DVC deleted the fold's outputs before this rerun: too late to keep them now; say how to, next time
+        print(f"{path}: from a finished run, starting fresh. DVC reruns a finished fold when forced, when its code "
+              "changed, or when it could not save the fold's outputs (a full cache disk, say); after such a "
+              "failure, free space and run `dvc commit -f train@<model>-<k>` instead, which records the finished "
+              "fold's outputs without training it again", flush=True)
         return None
     unwrap_model(state.model).load_state_dict(saved["model"])
     state.optimizer.load_state_dict(saved["optimizer"])
