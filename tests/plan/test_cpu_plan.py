@@ -1,0 +1,56 @@
+"""The plan stage on a CPU, byte for byte: the files prepare, train and threshold read, for the default params.
+
+The fingerprints under fingerprints/ are the synthetic default's (measured) and LGG-, Carvana- and
+Severstal-shaped ones: those datasets' real sizes and counts, with round-trip and object quantiles
+set by hand. A change to these digests is a change to every CPU user's plan.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FINGERPRINTS = Path(__file__).parent / "fingerprints"
+PLAN_FILES = ("prepare.json", "models/unet.json", "threshold.json")
+
+# sha256 of the PLAN_FILES' bytes, one after the other, and what they say
+CPU_PLANS = {
+    "synthetic": ("17217f02c0c2a4b0de5b3a2757e5f621eba7ed4f0718cf1a94e822420ff3e844",
+                  "resize 64x64, 308 steps of batch 16"),
+    "lgg": ("25caeb6b88f989b2e644223689aee259aea3907cf79aff14bf4161631108089d",
+            "resize 128x128, 1905 steps of batch 16"),
+    "carvana": ("8736ae0420156a77832bd1d405d9eca160f34b6cc1e0c6d56b9f443f6c1e52b5",
+                "resize 64x96, 3053 steps of batch 16"),
+    "severstal": ("0bd9ae9d58d47b1075fcd2f56120e98dc6d911e55764c07bbd9bb5ee3bce468b",
+                  "tile 128x128, 150816 steps of batch 16"),
+}
+
+
+def run_plan(tmp_path: Path, fingerprint: Path, monkeypatch) -> Path:
+    """stages/plan.py with this repository's params.yaml, in a scratch folder; its data/plan."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["plan.py", "--fingerprint", str(fingerprint), "--out", "plan",
+                                      "--summary", "plan.json"])
+    runpy.run_path(str(ROOT / "stages" / "plan.py"), run_name="__main__")
+    return tmp_path / "plan"
+
+
+def summary(plan: Path) -> str:
+    prepare = json.loads((plan / "prepare.json").read_text())
+    model = json.loads((plan / "models" / "unet.json").read_text())
+    sides = prepare["tile"] if prepare["mode"] == "tile" else prepare["size"]
+    return f"{prepare['mode']} {sides[0]}x{sides[1]}, {model['steps']} steps of batch {model['batch_size']}"
+
+
+@pytest.mark.parametrize("dataset", sorted(CPU_PLANS))
+def test_the_cpu_plan_of_the_default_params_is_pinned(dataset, tmp_path, monkeypatch):
+    plan = run_plan(tmp_path, FINGERPRINTS / f"{dataset}.json", monkeypatch)
+    digest = hashlib.sha256(b"".join((plan / name).read_bytes() for name in PLAN_FILES)).hexdigest()
+    assert (digest, summary(plan)) == CPU_PLANS[dataset]
