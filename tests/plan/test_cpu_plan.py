@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from segpipe.core.runtime import write_json
+from segpipe.plan.device import Device
+
 ROOT = Path(__file__).resolve().parents[2]
 FINGERPRINTS = Path(__file__).parent / "fingerprints"
 PLAN_FILES = ("prepare.json", "models/unet.json", "threshold.json")
@@ -32,12 +35,13 @@ CPU_PLANS = {
 }
 
 
-def run_plan(tmp_path: Path, fingerprint: Path, monkeypatch) -> Path:
+def run_plan(tmp_path: Path, fingerprint: Path, device: Device, monkeypatch) -> Path:
     """stages/plan.py with this repository's params.yaml, in a scratch folder; its data/plan."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    write_json(tmp_path / "device.json", device.to_dict())
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["plan.py", "--fingerprint", str(fingerprint), "--out", "plan",
-                                      "--summary", "plan.json"])
+    monkeypatch.setattr(sys, "argv", ["plan.py", "--fingerprint", str(fingerprint), "--device", "device.json",
+                                      "--out", "plan", "--summary", "plan.json"])
     runpy.run_path(str(ROOT / "stages" / "plan.py"), run_name="__main__")
     return tmp_path / "plan"
 
@@ -49,8 +53,9 @@ def summary(plan: Path) -> str:
     return f"{prepare['mode']} {sides[0]}x{sides[1]}, {model['steps']} steps of batch {model['batch_size']}"
 
 
+@pytest.mark.parametrize("cores", [2, 16])
 @pytest.mark.parametrize("dataset", sorted(CPU_PLANS))
-def test_the_cpu_plan_of_the_default_params_is_pinned(dataset, tmp_path, monkeypatch):
-    plan = run_plan(tmp_path, FINGERPRINTS / f"{dataset}.json", monkeypatch)
+def test_the_cpu_plan_of_the_default_params_is_pinned(dataset, cores, tmp_path, monkeypatch):
+    plan = run_plan(tmp_path, FINGERPRINTS / f"{dataset}.json", Device("cpu", cores), monkeypatch)
     digest = hashlib.sha256(b"".join((plan / name).read_bytes() for name in PLAN_FILES)).hexdigest()
     assert (digest, summary(plan)) == CPU_PLANS[dataset]
