@@ -16,7 +16,7 @@ from pathlib import Path
 
 from segpipe.config.params import load_params
 from segpipe.plan.device import Device
-from segpipe.plan.device_rules import plan_budget, plan_model
+from segpipe.plan.device_rules import plan_cache, plan_model
 from segpipe.plan.rules import input_pixels, plan_prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def main() -> None:
     for label, device in DEVICES.items():
         for name, dataset in DATASETS.items():
             fingerprint = json.loads((ROOT / "tests/plan/fingerprints" / f"{name}.json").read_text())
-            budget = plan_budget(fingerprint, params.prepare, device, params.train.amp)
+            budget = plan_cache(fingerprint, params.prepare, device, params.train.amp)
             prepare = plan_prepare(fingerprint, budget)
             cfg = plan_model(fingerprint, prepare, params.model("unet"), params.folds.n_splits, device,
                              at_hand=lambda encoder: True)

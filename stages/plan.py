@@ -13,7 +13,7 @@ from segpipe.config.train import AUTO
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import atomic_path, write_json
 from segpipe.plan.device import Device
-from segpipe.plan.device_rules import PRETRAINED, plan_budget, plan_model
+from segpipe.plan.device_rules import PRETRAINED, plan_cache, plan_model
 from segpipe.plan.rules import plan_prepare, plan_threshold
 
 
@@ -23,7 +23,7 @@ def main() -> None:
     fingerprint = json.loads(args.fingerprint.read_text())
     device = Device.read(args.device)
     folders, at_hand = pretrained_at_hand(params.base) if device.cuda else ((), lambda encoder: False)
-    prepare = plan_prepare(fingerprint, plan_budget(fingerprint, params.prepare, device, params.train.amp))
+    prepare = plan_prepare(fingerprint, plan_cache(fingerprint, params.prepare, device, params.train.amp))
     planned = {name: plan_model(fingerprint, prepare, params.model(name), params.folds.n_splits, device, at_hand)
                for name in params.models}
     models = {name: cfg.model_dump(mode="json") for name, cfg in planned.items()}
@@ -53,11 +53,11 @@ def main() -> None:
 def pretrained_at_hand(base):
     """The folders searched for pretrained weights, and whether a file of PRETRAINED weights of an encoder is
     in them (the plan never downloads)."""
-    import huggingface_hub  # the Hub client resolves its cache from HF_HOME / HF_HUB_CACHE
+    from huggingface_hub.constants import HF_HUB_CACHE  # as the Hub client resolves it from HF_HOME, HF_HUB_CACHE
 
     from segpipe.network.pretrained import find_pretrained, search_folders
 
-    folders = search_folders(huggingface_hub.constants.HF_HUB_CACHE, base.weights_dirs, base.kaggle_input)
+    folders = search_folders(HF_HUB_CACHE, base.weights_dirs, base.kaggle_input)
     return folders, lambda encoder: find_pretrained(encoder, PRETRAINED, folders) is not None
 
 

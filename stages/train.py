@@ -27,7 +27,7 @@ def main() -> None:
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     f"--nproc_per_node={cfg.devices}", *sys.argv]
         os.execv(sys.executable, torchrun)
-    import huggingface_hub  # its cache folder, as the Hub client resolves it from HF_HOME / HF_HUB_CACHE
+    from huggingface_hub.constants import HF_HUB_CACHE  # as the Hub client resolves it from HF_HOME, HF_HUB_CACHE
 
     from segpipe.cache.tiles import Layout
     from segpipe.network.pretrained import search_folders
@@ -37,7 +37,7 @@ def main() -> None:
     dist = Distributed(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                        int(os.environ.get("LOCAL_RANK", 0)))
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
-    weights = search_folders(huggingface_hub.constants.HF_HUB_CACHE, base.weights_dirs, base.kaggle_input)
+    weights = search_folders(HF_HUB_CACHE, base.weights_dirs, base.kaggle_input)
     paths = FoldPaths(args.prepared / TRAIN_IMAGES, args.prepared / TRAIN_MASKS, args.checkpoint, args.oof,
                       args.live, last=args.last, layout=Layout.read(args.prepared), weights=weights)
     metrics = train_fold(cfg, folds, args.fold, paths, base.seed, dist)

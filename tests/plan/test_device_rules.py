@@ -9,7 +9,7 @@ from segpipe.config.data import Prepare
 from segpipe.config.train import Train
 from segpipe.plan import device_rules as rules
 from segpipe.plan.device import Device
-from segpipe.plan.rules import plan_train
+from segpipe.plan.rules import plan_prepare, plan_train
 
 FINGERPRINTS = Path(__file__).parent / "fingerprints"
 CPU = Device("cpu", 2)
@@ -26,7 +26,7 @@ def resized(height: int, width: int) -> dict:
 
 
 def test_on_a_cpu_every_auto_is_the_small_recipe():
-    assert rules.plan_budget(fingerprint("carvana"), Prepare(), CPU, amp=True).max_size == rules.CPU_MAX_SIZE
+    assert rules.plan_cache(fingerprint("carvana"), Prepare(), CPU, amp=True).max_size == rules.CPU_MAX_SIZE
     planned = rules.plan_model(fingerprint("lgg"), resized(128, 128), Train(), 5, CPU, at_hand=lambda name: True)
     small = Train(encoder_name="tu-mobilenetv3_small_050", decoder_channels=(64, 32, 16, 16, 8), encoder_weights=None,
                   num_workers=0)
@@ -34,15 +34,26 @@ def test_on_a_cpu_every_auto_is_the_small_recipe():
 
 
 def test_the_gpu_budget_is_the_native_size_within_the_memory_target():
-    assert rules.plan_budget(fingerprint("lgg"), Prepare(), T4, amp=True).max_size == (256, 256)
-    assert rules.plan_budget(fingerprint("carvana"), Prepare(), H100, amp=True).max_size == (1280, 1920)
+    assert rules.plan_cache(fingerprint("lgg"), Prepare(), T4, amp=True).max_size == (256, 256)
+    assert rules.plan_cache(fingerprint("carvana"), Prepare(), H100, amp=True).max_size == (1280, 1920)
     limit = rules.step_pixels(T4, amp=True) // rules.MIN_BATCH
     assert limit < 1280 * 1920  # MIN_BATCH native Carvana images overflow a T4
-    height, width = rules.plan_budget(fingerprint("carvana"), Prepare(), T4, amp=True).max_size
+    height, width = rules.plan_cache(fingerprint("carvana"), Prepare(), T4, amp=True).max_size
     assert (height, width) == (1248, 1888) and height * width <= limit and height % 32 == width % 32 == 0
-    fp32 = rules.plan_budget(fingerprint("carvana"), Prepare(), T4, amp=False).max_size
+    fp32 = rules.plan_cache(fingerprint("carvana"), Prepare(), T4, amp=False).max_size
     assert fp32[0] * fp32[1] <= limit // rules.FP32_FACTOR
-    assert rules.plan_budget(fingerprint("carvana"), Prepare(max_size=(256, 256)), H100, amp=True).max_size == (256, 256)
+    assert rules.plan_cache(fingerprint("carvana"), Prepare(max_size=(256, 256)), H100, amp=True).max_size == (256, 256)
+
+
+def test_the_gpu_size_is_the_largest_within_the_budget_unless_the_objects_need_tiles():
+    carvana = fingerprint("carvana")
+    assert plan_prepare(carvana, rules.plan_cache(carvana, Prepare(), T4, amp=True))["size"] == [1248, 1888]
+    notebook = rules.plan_cache(carvana, Prepare(max_size=(640, 960)), H100, amp=True)  # a set budget wins
+    assert plan_prepare(carvana, notebook) == {"mode": "resize", "size": [640, 960], "scale": 0.05, "tile": [64, 64]}
+    thin = {**carvana, "round_trip": {side: {"p25": 1.0 if side == "1280" else 0.5} for side in carvana["round_trip"]}}
+    tiled = plan_prepare(thin, rules.plan_cache(thin, Prepare(), T4, amp=True))  # the objects need every pixel
+    assert (tiled["mode"], tiled["scale"], tiled["tile"]) == ("tile", 1.0, [1280, 1280])
+    assert rules.plan_cache(carvana, Prepare(size=(320, 480)), T4, amp=True).size == (320, 480)
 
 
 def test_the_gpu_network_is_resnet34_pretrained_only_when_weights_are_at_hand():
@@ -78,7 +89,7 @@ def test_gpu_steps_are_gpu_passes_over_a_fold_and_set_values_win():
 @pytest.mark.parametrize("device", [CPU, T4, H100])
 @pytest.mark.parametrize("dataset", ["lgg", "carvana", "severstal"])
 def test_every_auto_is_resolved_for_every_device(dataset, device):
-    prepare = rules.plan_budget(fingerprint(dataset), Prepare(), device, amp=True)
+    prepare = rules.plan_cache(fingerprint(dataset), Prepare(), device, amp=True)
     sides = prepare.max_size
     planned = rules.plan_model(fingerprint(dataset), resized(*sides), Train(), 5, device)
     assert not planned.auto_keys and Train.model_validate(planned.model_dump())  # what the train stage reads back

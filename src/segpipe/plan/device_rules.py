@@ -6,8 +6,10 @@ steps of `segpipe.plan.rules`. On CUDA the plan sizes the input and the batch to
 nnU-Net sizes its patch and batch to a GPU's memory:
 
 - budget (`prepare.max_size`): the native size, each side rounded to a multiple of 32, shrunk (the
-  aspect kept) until MIN_BATCH inputs fit the memory target; `rules.plan_prepare` picks the size or
-  tile within it;
+  aspect kept) until MIN_BATCH inputs fit the memory target;
+- size: the largest within the budget, up to the native size, the aspect kept (a GPU is bound by
+  memory, not by time as 2 cores are); tile mode, by `rules.plan_prepare`, only when the objects
+  need more pixels than the budget holds;
 - network: GPU_ENCODER with smp's decoder widths, and ImageNet weights when a file of them is at hand
   (`segpipe.network.pretrained`: the plan never downloads);
 - batch: the largest power of two of inputs that fits the memory target, at most MAX_BATCH;
@@ -25,7 +27,8 @@ from typing import Callable
 from segpipe.config.data import Prepare
 from segpipe.config.train import AUTO, Train
 from segpipe.plan.device import Device
-from segpipe.plan.rules import PASSES, input_pixels, plan_train
+from segpipe.plan.rules import PASSES, input_pixels, plan_train, wanted_side
+from segpipe.plan.sizes import scaled_sides
 
 CPU_MAX_SIZE = (128, 128)  # the CPU budget: the default run stays near 5 minutes on 2 cores (docs/performance.md)
 CPU_ENCODER = "tu-mobilenetv3_small_050"  # 0.27 M parameters: the same 5 minutes (docs/encoders.md)
@@ -56,23 +59,30 @@ def step_pixels(device: Device, amp: bool) -> int:
 
 
 def gpu_max_size(height: int, width: int, limit: int) -> tuple[int, int]:
-    """The native (height, width) rounded to multiples of 32, shrunk with its aspect until it has `limit` pixels."""
-    sides = [max(32, round(side / 32) * 32) for side in (height, width)]
-    if sides[0] * sides[1] > limit:
-        shrink = math.sqrt(limit / (sides[0] * sides[1]))
-        sides = [max(32, int(side * shrink) // 32 * 32) for side in sides]
-    return sides[0], sides[1]
+    """The largest size of at most `limit` pixels, up to the native (height, width), with its aspect: its sides
+    multiples of 32, rounded as `sizes.scaled_sides` rounds every planned size."""
+    for short in range(min(height, width), 32, -1):
+        sides = scaled_sides(height, width, short)
+        if sides[0] * sides[1] <= limit:
+            return sides
+    return scaled_sides(height, width, 32)
 
 
-def plan_budget(fingerprint: dict, prepare: Prepare, device: Device, amp: bool) -> Prepare:
-    """`prepare` with an auto `max_size` resolved for `device` (`amp`: the training runs under autocast)."""
-    if prepare.max_size != AUTO:
+def plan_cache(fingerprint: dict, prepare: Prepare, device: Device, amp: bool) -> Prepare:
+    """`prepare` with an auto `max_size` resolved for `device` (`amp`: training under autocast) and, on CUDA, an
+    auto size: the native size within that budget, unless the objects need more pixels than it holds and the
+    images share one size (then `rules.plan_prepare` tiles them)."""
+    height, width = fingerprint["height"]["median"], fingerprint["width"]["median"]
+    if prepare.max_size == AUTO:
+        budget = gpu_max_size(height, width, step_pixels(device, amp) // MIN_BATCH) if device.cuda else CPU_MAX_SIZE
+        prepare = prepare.model_copy(update={"max_size": budget})
+    if not device.cuda or prepare.size != AUTO or prepare.mode == "tile":
         return prepare
-    if not device.cuda:
-        return prepare.model_copy(update={"max_size": CPU_MAX_SIZE})
-    native = fingerprint["height"]["median"], fingerprint["width"]["median"]
-    limit = step_pixels(device, amp) // MIN_BATCH
-    return prepare.model_copy(update={"max_size": gpu_max_size(*native, limit)})
+    budget = prepare.max_size[0] * prepare.max_size[1]
+    wanted = scaled_sides(height, width, wanted_side(fingerprint))
+    if prepare.mode == AUTO and fingerprint["one_size"] and wanted[0] * wanted[1] > budget:
+        return prepare
+    return prepare.model_copy(update={"size": gpu_max_size(height, width, budget)})
 
 
 def gpu_batch(pixels: int, device: Device, cfg: Train) -> int:
