@@ -100,7 +100,7 @@ def _create(spec: ModelSpec, weights: str | bool | None, found: Path | None, sea
     except KeyError as err:  # smp: wrong architecture, encoder or weights name (it lists every choice)
         raise InputError(f"params.yaml: train.arch/encoder_name/encoder_weights: {str(err.args[0])[:300]}") from None
     except RuntimeError as err:
-        if found is not None:  # timm's strict load of the file found
+        if found is not None:  # timm loading the file found: a tensor whose shape does not fit
             raise InputError(f"params.yaml: train.encoder_weights: {found}: does not match {spec.encoder_name} "
                              f"({str(err).splitlines()[0][:300]})") from None
         if "Unknown model" not in str(err):  # timm, for a tu-<name> it does not know

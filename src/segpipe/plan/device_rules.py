@@ -39,7 +39,7 @@ GPU_ENCODER = "resnet34"  # the usual first choice of these competitions' public
 GPU_DECODER = (256, 128, 64, 32, 16)  # smp's default widths, sized for a resnet-class encoder
 PRETRAINED = "imagenet"  # the named weights an auto `encoder_weights` takes on a GPU, when a file is at hand
 # Bytes of GPU memory per input pixel to train a resnet34 U-Net (smp's decoder) under bf16/fp16 autocast:
-# autograd saves 755 for the backward pass (counted on a CPU: python bench/bench_plan_memory.py); x1.6 for
+# autograd saves 755 for the backward pass (counted on a CPU: python bench/activation_memory.py); x1.6 for
 # the gradients of the backward pass, cudnn's workspace and the allocator's slack. An estimate, not yet
 # measured on a GPU: if a planned batch does not fit, halve train.batch_size.
 TRAIN_BYTES_PER_PIXEL = 1200
