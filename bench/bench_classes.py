@@ -41,6 +41,8 @@ from segpipe.inference.ensemble import Ensemble
 from segpipe.inference.windows import stitch
 from segpipe.network.inputs import normalize, to_device, to_target
 from segpipe.network.model import WeightedLoss, build_model, model_spec
+from segpipe.plan.device import Device
+from segpipe.plan.device_rules import plan_network
 
 CLASSES, SIZE, BATCH, STEPS, REPEATS = 4, (128, 128), 16, 6, 5
 MAPS, MAP_SIZE = 5_000, (256, 256)
@@ -125,7 +127,8 @@ def class_oof(folder: Path) -> tuple[pd.DataFrame, dict[int, Path], Path]:
 
 
 def main() -> None:
-    cfg = load_params().train
+    defaults = load_params().train  # the default network, as the plan resolves it on a CPU
+    cfg = defaults.model_copy(update=plan_network(defaults, Device("cpu", 2), at_hand=lambda encoder: False))
     train = median_seconds({"1": trainer(cfg, 1), "4": trainer(cfg, CLASSES)}, REPEATS)
     infer = median_seconds({"1": predictor(cfg, 1), "4": predictor(cfg, CLASSES)}, REPEATS)
     windows = median_seconds({"1": window_predictor(cfg, 1), "4": window_predictor(cfg, CLASSES)}, REPEATS)

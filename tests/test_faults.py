@@ -49,6 +49,7 @@ def workspace(path: Path, params: dict, raw: Path | None = None, prepared: Path 
     (path / "data" / "plan").mkdir()  # what the plan stage would give prepare for PARAMS
     write_json(path / "data" / "plan" / "prepare.json",
                {"mode": "resize", "size": list(TINY_SIZE), "scale": 1.0, "tile": list(TINY_SIZE)})
+    write_json(path / "data" / "device.json", {"kind": "cpu", "cpu_cores": 2})  # what the device stage would write
     if raw is not None:
         (path / "data" / "raw" / "synthetic").symlink_to(raw)
     if prepared is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run, run_failing
+from dvc_repo import SMALL, edit_params, make_repo, ran_stages, run, run_failing, stale_stages
 
 from segpipe import datasets, rle
 from segpipe.inference.probmaps import count_maps
@@ -83,6 +83,21 @@ def test_metrics_and_plots_are_there(repo, first_run):
 
 def test_second_repro_runs_nothing(repo, first_run):
     assert ran_stages(run(["dvc", "repro"], repo)) == set()
+
+
+def test_another_device_is_a_change_the_plan_sees(repo, first_run):
+    """data/device.json is a dep of the plan: a T4's description makes it stale and plans resnet34 for it;
+    this machine's description, rewritten by the device stage at the next repro, changes nothing."""
+    plan_files = {path: path.read_bytes() for path in sorted((repo / "data/plan").rglob("*.json"))}
+    t4 = {"kind": "cuda", "cpu_cores": 4, "name": "Tesla T4", "memory_gib": 14.7, "count": 1, "bf16": False}
+    (repo / "data/device.json").write_text(json.dumps(t4))
+    assert stale_stages(run(["dvc", "status", "plan"], repo)) == {"plan"}
+    run(["dvc", "repro", "--single-item", "plan"], repo)
+    planned = json.loads((repo / "data/plan.json").read_text())
+    assert planned["device"]["name"] == "Tesla T4" and planned["models"]["unet"]["encoder_name"] == "resnet34"
+    run(["dvc", "repro", "plan"], repo)  # the device stage describes this machine: its plan (from DVC's run cache)
+    assert {path: path.read_bytes() for path in plan_files} == plan_files
+    assert not stale_stages(run(["dvc", "status"], repo))
 
 
 def test_same_params_and_code_give_the_same_bytes(first_digests, tmp_path):

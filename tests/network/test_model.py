@@ -135,7 +135,8 @@ def test_a_missing_weights_file_is_named(tmp_path):
 def test_named_weights_without_network_point_to_a_local_file(monkeypatch, encoder):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what a dead network gives, sans retries
     spec = ModelSpec(arch="Unet", in_channels=3, encoder_name=encoder, encoder_depth=3, decoder_channels=(8, 8, 8))
-    with pytest.raises(InputError, match=r"train\.encoder_weights: 'imagenet' .*needs a download.*local weights file"):
+    with pytest.raises(InputError, match=r"train\.encoder_weights: no 'imagenet' weights for .* on this machine: "
+                                         r"looked in no folder .*the download failed .*local weights file"):
         build_model(spec, "imagenet")
 
 

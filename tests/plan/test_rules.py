@@ -5,6 +5,8 @@ from segpipe.config.evaluation import Threshold
 from segpipe.config.train import Train
 from segpipe.plan import rules
 
+CPU = (128, 128)  # the CPU's budget (an auto max_size is resolved by segpipe.plan.device_rules)
+
 
 def fingerprint(height=256, width=256, images=3000, wanted=128, one_size=True):
     """A fingerprint whose masks keep ROUND_TRIP_BOUND from short side `wanted` up."""
@@ -18,33 +20,33 @@ def fingerprint(height=256, width=256, images=3000, wanted=128, one_size=True):
 
 
 def test_the_size_is_the_smallest_that_keeps_the_objects():
-    assert rules.plan_prepare(fingerprint(wanted=96), Prepare())["size"] == [96, 96]
-    assert rules.plan_prepare(fingerprint(wanted=128), Prepare()) == {
+    assert rules.plan_prepare(fingerprint(wanted=96), Prepare(max_size=CPU))["size"] == [96, 96]
+    assert rules.plan_prepare(fingerprint(wanted=128), Prepare(max_size=CPU)) == {
         "mode": "resize", "size": [128, 128], "scale": 0.5, "tile": [128, 128]}
 
 
 def test_images_within_the_budget_keep_their_own_resolution():
     # 101x101 with large objects: 32x32 would keep the masks' round trip, but the native size fits
-    assert rules.plan_prepare(fingerprint(101, 101, wanted=32), Prepare())["size"] == [96, 96]
-    assert rules.plan_prepare(fingerprint(128, 100, wanted=32), Prepare())["size"] == [128, 96]
+    assert rules.plan_prepare(fingerprint(101, 101, wanted=32), Prepare(max_size=CPU))["size"] == [96, 96]
+    assert rules.plan_prepare(fingerprint(128, 100, wanted=32), Prepare(max_size=CPU))["size"] == [128, 96]
     # the budget decides: the same images under a smaller one shrink to what keeps the objects
     assert rules.plan_prepare(fingerprint(101, 101, wanted=32), Prepare(max_size=(64, 64)))["size"] == [32, 32]
 
 
 def test_a_set_value_wins_over_the_rule():
-    plan = rules.plan_prepare(fingerprint(wanted=128), Prepare(mode="resize", size=(64, 96)))
+    plan = rules.plan_prepare(fingerprint(wanted=128), Prepare(mode="resize", size=(64, 96), max_size=CPU))
     assert plan["mode"] == "resize" and plan["size"] == [64, 96]
 
 
 def test_over_the_budget_images_of_one_size_are_tiled_at_the_wanted_scale():
-    plan = rules.plan_prepare(fingerprint(1280, 1918, wanted=640), Prepare())
+    plan = rules.plan_prepare(fingerprint(1280, 1918, wanted=640), Prepare(max_size=CPU))
     assert plan["mode"] == "tile" and plan["scale"] == 0.5 and plan["tile"] == [128, 128]
     raised = rules.plan_prepare(fingerprint(1280, 1918, wanted=640), Prepare(max_size=(256, 256)))
     assert raised["tile"] == [256, 256]
 
 
 def test_over_the_budget_images_of_many_sizes_are_resized_within_it():
-    plan = rules.plan_prepare(fingerprint(420, 580, wanted=320, one_size=False), Prepare())
+    plan = rules.plan_prepare(fingerprint(420, 580, wanted=320, one_size=False), Prepare(max_size=CPU))
     assert plan["mode"] == "resize" and plan["size"][0] * plan["size"][1] <= 128 * 128
     assert plan["size"][1] > plan["size"][0]  # the aspect is kept
 
@@ -62,7 +64,7 @@ def test_auto_resolves_deterministically_and_set_values_win():
     prepare = {"mode": "resize", "size": [256, 256], "scale": 1.0, "tile": [256, 256]}
     first = rules.plan_train(fingerprint(), prepare, Train(), n_splits=5)
     assert first == rules.plan_train(fingerprint(), prepare, Train(), n_splits=5)
-    assert first.batch_size == 4 and first.lr == rules.LR and not first.auto_keys
+    assert first.batch_size == 4 and first.lr == rules.LR and not {"steps", "batch_size", "lr"} & set(first.auto_keys)
     fixed = rules.plan_train(fingerprint(), prepare, Train(steps=50, batch_size=8, lr=0.1), n_splits=5)
     assert (fixed.steps, fixed.batch_size, fixed.lr) == (50, 8, 0.1)
 
@@ -76,13 +78,14 @@ def test_area_grids_follow_the_objects_at_training_size():
 
 
 def test_training_refuses_an_unresolved_plan():
-    assert Train().auto_keys == ["steps", "batch_size", "lr"]
+    assert Train().auto_keys == ["encoder_name", "encoder_weights", "decoder_channels", "steps", "batch_size", "lr",
+                                 "num_workers"]
     with pytest.raises(ValueError):
         Prepare(size=(100, 100))
 
 
 def test_tile_mode_passes_cover_every_tile():
-    plan = rules.plan_prepare(fingerprint(1280, 1918, wanted=640), Prepare())
+    plan = rules.plan_prepare(fingerprint(1280, 1918, wanted=640), Prepare(max_size=CPU))
     assert rules.crops_per_image(fingerprint(1280, 1918), plan) == 5 * 8  # 640x959 in 128x128 tiles
     tiled = rules.plan_train(fingerprint(1280, 1918, images=1000), plan, Train(), n_splits=5)
     assert tiled.steps == -(-rules.PASSES * 800 * 40 // rules.BATCH)

@@ -89,7 +89,8 @@ class Prepare(Section):
     size: Union[Side2, Literal["auto"]] = "auto"
     scale: Union[Annotated[float, Field(gt=0, le=1)], Literal["auto"]] = "auto"  # tile mode: 1 = native, 0.5 = half
     tile: Union[Side2, Literal["auto"]] = "auto"  # tile mode: the crop the model sees
-    max_size: Side2 = (128, 128)  # the plan's budget: an auto size or tile has at most this many pixels
+    max_size: Union[Side2, Literal["auto"]] = "auto"  # the plan's budget: an auto size or tile has at most this
+    # many pixels; auto: the device's (`segpipe.plan.device_rules`)
     workers: int = Field(0, ge=0)
 
     @model_validator(mode="after")

@@ -32,6 +32,9 @@ class Base(Section):
     seed: int = 42
     dataset: Literal["synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "clouds", "folder"] = "synthetic"
     kaggle_input: str = "/kaggle/input"  # where a Kaggle Notebook mounts its inputs
+    device: Literal["auto", "cpu"] = "auto"  # the device the plan is for: auto = this machine's; cpu = a CPU's plan
+    weights_dirs: tuple[str, ...] = ()  # folders searched for named pretrained weights (besides the Hugging Face
+    # cache and kaggle_input)
 
 
 class StageParams(BaseModel):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, PositiveInt, ValidationError, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, model_validator
 
 from segpipe.config.sections import Section, check_model_names
 from segpipe.network.archs import STAGE_DECODERS
@@ -22,16 +22,17 @@ class Augment(Section):
     batched: bool = True  # whole batches on the training device (segpipe.training.augment); False: albumentations per sample
 
 
-AUTO = "auto"  # a key the plan stage resolves from the dataset's fingerprint (`segpipe.plan.rules`)
+AUTO = "auto"  # a key the plan stage resolves from the dataset's fingerprint and the device (`segpipe.plan`)
 Auto = Literal["auto"]
+AUTO_KEYS = ("encoder_name", "encoder_weights", "decoder_channels", "steps", "batch_size", "lr", "num_workers")
 
 
 class Train(Section):
     arch: str = "Unet"
-    encoder_name: str = "tu-mobilenetv3_small_050"
-    encoder_weights: str | None = None  # None, a named set (network) or a local weights file
+    encoder_name: str = AUTO  # auto: the device's (`segpipe.plan.device_rules`)
+    encoder_weights: str | None = AUTO  # None, a named set, a local weights file; auto: the device's
     encoder_depth: int = Field(5, ge=3, le=5)
-    decoder_channels: tuple[PositiveInt, ...] = (64, 32, 16, 16, 8)
+    decoder_channels: Union[tuple[PositiveInt, ...], Auto] = AUTO  # auto: the device's, one per encoder stage
     in_channels: PositiveInt = 3  # channels of one slice fed to the model
     context: int = Field(0, ge=0, le=4)  # 2.5D: slices i-k..i+k of the same patient as extra channels
     epochs: PositiveInt = 12  # validation rounds: the run's `steps` are split into this many epochs
@@ -49,7 +50,7 @@ class Train(Section):
     ema: float = Field(0.0, ge=0, lt=1)  # decay of an exponential moving average of the weights; 0 = off
     clip_grad: float = Field(0.0, ge=0)  # clip the gradient norm to this before each step; 0 = off
     augment: Augment = Augment()
-    num_workers: int = Field(0, ge=0)
+    num_workers: Union[NonNegativeInt, Auto] = AUTO  # auto: from the device's cores
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
@@ -57,7 +58,8 @@ class Train(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Train":
-        if self.arch.lower() in STAGE_DECODERS and len(self.decoder_channels) != self.encoder_depth:
+        if (self.arch.lower() in STAGE_DECODERS and self.decoder_channels != AUTO
+                and len(self.decoder_channels) != self.encoder_depth):
             raise ValueError(
                 f"decoder_channels has {len(self.decoder_channels)} entries; encoder_depth is {self.encoder_depth}"
             )
@@ -68,7 +70,7 @@ class Train(Section):
     @property
     def auto_keys(self) -> list[str]:
         """The keys still set to `auto` (the plan resolves them; training refuses them)."""
-        return [key for key in ("steps", "batch_size", "lr") if getattr(self, key) == AUTO]
+        return [key for key in AUTO_KEYS if getattr(self, key) == AUTO]
 
     @property
     def steps_per_epoch(self) -> int:

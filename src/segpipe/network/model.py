@@ -1,9 +1,9 @@
 """The network and its loss, built from names so params choose them."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import segmentation_models_pytorch as smp
 import torch
@@ -12,6 +12,14 @@ from torch import nn
 
 from segpipe.core.errors import InputError
 from segpipe.network.archs import STAGE_DECODERS
+from segpipe.network.pretrained import (
+    check_timm_pretrained,
+    find_pretrained,
+    is_weights_path,
+    load_encoder_weights,
+    load_smp_pretrained,
+    not_at_hand,
+)
 from segpipe.network.weights import check_finite
 from segpipe.paths.artifacts import remake
 
@@ -54,30 +62,48 @@ def model_spec(cfg: NetworkParams, classes: int = 1) -> ModelSpec:
                      classes)
 
 
-WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
-
-
-def build_model(spec: ModelSpec, encoder_weights: str | None = None) -> nn.Module:
+def build_model(spec: ModelSpec, encoder_weights: str | None = None, search: Sequence[Path] = ()) -> nn.Module:
     """An smp model with `spec.classes` output channels (logits); bad names or weights raise InputError.
 
-    `encoder_weights` is None (random init), a named set such as "imagenet" that smp/timm
-    download, or the path of a local file loaded by `load_encoder_weights`.
+    `encoder_weights` is None (random init), a named set such as "imagenet", or the path of a
+    local file (`segpipe.network.pretrained.load_encoder_weights`). Named weights come from a file
+    found in the folders `search` (`find_pretrained`); smp/timm download them only when none is.
     """
     local = encoder_weights is not None and is_weights_path(encoder_weights)
     named = None if local else encoder_weights
-    if named and spec.encoder_name.startswith("tu-"):
-        named = True  # timm takes the pretrained tag from the name (tu-<model>.<tag>)
+    found = find_pretrained(spec.encoder_name, named, search) if named else None
+    timm_encoder = spec.encoder_name.startswith("tu-")
+    if found and timm_encoder:  # timm loads the file as it loads a download (in_chans adapted, head dropped)
+        check_timm_pretrained(spec.encoder_name, found)
+        model = _create(spec, True, found, pretrained_cfg_overlay={"file": str(found)})
+    elif found:  # decoders never read the encoder's input channels, so they may change after it is built
+        model = _create(replace(spec, in_channels=3), None, found)
+        load_smp_pretrained(model, spec.in_channels, found)
+    else:  # timm takes the pretrained tag from the name (tu-<model>.<tag>)
+        model = _create(spec, True if named and timm_encoder else named, None, search=search, named=named)
+    if local:
+        load_encoder_weights(model, Path(encoder_weights))
+    return model
+
+
+def _create(spec: ModelSpec, weights: str | bool | None, found: Path | None, search: Sequence[Path] = (),
+            named: str | None = None, **encoder_options) -> nn.Module:
+    """smp.create_model for `spec`; smp's, timm's and the Hub client's errors as one InputError line."""
     # decoder_channels is per encoder stage for U-Net-like archs only; the others (FPN, DeepLabV3+,
     # ...) keep smp's decoder defaults
     decoder = {"decoder_channels": list(spec.decoder_channels)} if spec.arch.lower() in STAGE_DECODERS else {}
     try:
-        model = smp.create_model(
-            spec.arch, encoder_name=spec.encoder_name, encoder_weights=named,
+        return smp.create_model(
+            spec.arch, encoder_name=spec.encoder_name, encoder_weights=weights,
             encoder_depth=spec.encoder_depth, in_channels=spec.in_channels, classes=spec.classes, **decoder,
+            **encoder_options,
         )
     except KeyError as err:  # smp: wrong architecture, encoder or weights name (it lists every choice)
         raise InputError(f"params.yaml: train.arch/encoder_name/encoder_weights: {str(err.args[0])[:300]}") from None
     except RuntimeError as err:
+        if found is not None:  # timm loading the file found: a tensor whose shape does not fit
+            raise InputError(f"params.yaml: train.encoder_weights: {found}: does not match {spec.encoder_name} "
+                             f"({str(err).splitlines()[0][:300]})") from None
         if "Unknown model" not in str(err):  # timm, for a tu-<name> it does not know
             raise
         raise InputError(f"params.yaml: train.encoder_name: {spec.encoder_name!r}: {err} "
@@ -86,70 +112,10 @@ def build_model(spec: ModelSpec, encoder_weights: str | None = None) -> nn.Modul
         # What a failed download raises: urllib.error.URLError (torch.hub), requests.ConnectionError,
         # huggingface_hub's LocalEntryNotFoundError / OfflineModeIsEnabled / HfHubHTTPError: all OSErrors.
         raise InputError(
-            f"params.yaml: train.encoder_weights: {encoder_weights!r} for {spec.encoder_name} needs a download "
-            f"that failed ({type(err).__name__}: {str(err)[:200]}). Without a network, set train.encoder_weights "
-            "to the path of a local weights file (an encoder state dict or a checkpoint with encoder.* keys)"
+            f"params.yaml: train.encoder_weights: {not_at_hand(spec.encoder_name, named, search)}, and the "
+            f"download failed ({type(err).__name__}: {str(err).splitlines()[0][:160]}). Offline, add them as a "
+            "Kaggle input or under base.weights_dirs, or set train.encoder_weights to a local weights file"
         ) from None
-    if local:
-        load_encoder_weights(model, Path(encoder_weights))
-    return model
-
-
-def is_weights_path(value: str) -> bool:
-    """Whether train.encoder_weights names a file (a path or a weights suffix) rather than a named set."""
-    return "/" in value or "\\" in value or value.endswith(WEIGHT_FILE_SUFFIXES) or Path(value).is_file()
-
-
-def load_encoder_weights(model: nn.Module, path: Path) -> None:
-    """Load `path` strictly into `model.encoder`.
-
-    The file holds an encoder state dict (smp/timm keys), or a checkpoint (a dict with a
-    "model" or "state_dict" entry, e.g. a segpipe fold checkpoint) whose `encoder.*` keys
-    are taken. A missing file or mismatched keys raise InputError naming them.
-    """
-    state = _read_state_dict(path)
-    state = {key.removeprefix("module.").removeprefix("_orig_mod."): value for key, value in state.items()}
-    if any(key.startswith("encoder.") for key in state):
-        state = {key[len("encoder."):]: value for key, value in state.items() if key.startswith("encoder.")}
-    try:
-        model.encoder.load_state_dict(dict(state), strict=True)  # smp's overrides drop fc.* etc.
-    except RuntimeError as err:
-        raise InputError(f"params.yaml: train.encoder_weights: {path}: {_mismatch(model.encoder, state, err)}") \
-            from None
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise InputError(f"params.yaml: train.encoder_weights: {path}: no such weights file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            loaded = load_file(path, device="cpu")
-        else:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code from a user file
-    except Exception as err:  # torch and safetensors raise many types for a damaged file
-        raise InputError(f"params.yaml: train.encoder_weights: {path}: unreadable ({type(err).__name__}: {err})") \
-            from None
-    if isinstance(loaded, dict):
-        loaded = next((loaded[key] for key in ("model", "state_dict") if isinstance(loaded.get(key), dict)), loaded)
-    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise InputError(f"params.yaml: train.encoder_weights: {path}: not a state dict of tensors")
-    return loaded
-
-
-def _mismatch(encoder: nn.Module, state: dict[str, torch.Tensor], err: RuntimeError, shown: int = 5) -> str:
-    """Name the missing, unexpected and wrongly shaped keys: the first few and their counts."""
-    expected = encoder.state_dict()
-    parts = []
-    for label, keys in (("missing", [k for k in expected if k not in state]),
-                        ("unexpected", [k for k in state if k not in expected]),
-                        ("wrong shape", [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-                                         if k in state and state[k].shape != v.shape])):
-        if keys:
-            parts.append(f"{len(keys)} {label} keys ({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})")
-    detail = "; ".join(parts) or str(err).splitlines()[0]
-    return f"does not match the model's encoder ({type(encoder).__name__}): {detail}"
 
 
 class WeightedLoss(nn.Module):

@@ -91,8 +91,8 @@ def crops_per_image(fingerprint: dict, prepare_plan: dict) -> int:
     return math.ceil(height * scale / tile[0]) * math.ceil(width * scale / tile[1])
 
 
-def plan_train(fingerprint: dict, prepare_plan: dict, cfg: Train, n_splits: int) -> Train:
-    """`cfg` with steps, batch size and lr resolved."""
+def plan_train(fingerprint: dict, prepare_plan: dict, cfg: Train, n_splits: int, passes: int = PASSES) -> Train:
+    """`cfg` with steps (`passes` over a fold's inputs), batch size and lr resolved."""
     values = {}
     if cfg.batch_size == AUTO:
         scale = BATCH_PIXELS / input_pixels(prepare_plan)
@@ -100,7 +100,7 @@ def plan_train(fingerprint: dict, prepare_plan: dict, cfg: Train, n_splits: int)
     batch = values.get("batch_size", cfg.batch_size)
     if cfg.steps == AUTO:
         fold_inputs = fingerprint["images"] * (n_splits - 1) / n_splits * crops_per_image(fingerprint, prepare_plan)
-        values["steps"] = max(MIN_STEPS, math.ceil(PASSES * fold_inputs / batch))
+        values["steps"] = max(MIN_STEPS, math.ceil(passes * fold_inputs / batch))
     if cfg.lr == AUTO:
         values["lr"] = LR if cfg.optimizer == "adamw" else SGD_LR
     return cfg.model_copy(update=values)

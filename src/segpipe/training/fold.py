@@ -43,6 +43,7 @@ class FoldPaths:
     live_dir: Path  # dvclive folder
     last: Path | None = None  # per-epoch resume state; None = no resume
     layout: Layout | None = None  # how prepare cached the images; None = resized whole images
+    weights: tuple[Path, ...] = ()  # folders searched for named pretrained weights (`segpipe.network.pretrained`)
 
     @property
     def tiled(self) -> bool:

@@ -186,7 +186,7 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
     classes = paths.layout.classes if paths.layout else ()
     softmax = bool(classes) and paths.layout.exclusive  # exclusive classes: background + classes, a softmax
     spec = model_spec(cfg, classes=len(classes) + softmax or 1)
-    model = build_model(spec, cfg.encoder_weights).to(device)  # first: a failed download stops before any data
+    model = build_model(spec, cfg.encoder_weights, paths.weights).to(device)  # first: bad weights stop it early
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     shapes = [np.load(path, mmap_mode="r").shape for path in (paths.images, paths.masks)]

@@ -1,0 +1,78 @@
+"""The plan stage on a CPU, byte for byte: the files prepare, train and threshold read, for the default params;
+and on a GPU's description, with and without pretrained weights at hand.
+
+The fingerprints under fingerprints/ are the synthetic default's (measured) and LGG-, Carvana- and
+Severstal-shaped ones: those datasets' real sizes and counts, with round-trip and object quantiles
+set by hand. A change to these digests is a change to every CPU user's plan.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+import yaml
+
+from segpipe.core.runtime import write_json
+from segpipe.plan.device import Device
+
+ROOT = Path(__file__).resolve().parents[2]
+FINGERPRINTS = Path(__file__).parent / "fingerprints"
+PLAN_FILES = ("prepare.json", "models/unet.json", "threshold.json")
+
+# sha256 of the PLAN_FILES' bytes, one after the other, and what they say
+CPU_PLANS = {
+    "synthetic": ("7123377c166445d9afb32022ee7c37dae88a003ef95b8f9c648acc992369b989",
+                  "resize 96x96, 308 steps of batch 16"),
+    "lgg": ("25caeb6b88f989b2e644223689aee259aea3907cf79aff14bf4161631108089d",
+            "resize 128x128, 1905 steps of batch 16"),
+    "carvana": ("8736ae0420156a77832bd1d405d9eca160f34b6cc1e0c6d56b9f443f6c1e52b5",
+                "resize 64x96, 3053 steps of batch 16"),
+    "severstal": ("0bd9ae9d58d47b1075fcd2f56120e98dc6d911e55764c07bbd9bb5ee3bce468b",
+                  "tile 128x128, 150816 steps of batch 16"),
+}
+
+
+def run_plan(tmp_path: Path, fingerprint: Path, device: Device, monkeypatch, **base) -> Path:
+    """stages/plan.py with this repository's params.yaml (and `base` keys), in a scratch folder; its data/plan."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**params, "base": {**params["base"], **base}}))
+    write_json(tmp_path / "device.json", device.to_dict())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["plan.py", "--fingerprint", str(fingerprint), "--device", "device.json",
+                                      "--out", "plan", "--summary", "plan.json"])
+    runpy.run_path(str(ROOT / "stages" / "plan.py"), run_name="__main__")
+    return tmp_path / "plan"
+
+
+def summary(plan: Path) -> str:
+    prepare = json.loads((plan / "prepare.json").read_text())
+    model = json.loads((plan / "models" / "unet.json").read_text())
+    sides = prepare["tile"] if prepare["mode"] == "tile" else prepare["size"]
+    return f"{prepare['mode']} {sides[0]}x{sides[1]}, {model['steps']} steps of batch {model['batch_size']}"
+
+
+@pytest.mark.parametrize("cores", [2, 16])
+@pytest.mark.parametrize("dataset", sorted(CPU_PLANS))
+def test_the_cpu_plan_of_the_default_params_is_pinned(dataset, cores, tmp_path, monkeypatch):
+    plan = run_plan(tmp_path, FINGERPRINTS / f"{dataset}.json", Device("cpu", cores), monkeypatch)
+    digest = hashlib.sha256(b"".join((plan / name).read_bytes() for name in PLAN_FILES)).hexdigest()
+    assert (digest, summary(plan)) == CPU_PLANS[dataset]
+
+
+def test_a_gpu_plans_resnet34_and_imagenet_weights_only_when_a_file_of_them_is_at_hand(tmp_path, monkeypatch):
+    t4 = Device("cuda", 4, name="Tesla T4", memory_gib=14.7, count=1)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    (tmp_path / "mine").mkdir()
+    folders = {"weights_dirs": [str(tmp_path / "mine")], "kaggle_input": str(tmp_path / "input")}
+    bare = json.loads((run_plan(tmp_path, FINGERPRINTS / "lgg.json", t4, monkeypatch, **folders)
+                       / "models" / "unet.json").read_text())
+    assert (bare["encoder_name"], bare["encoder_weights"], bare["num_workers"]) == ("resnet34", None, 3)
+    (tmp_path / "mine" / "resnet34.imagenet.safetensors").write_bytes(b"weights")  # found by its name, not read
+    planned = run_plan(tmp_path, FINGERPRINTS / "lgg.json", t4, monkeypatch, **folders)
+    assert json.loads((planned / "models" / "unet.json").read_text())["encoder_weights"] == "imagenet"
+    assert json.loads((tmp_path / "plan.json").read_text())["device"] == t4.to_dict()
