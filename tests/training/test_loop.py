@@ -93,7 +93,7 @@ def test_same_seed_same_metrics_and_a_finished_fold_trains_again(prepared_dir, f
 
 def test_the_fold_warns_when_training_is_far_slower_than_its_bare_step(prepared_dir, folds, straight, tmp_path,
                                                                          monkeypatch, capsys):
-    monkeypatch.setattr(train_module, "bare_step_rate", lambda *args: 1e9)  # a device far faster than this one
+    monkeypatch.setattr(train_module, "expected_rate", lambda *args: 1e9)  # a device far faster than this one
     metrics, paths = run_fold(prepared_dir, folds, tmp_path)
     assert capsys.readouterr().err.count("img/s for the bare training step") == FAST.epochs
     first, first_paths = straight  # the timing of the real bare step changed nothing in the fold

@@ -43,7 +43,7 @@ from segpipe.training.resume import (
     save_resume,
     trim_live_history,
 )
-from segpipe.training.speed import bare_step_rate, warn_if_slow
+from segpipe.training.speed import expected_rate, warn_if_slow
 
 
 def inference_contract(cfg: Train, softmax: bool = False) -> InferenceContract:
@@ -202,8 +202,8 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
     criterion = WeightedLoss(cfg.loss, "multiclass" if softmax else "multilabel" if classes else "binary",
                              len(classes)).to(device)
     sides = paths.layout.tile if paths.tiled else shapes[0][1:3]
-    expected = bare_step_rate(model, criterion, cfg, device, (*sides, shapes[0][-1] * (2 * cfg.context + 1)),
-                              len(classes) or 1) if dist.main else 0.0
+    expected = expected_rate(model, criterion, cfg, device, (*sides, shapes[0][-1] * (2 * cfg.context + 1)),
+                             len(classes) or 1, fold) if dist.main else 0.0
     state = TrainingState(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_fp16),
                           train_loader.generator, ema=_ema(model, cfg))
     return _FoldRun(

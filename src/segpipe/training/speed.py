@@ -21,6 +21,7 @@ from segpipe.network.inputs import autocast, normalize, to_device, to_target
 
 TIMED_STEPS = 3  # after one untimed step (the first pays for allocations and cudnn's search)
 SLOW = 3.0  # an epoch this many times slower than the bare step is warned about
+BUSY = 1.5  # one thread this much faster than all of them: the cores are shared
 
 
 def bare_step_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: torch.device,
@@ -50,12 +51,37 @@ def bare_step_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: t
     return cfg.batch_size * TIMED_STEPS / seconds
 
 
+def expected_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: torch.device,
+                  input_shape: tuple[int, int, int], classes: int = 1, fold: int = 0) -> float:
+    """The bare step's images/s on this device; on a CPU also with one thread, warning when that is faster.
+
+    One thread beating all of them means the cores are shared with another job: torch's threads then
+    wait for the one whose core is taken, up to 10x slower at small sizes (docs/performance.md#busy-cores).
+    The fold still trains with torch's threads (their number changes the sums, so the results), and
+    its epochs are held to the faster figure.
+    """
+    rate = bare_step_rate(model, criterion, cfg, device, input_shape, classes)
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        return rate
+    torch.set_num_threads(1)
+    try:
+        alone = bare_step_rate(model, criterion, cfg, device, input_shape, classes)
+    finally:
+        torch.set_num_threads(threads)
+    if alone > BUSY * rate:
+        print(f"warning: fold {fold}: the CPU is shared: the bare training step runs {rate:.0f} img/s on {threads} "
+              f"threads and {alone:.0f} on one (another job holds the cores): stop it, or run this one with "
+              f"OMP_NUM_THREADS=1 (docs/performance.md#busy-cores)", file=sys.stderr, flush=True)
+    return max(rate, alone)
+
+
 def warn_if_slow(fold: int, epoch: int, rate: float, expected: float, data_time: float, step_time: float) -> bool:
     """Print a warning when `rate` (an epoch's images/s) is under `expected` / SLOW; whether it did."""
     if rate * SLOW >= expected:
         return False
     print(f"warning: fold {fold} epoch {epoch + 1}: {rate:.0f} img/s, against {expected:.0f} img/s for the bare "
           f"training step on this device at set-up (data {data_time:.1f}s, step {step_time:.1f}s): another job on "
-          f"the cores, a loader that cannot keep up (train.num_workers), or denormal floats "
-          f"(docs/performance.md#denormal-floats)", file=sys.stderr, flush=True)
+          f"the cores (docs/performance.md#busy-cores), a loader that cannot keep up (train.num_workers), or "
+          f"denormal floats (docs/performance.md#denormal-floats)", file=sys.stderr, flush=True)
     return True
