@@ -1,7 +1,7 @@
 """The plan stage on a CPU, byte for byte: the files prepare, train and threshold read, for the default params;
 and on a GPU's description, with and without pretrained weights at hand.
 
-The fingerprints under fingerprints/ are the synthetic default's (measured) and LGG-, Carvana- and
+The fingerprints under fingerprints/ are a 100x100 synthetic set's (measured) and LGG-, Carvana- and
 Severstal-shaped ones: those datasets' real sizes and counts, with round-trip and object quantiles
 set by hand. A change to these digests is a change to every CPU user's plan.
 """

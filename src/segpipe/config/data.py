@@ -28,8 +28,8 @@ class Synthetic(DatasetSection):
     train_patients: PositiveInt = 32
     test_patients: PositiveInt = 8
     slices_per_patient: PositiveInt = 16
-    height: PositiveInt = 100
-    width: PositiveInt = 100
+    height: PositiveInt = 64
+    width: PositiveInt = 64
     kind: Literal["brain", "thin", "multi", "exclusive"] = "brain"  # brain: MRI-like lesions; thin: thin structures on large
     # images; multi: three overlapping lesion classes (a multi-label competition); exclusive: the same
     # classes, one a pixel (a multi-class competition: softmax with a background)
