@@ -31,10 +31,10 @@ def bare_step_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: t
     twin = copy.deepcopy(model).train()
     optimizer = torch.optim.AdamW(twin.parameters(), lr=0.0)
     cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(0)
-        images = torch.randint(0, 256, (cfg.batch_size, *input_shape), dtype=torch.uint8)
-        masks = (torch.rand(cfg.batch_size, *input_shape[:2]) > 0.5).to(torch.uint8)
+    inputs = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=cuda):  # what the network draws (dropout, drop path) is given back too
+        images = torch.randint(0, 256, generator=inputs, size=(cfg.batch_size, *input_shape), dtype=torch.uint8)
+        masks = (torch.rand(cfg.batch_size, *input_shape[:2], generator=inputs) > 0.5).to(torch.uint8)
         target = to_target(masks, device, classes)
         seconds = 0.0
         for step in range(TIMED_STEPS + 1):
