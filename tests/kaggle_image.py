@@ -3,13 +3,15 @@
 SciPy, scikit-learn and matplotlib every Kaggle image has (shared/DATASETS.md, "The Kaggle Notebook
 image"); not timm, albumentations or DVC, which segpipe's install adds.
 
-Built once from the package index into ~/.cache/segpipe/ (about 7 GB, 3 minutes) and reused while
-its package list is the same. Each test gets a fresh copy: a new venv whose site-packages are hard
+Built once from the package index into ~/.cache/segpipe/ (about 7.5 GB, 3 to 11 minutes), in a
+folder named by its package list, and reused. Each test gets a fresh copy: a new venv whose site-packages are hard
 links to the base's, so an install in it adds files there and never changes the base.
 """
 from __future__ import annotations
 
+import fcntl
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,9 +25,15 @@ PACKAGES = ("torch==2.10.0", "torchvision==0.25.0", "numpy==2.0.2", "pandas==2.2
             "scikit-learn==1.6.1", "matplotlib==3.10.0")
 KEPT = ("torch", "torchvision", "numpy", "pandas", "opencv-python-headless", "PyYAML", "numba", "scipy",
         "scikit-learn", "matplotlib")  # the image's: never replaced
-BASE = Path.home() / ".cache" / "segpipe" / f"kaggle-image-py{PYTHON}"
+CACHE = Path.home() / ".cache" / "segpipe"
 STAMP = "segpipe-image.txt"
 
+
+def base_folder() -> Path:
+    """The base environment's folder: named by its package list, so runs that want other packages never
+    share (or remove) one."""
+    digest = hashlib.sha256("\n".join(PACKAGES).encode()).hexdigest()[:12]
+    return CACHE / f"kaggle-image-py{PYTHON}-{digest}"
 
 def interpreter() -> str:
     """A Python 3.12 to build venvs with: pyenv's, or one on PATH (not a pyenv shim, which needs PYENV_VERSION)."""
@@ -42,18 +50,30 @@ def site_packages(venv: Path) -> Path:
 
 
 def base_image() -> Path:
-    """The base environment, built from the package index if it is missing or holds another package list."""
-    wanted = "\n".join(PACKAGES) + "\n"
-    if (BASE / STAMP).is_file() and (BASE / STAMP).read_text() == wanted:
-        return BASE
-    shutil.rmtree(BASE, ignore_errors=True)
-    subprocess.run([interpreter(), "-m", "venv", str(BASE)], check=True, capture_output=True)
-    done = subprocess.run([str(BASE / "bin" / "python"), "-m", "pip", "install", "--quiet", *PACKAGES],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, f"building the Kaggle-like image failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    (BASE / STAMP).write_text(wanted)
-    return BASE
+    """The base environment, built from the package index if it is missing.
 
+    Built in a temporary folder and renamed into place under a lock, so test runs at the same
+    time (a developer's and CI's) wait for one build instead of removing each other's.
+    """
+    base = base_folder()
+    if (base / STAMP).is_file():
+        return base
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{base.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (base / STAMP).is_file():  # another run built it while this one waited
+            return base
+        building = base.with_name(f"{base.name}.tmp-{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        subprocess.run([interpreter(), "-m", "venv", str(building)], check=True, capture_output=True)
+        done = subprocess.run([str(building / "bin" / "python"), "-m", "pip", "install", "--quiet", *PACKAGES],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, \
+            f"building the Kaggle-like image failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+        (building / STAMP).write_text("\n".join(PACKAGES) + "\n")
+        shutil.rmtree(base, ignore_errors=True)  # a build that died before its stamp
+        building.rename(base)  # a venv runs from its new folder: `bin/python` finds pyvenv.cfg beside it
+    return base
 
 def fresh_image(venv: Path) -> Path:
     """A new venv holding exactly the base image's packages (hard links); its python."""
