@@ -165,7 +165,8 @@ def test_named_weights_without_network_fail_before_any_data_is_read(folds, tmp_p
     missing = tmp_path / "no-data"
     paths = FoldPaths(missing / "images.npy", missing / "masks.npy", tmp_path / "m.pt", tmp_path / "o.npy",
                       tmp_path / "live", last=tmp_path / "last.pt")
-    with pytest.raises(InputError, match=r"train\.encoder_weights: 'imagenet'.*path of a local weights file"):
+    with pytest.raises(InputError, match=r"train\.encoder_weights: no 'imagenet' weights .* on this machine: .*"
+                                         r"the download failed .*a local weights file"):
         train_fold(FAST.model_copy(update={"encoder_weights": "imagenet"}), folds, 1, paths, seed=5)
 
 
