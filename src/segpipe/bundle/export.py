@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from segpipe.bundle import checksums, kernel
+from segpipe.bundle.environment import version
 from segpipe.bundle.manifest import BLEND, MANIFEST, RULES, inference_files, weights_file
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
@@ -28,13 +29,7 @@ def blended_models(blend: dict) -> list[str]:
 
 
 def built_with() -> dict[str, str]:
-    found = {}
-    for name in VERSIONS:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return {name: found for name in VERSIONS if (found := version(name)) is not None}
 
 
 def write_models(out: Path, checkpoints: Mapping[str, Mapping[int, Path]]) -> dict[str, dict]:
