@@ -1,6 +1,7 @@
 """DVC stage `blend`: weights of the models tuned on their OOF probabilities; the blended OOF maps.
 
-Greedy forward selection with replacement (`segpipe.evaluation.blend`) on mean per-image Dice; the
+Greedy forward selection with replacement (`segpipe.evaluation.blend`) on the competition's declared
+score (`segpipe.evaluation.scores`); the
 blend is written as OOF folders (blend/fold<k>/) for the post-processing search, and
 the weights, each model's CV Dice and the blend's to metrics/blend.json, which submit
 reads to blend the test probabilities the same way.
@@ -12,6 +13,7 @@ from segpipe.config.evaluation import load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import write_json
 from segpipe.evaluation.blend import Score, model_oof, select, select_per_class, write_blend
+from segpipe.evaluation.scores import read_metric
 from segpipe.paths import artifacts
 
 
@@ -22,7 +24,8 @@ def main() -> None:
     layout = Layout.read(args.masks.parent)
     classes = layout.classes
     dirs = {name: {k: artifacts.oof_dir(args.oof, name, k) for k in params.folds.train} for name in params.models}
-    oof = model_oof(folds, dirs, args.masks, len(classes), layout.exclusive)
+    metric = read_metric(args.masks.parent)
+    oof = model_oof(folds, dirs, args.masks, len(classes), layout.exclusive, metric)
     out_dirs = {k: artifacts.fold_dir(args.out, k) for k in params.folds.train}
     if params.blend.per_class and classes:  # a bag per class, each on its own class's Dice
         per_class = select_per_class(oof, params.blend.iterations)
@@ -39,16 +42,17 @@ def main() -> None:
         score, singles, weights, summed = chosen.score, chosen.singles, chosen.weights, chosen.counts
         extra = {"steps": chosen.steps}
     write_json(args.metrics, {
-        **score.to_dict(classes), "weights": weights, "counts": {n: c for n, c in summed.items() if c},
+        "metric": metric, **score.to_dict(classes), "weights": weights, "counts": {n: c for n, c in summed.items() if c},
         "models": {name: single.to_dict(classes) for name, single in singles.items()}, **extra,
     })
     for name, single in singles.items():
-        print(f"{name}: CV dice {single.dice:.4f} (patient {single.patient_dice:.4f}){_at(single)}; "
+        print(f"{name}: CV {metric} {single.score:.4f} (dice {single.dice:.4f}, patient {single.patient_dice:.4f})"
+              f"{_at(single)}; "
               f"weight {weights[name]:.2f}")
     if "class_weights" in extra:
         for name, bag in extra["class_weights"].items():
             print(f"{name}: weights " + ", ".join(f"{model} {w:.2f}" for model, w in bag.items()))
-    print(f"blend: CV dice {score.dice:.4f} (patient {score.patient_dice:.4f}){_at(score)}")
+    print(f"blend: CV {metric} {score.score:.4f} (dice {score.dice:.4f}, patient {score.patient_dice:.4f}){_at(score)}")
 
 
 def _at(score) -> str:

@@ -37,7 +37,7 @@ def main() -> None:
     runs = {f"{name} fold{k}" if len(params.models) > 1 else f"fold{k}": artifacts.fold_dir(args.live / name, k)
             for name in params.models for k in params.folds.train}
     curves = fold_curves(runs)
-    sweep = read_table(args.threshold_csv, ["threshold", "dice"])
+    sweep = read_table(args.threshold_csv, ["threshold", "score"])
     layout = Layout.read(args.prepared)
     classes = layout.classes
     rules = read_rules(args.rule, classes)
@@ -54,9 +54,9 @@ def main() -> None:
     fold_bar_chart(fold_dice, cv["dice"], args.bars, images=counts)
     training_curves_chart(curves, args.curves)
     if classes:  # each class's curve, at its own first search step's gate area
-        class_threshold_chart(sweep, classes, [rule.threshold for rule in rules], args.threshold_png)
+        class_threshold_chart(sweep, classes, [rule.threshold for rule in rules], args.threshold_png, cv["metric"])
     else:  # the curve is the first search step's: thresholds at that step's gate area
-        threshold_chart(sweep, rules[0].threshold, cv["search"][0]["gate_area"], args.threshold_png)
+        threshold_chart(sweep, rules[0].threshold, cv["search"][0]["gate_area"], args.threshold_png, cv["metric"])
     print(f"wrote {args.cases} ({'; '.join(shown_counts)}), {args.bars}, {args.curves} and {args.threshold_png}")
 
 

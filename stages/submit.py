@@ -53,7 +53,8 @@ def main() -> None:
     holdout = score_holdout(args.out, competition) if labelled else {"images": 0}
     write_json(args.holdout, holdout)
     if labelled:
-        print(f"holdout dice {holdout['dice']:.4f} (patient {holdout['patient_dice']:.4f}) on {holdout['images']} images")
+        print(f"holdout {holdout['metric']} {holdout['score']:.4f} (dice {holdout['dice']:.4f}, patient "
+              f"{holdout['patient_dice']:.4f}) on {holdout['images']} images")
 
 
 if __name__ == "__main__":

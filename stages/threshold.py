@@ -19,6 +19,7 @@ from segpipe.evaluation.cv import cross_validate, oof_maps, oof_volumes
 from segpipe.evaluation.force_top import search_force_top
 from segpipe.evaluation.per_class import cross_validate_classes, threshold_curve
 from segpipe.evaluation.postprocess import describe_rules, write_rules
+from segpipe.evaluation.scores import read_metric
 from segpipe.evaluation.tune import Grids
 from segpipe.evaluation.volumes import score_volumes
 from segpipe.paths import artifacts
@@ -32,16 +33,17 @@ def main() -> None:
     cut = Threshold.model_validate_json(args.plan.read_text())  # the grids with `auto` resolved
     layout = Layout.read(args.masks.parent)
     classes = layout.classes
+    metric = read_metric(args.masks.parent)
     unknown = sorted(set(cut.classes) - set(classes))
     if unknown:
         raise InputError(f"params.yaml: threshold.classes: {unknown} are not classes of this competition "
                          f"({list(classes) or 'it has one class'})")
     if classes:  # a rule per class, each searched on its own maps with its own grids
         metrics, searches = cross_validate_classes(folds, oof_paths, args.masks, [grids(cut.of_class(name))
-                                                   for name in classes], classes)
+                                                   for name in classes], classes, metric)
         curve = threshold_curve(searches, classes)
     else:
-        metrics, search = cross_validate(folds, oof_paths, args.masks, grids(cut))
+        metrics, search = cross_validate(folds, oof_paths, args.masks, grids(cut), metric=metric)
         searches, curve = [search], search.curve
     rules = [search.rule for search in searches]
     force_top = search_force_top(oof_maps(folds, oof_paths, args.masks), rules, classes) if classes else None
@@ -51,20 +53,21 @@ def main() -> None:
             metrics["dice"] = force_top["dice"]
             for name, dice in force_top["classes"].items():
                 metrics["classes"][name]["dice"] = dice
-    if layout.metric == "dice_hausdorff":  # UW-Madison's score, on the OOF volumes under the rules
+    if metric == "dice_hausdorff":  # UW-Madison's score, on the OOF volumes under the rules
         metrics["volumes"] = score_volumes(oof_volumes(folds, oof_paths, args.masks, rules), classes or ["mask"])
     blend = json.loads(args.blend.read_text())
     write_json(args.metrics, {**metrics, "models": blend["models"], "weights": blend["weights"]})
     write_rules(args.rule, rules, classes, force_top["kept"] if force_top else None)
     with atomic_path(args.plot) as tmp:
         pd.DataFrame(curve).to_csv(tmp, index=False)
-    print(f"CV dice {metrics['dice']:.4f} (patient {metrics['patient_dice']:.4f}) with {describe_rules(rules, classes)}")
+    print(f"CV {metric} {metrics['score']:.4f} (dice {metrics['dice']:.4f}, patient {metrics['patient_dice']:.4f}) "
+          f"with {describe_rules(rules, classes)}")
     if "volumes" in metrics:
         volumes = metrics["volumes"]
         print(f"CV {volumes['metric']} {volumes['score']:.4f} (dice {volumes['dice']:.4f}, hausdorff "
               f"{volumes['hausdorff']:.4f}) over {volumes['volumes']} volumes")
     for name, scores in (metrics["classes"].items() if classes else [("search", metrics)]):
-        steps = "; ".join(f"{s['step']} {s['dice']:.4f}{'' if s['kept'] else ' (not kept)'}" for s in scores["search"])
+        steps = "; ".join(f"{s['step']} {s['score']:.4f}{'' if s['kept'] else ' (not kept)'}" for s in scores["search"])
         print(f"{name}: {steps}" if classes else f"search: {steps}")
     if force_top:
         print(f"every image is labelled: top class forced on: dice {force_top['dice_without']:.4f} -> "

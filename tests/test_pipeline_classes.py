@@ -57,7 +57,7 @@ def test_metrics_and_rules_are_per_class(repo, first_run):
     assert set(holdout["classes"]) == set(CLASSES) and holdout["images"] > 0
     assert holdout["dice"] == pytest.approx(np.mean([holdout["classes"][c]["dice"] for c in CLASSES]))
     curve = pd.read_csv(repo / "plots/threshold.csv")
-    assert {f"dice_{c}" for c in CLASSES} <= set(curve.columns)
+    assert {f"score_{c}" for c in CLASSES} <= set(curve.columns)
 
 
 def test_one_classes_post_processing_param_reruns_only_threshold_and_what_reads_its_rules(repo, first_run):

@@ -6,7 +6,7 @@ import pytest
 
 from segpipe.evaluation.metrics import CUTS, cut_to_threshold, probability_histograms, threshold_to_uint8
 from segpipe.evaluation.postprocess import Rule
-from segpipe.evaluation.tune import Grids, _component_dice, _component_table, rule_counts, search_rule
+from segpipe.evaluation.tune import Grids, _component_counts, _component_table, rule_counts, search_rule
 
 
 def search(probs, masks, grids):
@@ -49,7 +49,7 @@ def test_recovers_the_planted_rule(planted):
     assert 110 < threshold_to_uint8(rule.threshold) <= 120  # low enough for the faint top rows, above the rims
     assert rule.gate_threshold in (0.7, 0.9) and rule.gate_area == 30  # above the false blobs and the specks' 12 px
     assert rule.min_component in (5, 8) or rule.keep_largest == 1  # the specks are gone either way
-    assert score(*planted, rule) == pytest.approx(steps[-1]["dice"])
+    assert score(*planted, rule) == pytest.approx(steps[-1]["score"])
     assert score(*planted, rule) > score(*planted, Rule(0.45, 0.45, 0)) > 0
     assert [row["threshold"] for row in curve] == [cut_to_threshold(c) for c in CUTS]  # all 255 cuts
     assert all(threshold_to_uint8(row["threshold"]) == c for row, c in zip(curve, CUTS))  # and back, exactly
@@ -57,10 +57,10 @@ def test_recovers_the_planted_rule(planted):
 
 def test_each_step_is_kept_only_if_it_raises_the_score(planted):
     steps = search(*planted, GRIDS).steps
-    dice = [step["dice"] for step in steps]
+    dice = [step["score"] for step in steps]
     assert dice == sorted(dice)
     for before, step in zip(steps, steps[1:]):
-        assert step["kept"] == (step["dice"] > before["dice"])
+        assert step["kept"] == (step["score"] > before["score"])
 
 
 def test_the_first_step_is_the_best_of_every_cut_and_gate_area(planted):
@@ -68,7 +68,7 @@ def test_the_first_step_is_the_best_of_every_cut_and_gate_area(planted):
     steps = search(probs, masks, GRIDS).steps
     thresholds = [cut_to_threshold(c) for c in CUTS]
     brute = max(score(probs, masks, Rule(t, t, a)) for t in thresholds for a in GRIDS.gate_areas)
-    assert steps[0]["dice"] == pytest.approx(brute)
+    assert steps[0]["score"] == pytest.approx(brute)
 
 
 def test_gate_area_zero_is_always_tried(planted):
@@ -76,7 +76,7 @@ def test_gate_area_zero_is_always_tried(planted):
     probs, masks = planted
     plain = max(score(probs, masks, Rule(t, t, 0)) for t in (cut_to_threshold(c) for c in CUTS))
     steps = search(probs, masks, Grids([30], [0.9], [0], [0])).steps
-    assert steps[0]["dice"] >= plain - 1e-12
+    assert steps[0]["score"] >= plain - 1e-12
 
 
 @pytest.mark.parametrize("change", [dict(min_component=5), dict(keep_largest=1), dict(min_component=3, keep_largest=2),
@@ -88,7 +88,7 @@ def test_scoring_components_from_their_table_equals_applying_the_rule(planted, c
     above = np.cumsum((fg + bg)[:, ::-1], axis=1)[:, ::-1]
     gate = above[:, round(rule.gate_threshold * 255)] >= rule.gate_area
     table = _component_table(lambda: zip(probs, masks), rule.threshold)
-    fast = _component_dice(*table, fg.sum(axis=1), gate, rule)
+    fast = _component_counts(*table, fg.sum(axis=1), gate, rule).image_dice()
     np.testing.assert_allclose(fast, rule_counts(zip(probs, masks), rule).image_dice())
 
 

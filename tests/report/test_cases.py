@@ -153,8 +153,8 @@ def write_live(live: Path, fold: int, epochs: int = 3) -> None:
 def write_sweep(path: Path) -> pd.DataFrame:
     """A made-up plots/threshold.csv peaking at 0.55 (float steps, as np.arange gives)."""
     thresholds = [0.1 + 0.05 * i for i in range(17)]
-    table = pd.DataFrame({"threshold": thresholds, "dice": [0.9 - abs(t - 0.55) for t in thresholds],
-                          "dice_no_min_area": [0.88 - abs(t - 0.6) for t in thresholds]})
+    table = pd.DataFrame({"threshold": thresholds, "score": [0.9 - abs(t - 0.55) for t in thresholds],
+                          "score_no_min_area": [0.88 - abs(t - 0.6) for t in thresholds]})
     table.to_csv(path, index=False)
     return table
 
@@ -192,9 +192,9 @@ def test_a_missing_fold_curve_is_an_input_error_naming_the_file(tmp_path):
 
 def test_threshold_chart_marks_the_chosen_cut(tmp_path):
     sweep = write_sweep(tmp_path / "threshold.csv")
-    table = read_table(tmp_path / "threshold.csv", ["threshold", "dice"])
-    best_t, best_dice = chosen_point(table, 0.55)  # cv.json rounds; the csv may hold 0.5500000000000002
-    assert best_t == pytest.approx(0.55) and best_dice == pytest.approx(0.9) == sweep.dice.max()
+    table = read_table(tmp_path / "threshold.csv", ["threshold", "score"])
+    best_t, best = chosen_point(table, 0.55)  # cv.json rounds; the csv may hold 0.5500000000000002
+    assert best_t == pytest.approx(0.55) and best == pytest.approx(0.9) == sweep.score.max()
     with pytest.raises(InputError, match="no row at the chosen threshold 0.57"):
         chosen_point(table, 0.57)
     for name in ("a", "b"):
@@ -222,7 +222,7 @@ def test_stage_end_to_end(tmp_path):
         noisy = masks[rows] * 200 + rng.integers(0, 60, (int(rows.sum()), size, size))
         with oof_files.writing(tmp_path / "blend" / f"fold{k}", folds.id[rows], (size, size)) as out:
             out[:] = noisy.astype(np.uint8)
-    cv = {"dice": 0.8, "search": [{"step": "threshold and gate area", "gate_area": 5}],
+    cv = {"metric": "dice", "dice": 0.8, "search": [{"step": "threshold and gate area", "gate_area": 5}],
           "folds": {"fold0": {"dice": 0.9}, "fold1": {"dice": 0.7}}}
     (tmp_path / "cv.json").write_text(json.dumps(cv))
     Rule(0.5, 0.5, 5).write(tmp_path / "rule.json")

@@ -27,6 +27,7 @@ from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path, create_npy, opencv_threads
 from segpipe.datasets import Competition
 from segpipe.datasets.readers import image_size
+from segpipe.evaluation.scores import write_metric
 from segpipe.paths.cache_files import TEST_INDEX, TILES, TRAIN_IMAGES, TRAIN_INDEX, TRAIN_MASKS
 
 INDEX_COLUMNS = ("id", "group", "volume", "slice")  # the identity of a row, carried into the prepared indexes
@@ -180,8 +181,7 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
         if duplicated:
             raise InputError(f"{competition.name}: duplicate {split} ids {duplicated[:5]}")
     layout = tile_layout(competition.train, scale, tile, workers) if mode == "tile" else Layout("resize", tuple(size))
-    layout = dataclasses.replace(layout, classes=tuple(competition.classes), metric=competition.metric,
-                                 exclusive=competition.exclusive)
+    layout = dataclasses.replace(layout, classes=tuple(competition.classes), exclusive=competition.exclusive)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         train = cache_split(competition.train, competition, layout.size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS,
@@ -192,3 +192,4 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
                  else pd.DataFrame(columns=list(TILE_COLUMNS)))  # always there: the train stages depend on it
         tiles.to_csv(tmp / TILES, index=False)
         layout.write(tmp)
+        write_metric(tmp, competition.metric)  # apart from the layout: a new metric retrains nothing

@@ -59,12 +59,11 @@ class Layout:
     scale: float = 1.0  # tile mode: cached size / original size
     tile: tuple[int, int] | None = None  # tile mode: what the model sees
     classes: tuple[str, ...] = ()  # the class names of a multi-label competition (segpipe.cache.classes)
-    metric: str = "dice"  # the competition's metric (segpipe.datasets.base.Metric)
     exclusive: bool = False  # multiclass: at most one class a pixel; softmax and argmax first
 
     def write(self, folder: Path) -> None:
         fields = asdict(self)
-        for key, default in (("classes", ()), ("metric", "dice"), ("exclusive", False)):
+        for key, default in (("classes", ()), ("exclusive", False)):
             if fields[key] == default:
                 del fields[key]  # a binary Dice competition: the file as it always was
         (folder / LAYOUT).write_text(json.dumps(fields, indent=1) + "\n")
@@ -76,7 +75,7 @@ class Layout:
             raise InputError(f"{path}: missing; rerun `dvc repro prepare`")
         raw = json.loads(path.read_text())
         return cls(raw["mode"], tuple(raw["size"]), raw.get("scale", 1.0), tuple(raw["tile"]) if raw.get("tile") else None,
-                   tuple(raw.get("classes", ())), raw.get("metric", "dice"), raw.get("exclusive", False))
+                   tuple(raw.get("classes", ())), raw.get("exclusive", False))
 
     @property
     def channels(self) -> int:

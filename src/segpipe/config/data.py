@@ -70,6 +70,7 @@ class Folder(DatasetSection):
     rle_order: Literal["C", "F"] = "F"
     classes: list[str] = []  # index masks: value k + 1 is classes[k]; [] = binary masks
     exclusive: bool = False  # index masks: train the classes as exclusive (softmax with a background)
+    metric: Literal["dice", "patient_dice"] = "dice"  # the score to maximise (segpipe.evaluation.scores)
     holdout_patients: float | None = Field(None, ge=0, lt=1)
 
     @model_validator(mode="after")

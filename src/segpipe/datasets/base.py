@@ -14,7 +14,7 @@ import pandas as pd
 
 RleOrder = Literal["C", "F"]
 Kind = Literal["binary", "multilabel", "multiclass"]
-Metric = Literal["dice", "dice_hausdorff"]  # dice: mean per-image Dice; dice_hausdorff: UW-Madison's (evaluation.volumes)
+Metric = Literal["dice", "patient_dice", "dice_hausdorff"]  # what the leaderboard scores: segpipe.evaluation.scores
 MAX_CLASSES = 8  # a bit each in the uint8 mask cache
 
 
@@ -72,8 +72,9 @@ class Competition:
     # `multiclass`: the classes never overlap (at most one bit a pixel); the network has a softmax
     # over a background channel and the classes, and post-processing takes the argmax first.
     exclusive: bool = False
-    # What the competition scores beside the per-image Dice: "dice_hausdorff" is UW-Madison's
-    # 0.4 x Dice + 0.6 x (1 - normalised 3D Hausdorff) per volume (`segpipe.evaluation.volumes`).
+    # The score the leaderboard (or the paper) uses, which the blend and the post-processing maximise
+    # (`segpipe.evaluation.scores`): "dice" per image, "patient_dice" per patient (a patient's
+    # slices pooled), "dice_hausdorff" UW-Madison's 0.4 x Dice + 0.6 x (1 - normalised 3D Hausdorff).
     metric: Metric = "dice"
 
     @property

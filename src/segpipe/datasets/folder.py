@@ -9,6 +9,8 @@
     exclusive: true                     optional, index PNGs only: a softmax over background and classes
                                         (the multiclass kind) instead of a sigmoid per class;
     mask: "{stem}_{class}.png"          with {class} in the rule: one binary mask file per class
+    metric: patient_dice                optional: the score to maximise, Dice per patient (group_regex's
+                                        groups, slices pooled) instead of per image (`dice`)
 
 A file the train glob matches that is some matched image's mask is skipped, so "*.png" with
 "{stem}_mask.png" works. Ids are file stems, sorted naturally (`case2` before `case10`).
@@ -43,7 +45,7 @@ from .tree import Tree, as_tree, natural_key
 
 def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | None = None,
          group_regex: str | None = None, rle_order: str = "F", classes: Sequence[str] = (),
-         exclusive: bool = False, **_options) -> Competition:
+         exclusive: bool = False, metric: str = "dice", **_options) -> Competition:
     """Index the folder `root` (a path, or the Tree of the source)."""
     if rle_order not in ("C", "F"):
         raise InputError(f"rle_order must be 'C' (row-major) or 'F' (column-major), got {rle_order!r}")
@@ -60,7 +62,7 @@ def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | 
     read_mask = (readers.read_class_files if per_class else partial(readers.read_index_mask, classes=len(classes))
                  if classes else readers.read_binary_mask)
     return Competition(name="folder", train=train, test=test, submission=spec, read_image=readers.read_rgb,
-                       read_mask=read_mask, classes=classes, exclusive=exclusive)
+                       read_mask=read_mask, classes=classes, exclusive=exclusive, metric=metric)
 
 
 def _index(tree: Tree, train_images: str, rule: str, test_images: str | None, group_regex: str | None,

@@ -14,6 +14,8 @@ any other file that is not a slice are ignored.
 It is a dataset, not a competition: there is no test set and no sample submission. `load`
 returns an empty test table and the generic holdout in `segpipe.datasets` moves whole
 patients into it; the submission for them is column-major RLE, like most Kaggle contests.
+Its score is Buda et al.'s (2019): Dice per patient, a patient's slices pooled, the mean over
+patients (`metric="patient_dice"`), which the blend and the post-processing maximise.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def load(root: Path | Tree, **_options) -> Competition:
     return Competition(name="lgg", train=_train_table(tree),
                        test=pd.DataFrame({"id": pd.Series(dtype=str), "image": pd.Series(dtype=object)}),
                        submission=SUBMISSION, read_image=readers.read_rgb,
-                       read_mask=readers.read_binary_mask)
+                       read_mask=readers.read_binary_mask, metric="patient_dice")
 
 
 def _slices(tree: Tree) -> dict[str, tuple[list[tuple[int, str]], list[str]]]:

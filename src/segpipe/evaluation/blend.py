@@ -6,14 +6,15 @@ possibly) whose addition scores best; keep the best bag seen. A model's weight i
 of the bag, so weights are non-negative, sum to 1 and are multiples of 1/iterations. The
 first step picks the best single model, so out of fold the blend never scores below it.
 
-A bag is scored by the competition metric, mean per-image Dice, at its best probability
-cut: one 256-bin histogram per image gives every cut at once (`segpipe.evaluation.metrics`). Maps are
+A bag is scored by the competition's declared score (`segpipe.evaluation.scores`: mean per-image
+Dice, or per-patient Dice) at its best probability cut: one 256-bin histogram per image gives
+every cut at once (`segpipe.evaluation.metrics`). Maps are
 blended in integers, round(sum c_m p_m / sum c_m) on the uint8 probabilities, so the test
 maps blended at submit time are exactly those the weights were tuned on. Ties go to the
 model that comes first by name: the same inputs always give the same weights.
 
 With classes, one bag serves every class by default, scored on the Dice averaged over the
-classes; `blend.per_class` runs the selection once per class on that class's own Dice
+classes; `blend.per_class` runs the selection once per class on that class's own score
 instead, and each class's maps are blended with its own counts (`ClassCounts`). Exclusive
 classes take the argmax (`segpipe.cache.classes.argmax_first`) on the blend, once: the
 blended OOF maps are written after it, so the threshold search and the report cut them as
@@ -33,6 +34,7 @@ import pandas as pd
 from segpipe.cache.classes import argmax_first, class_maps, of_class
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.metrics import CUTS, Counts, counts_at_cuts, cut_to_threshold, probability_histograms
+from segpipe.evaluation.scores import Scorer, patients, scorer
 
 
 ClassCounts = Sequence[Mapping[str, int]]  # one bag per class, in class order
@@ -75,12 +77,13 @@ def read_counts(blend: dict, classes: Sequence[str]) -> AnyCounts:
 
 @dataclass(frozen=True)
 class Score:
-    """A bag's mean per-image Dice at its best cut, and its per-patient Dice at that cut.
+    """A bag's declared score at its best cut (`score`), and its mean per-image and per-patient Dice at that cut.
 
-    With classes, each class is scored at its own best cut (`classes`) and `dice` and
-    `patient_dice` are their means: Severstal's mean Dice over (image, class) pairs.
+    With classes, each class is scored at its own best cut (`classes`) and the three numbers
+    are their means: Severstal's mean Dice over (image, class) pairs.
     """
 
+    score: float
     dice: float
     patient_dice: float
     threshold: float | None  # the best cut as a probability (uint8 cut / 255); None with classes
@@ -88,23 +91,25 @@ class Score:
 
     @classmethod
     def mean_of(cls, classes: Sequence[Score]) -> Score:
-        return cls(float(np.mean([s.dice for s in classes])), float(np.mean([s.patient_dice for s in classes])),
+        return cls(*(float(np.mean([getattr(s, key) for s in classes])) for key in ("score", "dice", "patient_dice")),
                    None, tuple(classes))
 
     def to_dict(self, names: Sequence[str] = ()) -> dict:
-        """As json: the three numbers, and each class's by name."""
-        out = {"dice": self.dice, "patient_dice": self.patient_dice, "threshold": self.threshold}
+        """As json: the four numbers, and each class's by name."""
+        out = {"score": self.score, "dice": self.dice, "patient_dice": self.patient_dice, "threshold": self.threshold}
         if self.classes:
             out["classes"] = {name: score.to_dict() for name, score in zip(names, self.classes)}
         return out
 
 
-def score_histograms(fg: np.ndarray, bg: np.ndarray, groups: np.ndarray) -> Score:
-    """Score (N, 256) foreground/background histograms at every cut; the best cut wins (lowest on ties)."""
+def score_histograms(fg: np.ndarray, bg: np.ndarray, groups: np.ndarray, score: Scorer = scorer("dice")) -> Score:
+    """Score (N, 256) foreground/background histograms at every cut by `score`; the best cut wins (lowest on ties)."""
     at_cut = counts_at_cuts(fg, bg)
-    best = int(np.argmax(at_cut.image_dice().mean(axis=0)))
+    by_cut = score(at_cut)
+    best = int(np.argmax(by_cut))
     chosen = Counts(at_cut.inter[:, best], at_cut.pred[:, best], at_cut.true[:, 0])
-    return Score(float(chosen.image_dice().mean()), chosen.group_dice(groups), cut_to_threshold(CUTS[best]))
+    return Score(float(by_cut[best]), float(chosen.image_dice().mean()), chosen.group_dice(groups),
+                 cut_to_threshold(CUTS[best]))
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ class OofSet:
     """Every model's OOF probabilities on the same images: `probs[name]` is one array per part.
 
     Parts are the folds (one memmap each); `masks` holds the matching truth and `groups`
-    the patient of every image, parts concatenated.
+    the patient of every image, parts concatenated; `scorer` is the declared score on them.
     """
 
     probs: Mapping[str, Sequence[np.ndarray]]
@@ -120,6 +125,7 @@ class OofSet:
     groups: np.ndarray
     classes: int = 0  # maps (n, classes, H, W) against bit masks (`segpipe.cache.classes`); 0 = binary
     exclusive: bool = False  # exclusive classes: each blend goes through `argmax_first`, scored and written so
+    scorer: Scorer = scorer("dice")
 
     @property
     def names(self) -> list[str]:
@@ -144,13 +150,13 @@ class OofSet:
                 hists[k].append(probability_histograms(class_maps(maps, k), of_class(truth, k)))
             part_start[part] += len(maps)
         scores = [score_histograms(np.concatenate([h[0] for h in hists[k]]), np.concatenate([h[1] for h in hists[k]]),
-                                   self.groups) for k in per_class]
+                                   self.groups, self.scorer) for k in per_class]
         return Score.mean_of(scores) if self.classes and cls is None else scores[0]
 
 
 @dataclass
 class Selection:
-    """The chosen bag (model -> times picked), its score, each model's own score, the steps taken."""
+    """The chosen bag (model -> times picked), its Score, each model's own, the steps taken (by declared score)."""
 
     counts: dict[str, int]
     score: Score
@@ -169,21 +175,21 @@ def select(names: Sequence[str], score: Callable[[Mapping[str, int]], Score], it
     singles = {name: score({name: 1}) for name in names}
     if len(names) == 1:  # nothing to choose: one model, weight 1
         only = names[0]
-        return Selection({only: 1}, singles[only], singles, [{"added": only, "dice": singles[only].dice}])
+        return Selection({only: 1}, singles[only], singles, [{"added": only, "score": singles[only].score}])
     bag: dict[str, int] = {}
     best_counts, best_score, steps = {}, None, []
     for _ in range(iterations):
         tried = {name: score({**bag, name: bag.get(name, 0) + 1}) if bag else singles[name] for name in names}
-        added = max(names, key=lambda n: (tried[n].dice, -names.index(n)))  # first by name on ties
+        added = max(names, key=lambda n: (tried[n].score, -names.index(n)))  # first by name on ties
         bag = {**bag, added: bag.get(added, 0) + 1}
-        steps.append({"added": added, "dice": tried[added].dice})
-        if best_score is None or tried[added].dice > best_score.dice:
+        steps.append({"added": added, "score": tried[added].score})
+        if best_score is None or tried[added].score > best_score.score:
             best_counts, best_score = dict(bag), tried[added]
     return Selection(best_counts, best_score, singles, steps)
 
 
 def select_per_class(oof: OofSet, iterations: int) -> list[Selection]:
-    """`select` once per class, each on that class's own OOF Dice; the models' `singles` stay their
+    """`select` once per class, each on that class's own OOF score; the models' `singles` stay their
     scores over every class."""
     singles = {name: oof.score({name: 1}) for name in oof.names}
     chosen = []
@@ -194,16 +200,18 @@ def select_per_class(oof: OofSet, iterations: int) -> list[Selection]:
 
 
 def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path, classes: int = 0,
-              exclusive: bool = False) -> OofSet:
+              exclusive: bool = False, metric: str = "dice") -> OofSet:
     """The OOF probabilities of every model (`oof_dirs[model][fold]`) for the blend search, fold by fold
-    (with `classes`, (n, classes, H, W) maps against bit masks; `exclusive`: blended, then the argmax)."""
+    (with `classes`, (n, classes, H, W) maps against bit masks; `exclusive`: blended, then the argmax),
+    scored by the declared `metric`."""
     masks = np.load(masks_path, mmap_mode="r")
     folds_trained = sorted(next(iter(oof_dirs.values())))
     probs = {name: [oof_files.read_fold(folds, k, dirs[k], masks)[1] for k in folds_trained]
              for name, dirs in oof_dirs.items()}
     rows = [np.flatnonzero(folds.fold.to_numpy() == k) for k in folds_trained]
-    return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[np.concatenate(rows)], classes,
-                  exclusive)
+    covered = np.concatenate(rows)
+    return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[covered], classes,
+                  exclusive, scorer(metric, patients(folds, covered)))
 
 
 def write_blend(folds: pd.DataFrame, oof: OofSet, counts: AnyCounts, out_dirs: dict[int, Path]) -> None:

@@ -14,6 +14,7 @@ from segpipe.evaluation import oof_files
 from segpipe.evaluation.baselines import baselines, dice_lost, patients_lost
 from segpipe.evaluation.metrics import counts_at_cuts, probability_histograms, threshold_to_uint8
 from segpipe.evaluation.postprocess import Rule, apply
+from segpipe.evaluation.scores import patients, scorer
 from segpipe.evaluation.tune import Grids, Search, rule_counts, search_rule
 from segpipe.evaluation.volumes import volume_order
 
@@ -53,23 +54,27 @@ def oof_maps(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path, 
 
 
 def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
-                   grids: Grids, cls: int | None = None) -> tuple[dict, Search]:
-    """Tune the post-processing rule on all OOF images (of class `cls`, when given) and report CV scores under it.
+                   grids: Grids, cls: int | None = None, metric: str = "dice") -> tuple[dict, Search]:
+    """Tune the post-processing rule on all OOF images (of class `cls`, when given) for the declared
+    `metric` (`segpipe.evaluation.scores`) and report CV scores under it.
 
-    Returns the metrics (overall and per-fold per-image Dice, per-patient Dice, Dice at a
+    Returns the metrics (the declared score, overall and per-fold per-image Dice, per-patient Dice, Dice at a
     plain 0.5 cut for reference, the trivial submissions' Dice (`baselines`), where the
     Dice is lost per image (`lost`) and per patient (`patients_lost`), the rule and the score
     after each search step) and the search (the rule and the Dice-vs-threshold curve).
     """
     fg, bg, rows = oof_histograms(folds, oof_paths, masks_path, cls)
     maps = partial(oof_maps, folds, oof_paths, masks_path, cls)
-    search = search_rule(fg, bg, maps, grids)
+    groups = folds.group.to_numpy()[rows]
+    score = scorer(metric, patients(folds, rows))
+    search = search_rule(fg, bg, maps, grids, score)
     counts = rule_counts(maps(), search.rule)
     per_image = counts.image_dice()
     plain = counts_at_cuts(fg, bg, [threshold_to_uint8(0.5)]).image_dice()[:, 0]  # no pass over the maps
     fold_of_row = folds.fold.to_numpy()[rows]
-    groups = folds.group.to_numpy()[rows]
     metrics = {
+        "metric": metric,
+        "score": float(score(counts)),
         "dice": float(per_image.mean()),
         "patient_dice": counts.group_dice(groups),
         "dice_at_0.5": float(plain.mean()),

@@ -11,6 +11,7 @@ from segpipe.cache.images import resize_bits, resize_mask
 from segpipe.core.errors import InputError
 from segpipe.evaluation.baselines import dice_lost, patients_lost
 from segpipe.evaluation.metrics import Counts, mask_counts
+from segpipe.evaluation.scores import Scorer, patients, scorer
 from segpipe.evaluation.volumes import VolumeScores, volume_order
 
 
@@ -18,7 +19,8 @@ def score_holdout(path: Path, competition) -> dict:
     """Score a submission against a labelled holdout test set at the original resolution (or at the
     competition's `mask_size`, the true masks resized to it as prepare resizes them).
 
-    Returns mean per-image Dice (empty on empty scores 1), per-patient Dice (pixels pooled
+    Returns the competition's declared score (`metric`, `score`: `segpipe.evaluation.scores`), mean
+    per-image Dice (empty on empty scores 1), per-patient Dice (pixels pooled
     over each patient's slices), the image count, and where the Dice is lost per image and
     per patient (as in metrics/cv.json): a leaderboard you can read locally. With classes
     (one row per image and class, in class order), each class is scored on its own under
@@ -48,15 +50,18 @@ def score_holdout(path: Path, competition) -> dict:
         if volumes:
             volumes.add(*_stacked(pred_slices, true_slices, competition, test, positions))
     groups = test.group.to_numpy()
-    scores = [_scores(pixels[k], groups) for k in range(per_image)]
+    score = scorer(competition.metric, patients(test, np.arange(len(test))))
+    scores = [_scores(pixels[k], groups, score) for k in range(per_image)]
     summary = scores[0] if not classes else {
+        "score": float(np.mean([s["score"] for s in scores])),
         "dice": float(np.mean([s["dice"] for s in scores])),
         "patient_dice": float(np.mean([s["patient_dice"] for s in scores])),
         "images": scores[0]["images"], "patients": scores[0]["patients"],
         "classes": dict(zip(classes, scores))}
     if volumes:
         summary["volumes"] = volumes.summary()
-    return summary
+        summary["score"] = summary["volumes"]["score"]
+    return {"metric": competition.metric, **summary}
 
 
 def _at_size(truth: np.ndarray, size: tuple[int, int] | None, classes) -> np.ndarray:
@@ -74,9 +79,10 @@ def _stacked(pred: list, true: list, competition, test: pd.DataFrame, positions)
     return np.stack(pred), np.stack(true)
 
 
-def _scores(pixels: np.ndarray, groups: np.ndarray) -> dict:
+def _scores(pixels: np.ndarray, groups: np.ndarray, score: Scorer) -> dict:
     counts = Counts(pixels[:, 0], pixels[:, 1], pixels[:, 2])
     return {
+        "score": float(score(counts)),
         "dice": float(counts.image_dice().mean()),
         "patient_dice": counts.group_dice(groups),
         "images": len(counts),

@@ -18,20 +18,21 @@ import pandas as pd
 from segpipe.evaluation.cv import cross_validate
 from segpipe.evaluation.tune import Grids, Search
 
-MEANS = ("dice", "patient_dice", "dice_at_0.5")  # the scores averaged over the classes
+MEANS = ("score", "dice", "patient_dice", "dice_at_0.5")  # the scores averaged over the classes
 
 
 def cross_validate_classes(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,
-                           grids: Grids | Sequence[Grids], classes: Sequence[str]) -> tuple[dict, list[Search]]:
+                           grids: Grids | Sequence[Grids], classes: Sequence[str],
+                           metric: str = "dice") -> tuple[dict, list[Search]]:
     """`cross_validate` class by class, with one `grids` for all or one per class: the metrics (the
     means, each fold's mean, and each class's own metrics under `classes`) and each class's search."""
     per_class, searches = {}, []
     for k, name in enumerate(classes):
         grid = grids if isinstance(grids, Grids) else grids[k]
-        per_class[name], search = cross_validate(folds, oof_paths, masks_path, grid, cls=k)
+        per_class[name], search = cross_validate(folds, oof_paths, masks_path, grid, cls=k, metric=metric)
         searches.append(search)
     first = per_class[classes[0]]
-    metrics = {key: float(np.mean([m[key] for m in per_class.values()])) for key in MEANS}
+    metrics = {"metric": metric, **{key: float(np.mean([m[key] for m in per_class.values()])) for key in MEANS}}
     metrics["baselines"] = {key: float(np.mean([m["baselines"][key] for m in per_class.values()]))
                             for key in first["baselines"]}
     metrics["images"] = first["images"]
@@ -42,10 +43,10 @@ def cross_validate_classes(folds: pd.DataFrame, oof_paths: dict[int, Path], mask
 
 
 def threshold_curve(searches: Sequence[Search], classes: Sequence[str]) -> list[dict]:
-    """Dice against threshold: the mean over classes (`dice`) and each class's (`dice_<class>`)."""
+    """The score against threshold: the mean over classes (`score`) and each class's (`score_<class>`)."""
     rows = []
     for points in zip(*(search.curve for search in searches)):
-        row = {"threshold": points[0]["threshold"], "dice": float(np.mean([p["dice"] for p in points]))}
-        row.update({f"dice_{name}": p["dice"] for name, p in zip(classes, points)})
+        row = {"threshold": points[0]["threshold"], "score": float(np.mean([p["score"] for p in points]))}
+        row.update({f"score_{name}": p["score"] for name, p in zip(classes, points)})
         rows.append(row)
     return rows

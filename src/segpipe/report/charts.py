@@ -31,6 +31,9 @@ TRAINING_CURVES = (
     ("val/loss.tsv", "loss", "val loss", True),
 )
 
+SCORE_LABELS = {"dice": "mean per-image Dice", "patient_dice": "mean per-patient Dice (pixels pooled)",
+                "dice_hausdorff": "mean per-image Dice (the Dice the search maximises)"}
+
 
 def pyplot():
     """matplotlib's pyplot on the Agg backend (stages run headless)."""
@@ -120,49 +123,51 @@ def _log_axis(ax) -> None:
 
 
 def chosen_point(table: pd.DataFrame, threshold: float) -> tuple[float, float]:
-    """(threshold, Dice) of the curve row at the chosen threshold; InputError if the curve lacks it."""
+    """(threshold, score) of the curve row at the chosen threshold; InputError if the curve lacks it."""
     close = [i for i, t in enumerate(table["threshold"]) if math.isclose(t, threshold, abs_tol=1e-9)]
     if not close:
         raise InputError(f"the threshold curve has no row at the chosen threshold {threshold:g}; "
                          "rerun the threshold stage (dvc repro threshold)")
     row = table.iloc[close[0]]
-    return float(row["threshold"]), float(row["dice"])
+    return float(row["threshold"]), float(row["score"])
 
 
-def threshold_chart(table: pd.DataFrame, threshold: float, min_area: int, path: Path | str) -> None:
-    """OOF Dice against threshold, the chosen (threshold, min area) marked and labelled."""
+def threshold_chart(table: pd.DataFrame, threshold: float, min_area: int, path: Path | str,
+                    metric: str = "dice") -> None:
+    """The OOF score (the competition's `metric`) against threshold, the chosen (threshold, min area) marked."""
     plt = pyplot()
-    best_t, best_dice = chosen_point(table, threshold)
+    best_t, best = chosen_point(table, threshold)
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    ax.plot(table["threshold"], table["dice"], marker="o", markersize=3, color="C0",
+    ax.plot(table["threshold"], table["score"], marker="o", markersize=3, color="C0",
             label=f"min area {min_area} px (chosen)")
     # the search's first min area, usually 0; the same line when that is the chosen one
-    if "dice_no_min_area" in table.columns and not table["dice_no_min_area"].equals(table["dice"]):
-        ax.plot(table["threshold"], table["dice_no_min_area"], linestyle="--", color="C7", label="no min area")
+    if "score_no_min_area" in table.columns and not table["score_no_min_area"].equals(table["score"]):
+        ax.plot(table["threshold"], table["score_no_min_area"], linestyle="--", color="C7", label="no min area")
     ax.axvline(best_t, color="C3", linestyle=":", linewidth=1)
-    ax.plot([best_t], [best_dice], marker="*", markersize=14, color="C3", linestyle="none",
-            label=f"chosen: threshold {best_t:g}, Dice {best_dice:.4f}")
+    ax.plot([best_t], [best], marker="*", markersize=14, color="C3", linestyle="none",
+            label=f"chosen: threshold {best_t:g}, {metric} {best:.4f}")
     ax.set_xlabel("probability threshold")
-    ax.set_ylabel("mean per-image OOF Dice")
-    ax.set_title("Out-of-fold Dice against threshold")
+    ax.set_ylabel(f"OOF {SCORE_LABELS.get(metric, metric)}")
+    ax.set_title(f"Out-of-fold {metric} against threshold")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def class_threshold_chart(table: pd.DataFrame, classes: list[str], thresholds: list[float], path: Path | str) -> None:
-    """Each class's OOF Dice against threshold (columns dice_<class>), its chosen threshold marked."""
+def class_threshold_chart(table: pd.DataFrame, classes: list[str], thresholds: list[float], path: Path | str,
+                          metric: str = "dice") -> None:
+    """Each class's OOF score against threshold (columns score_<class>), its chosen threshold marked."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     for i, (name, threshold) in enumerate(zip(classes, thresholds)):
-        best_t, best_dice = chosen_point(table.assign(dice=table[f"dice_{name}"]), threshold)
-        ax.plot(table["threshold"], table[f"dice_{name}"], color=f"C{i}", label=f"{name}: threshold {best_t:g}, "
-                f"Dice {best_dice:.4f}")
-        ax.plot([best_t], [best_dice], marker="*", markersize=12, color=f"C{i}", linestyle="none")
+        best_t, best = chosen_point(table.assign(score=table[f"score_{name}"]), threshold)
+        ax.plot(table["threshold"], table[f"score_{name}"], color=f"C{i}", label=f"{name}: threshold {best_t:g}, "
+                f"{metric} {best:.4f}")
+        ax.plot([best_t], [best], marker="*", markersize=12, color=f"C{i}", linestyle="none")
     ax.set_xlabel("probability threshold")
-    ax.set_ylabel("mean per-image OOF Dice")
-    ax.set_title("Out-of-fold Dice against threshold, per class")
+    ax.set_ylabel(f"OOF {SCORE_LABELS.get(metric, metric)}")
+    ax.set_title(f"Out-of-fold {metric} against threshold, per class")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     fig.tight_layout()
