@@ -67,15 +67,21 @@ def scratch_copy(into: Path) -> Path:
     return into
 
 
+def run_env(repo: Path) -> dict:
+    """The environment a scratch copy runs `dvc repro` in: this Python's tools first, and the copy's
+    own src/ ahead of the editable install, so a run uses the code it was copied from, whatever is
+    edited here while it runs."""
+    return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(Path.home()),
+            "PYTHONPATH": str(repo / "src")}
+
+
 def run_one(repo: Path, base: dict, overrides: dict, seed: int) -> dict:
     params = json.loads(json.dumps(base))
     for key, value in {**overrides, "base.seed": seed}.items():
         set_key(params, key, value)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env_bin = str(Path(sys.executable).parent)
     start = time.perf_counter()
-    done = subprocess.run(["dvc", "repro", "threshold"], cwd=repo, capture_output=True, text=True,
-                          env={"PATH": f"{env_bin}:/usr/bin:/bin", "HOME": str(Path.home())})
+    done = subprocess.run(["dvc", "repro", "threshold"], cwd=repo, capture_output=True, text=True, env=run_env(repo))
     wall = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"dvc repro failed for {overrides} seed {seed}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")

@@ -12,6 +12,7 @@ get the data: docs/plan.md#the-real-lgg-benchmark.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation import ROOT, scratch_copy, set_key  # noqa: E402  (bench/ is not a package)
+from ablation import ROOT, run_env, scratch_copy, set_key  # noqa: E402  (bench/ is not a package)
 
 
 def main() -> None:
@@ -32,6 +33,8 @@ def main() -> None:
                         help="a param override, its value parsed as YAML (as `dvc exp run -S` does)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="copy the run's metrics/, data/plan.json and the dvc output (repro.log) here")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="run in this new folder and leave it there (to rerun later stages with other params)")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     overrides = {"base.dataset": "lgg", "lgg.source": str(args.source.resolve())}
@@ -40,13 +43,14 @@ def main() -> None:
         overrides[key] = yaml.safe_load(value)
     for key, value in overrides.items():
         set_key(params, key, value)
-    with tempfile.TemporaryDirectory(prefix="segpipe-lgg-") as tmp:
+    if args.workdir:
+        args.workdir.mkdir(parents=True)  # a new folder: never run over an earlier one
+    with contextlib.nullcontext(args.workdir) if args.workdir else tempfile.TemporaryDirectory(prefix="segpipe-lgg-") as tmp:
         repo = scratch_copy(Path(tmp))
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        env_bin = str(Path(sys.executable).parent)
         start = time.perf_counter()
         done = subprocess.run(["dvc", "repro"], cwd=repo, capture_output=True, text=True,
-                              env={"PATH": f"{env_bin}:/usr/bin:/bin", "HOME": str(Path.home())})
+                              env=run_env(repo))
         wall = time.perf_counter() - start
         if done.returncode:
             raise SystemExit(f"dvc repro failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

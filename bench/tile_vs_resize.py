@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import yaml
-from ablation import ROOT, scratch_copy, set_key
+from ablation import ROOT, run_env, scratch_copy, set_key
 
 COMMON = {
     "synthetic.kind": "thin", "synthetic.train_patients": 10, "synthetic.test_patients": 2,
@@ -38,10 +38,9 @@ ROWS = {
 
 
 def dvc(repo: Path, *args: str) -> float:
-    env_bin = str(Path(sys.executable).parent)
     start = time.perf_counter()
     done = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True,
-                          env={"PATH": f"{env_bin}:/usr/bin:/bin", "HOME": str(Path.home())})
+                          env=run_env(repo))
     if done.returncode:
         raise SystemExit(f"dvc {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
     return time.perf_counter() - start
