@@ -33,6 +33,19 @@ def test_on_a_cpu_every_auto_is_the_small_recipe():
     assert planned == plan_train(fingerprint("lgg"), resized(128, 128), small, 5)  # the plan before devices
 
 
+def test_a_cpu_spends_the_time_a_shrunk_input_saves_on_passes():
+    lgg = fingerprint("lgg")  # 256x256: shrunk below the 128x128 budget, each pass is cheaper
+    assert rules.cpu_passes(lgg, resized(128, 128)) == rules.PASSES
+    assert rules.cpu_passes(lgg, resized(64, 64)) == 22  # 12 passes x 155 / 83 images/s (CPU_IMAGES_PER_S)
+    assert rules.cpu_passes(lgg, resized(32, 32)) == 38  # 12 x 266 / 83
+    small = {**lgg, "height": {"median": 64}, "width": {"median": 64}}
+    assert rules.cpu_passes(small, resized(64, 64)) == rules.PASSES  # small by nature: the synthetic default's time
+    assert rules.cpu_passes(lgg, {**resized(64, 64), "mode": "tile"}) == rules.PASSES
+    planned = rules.plan_model(lgg, resized(64, 64), Train(), 5, CPU)
+    assert planned.steps == math.ceil(22 * lgg["images"] * 4 / 5 / 16)
+    assert rules.cpu_speed(64 * 64) == pytest.approx(155) and 83 < rules.cpu_speed(96 * 96) < 155
+
+
 def test_the_gpu_budget_is_the_native_size_within_the_memory_target():
     assert rules.plan_cache(fingerprint("lgg"), Prepare(), T4, amp=True).max_size == (256, 256)
     assert rules.plan_cache(fingerprint("carvana"), Prepare(), H100, amp=True).max_size == (1280, 1920)

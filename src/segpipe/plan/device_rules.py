@@ -2,7 +2,7 @@
 
 On a CPU every `auto` resolves to the small recipe sized for 2 cores: the budget CPU_MAX_SIZE, the
 tiny CPU_ENCODER and its narrow decoder, no pretrained weights, no loader workers, and the batch and
-steps of `segpipe.plan.rules`. On CUDA the plan sizes the input and the batch to a memory target, as
+steps of `segpipe.plan.rules`, with the time a shrunk input saves spent on steps (`cpu_passes`). On CUDA the plan sizes the input and the batch to a memory target, as
 nnU-Net sizes its patch and batch to a GPU's memory:
 
 - budget (`prepare.max_size`): the native size, each side rounded to a multiple of 32, shrunk (the
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 from typing import Callable
+
+import numpy as np
 
 from segpipe.config.data import Prepare
 from segpipe.config.train import AUTO, Train
@@ -50,6 +52,9 @@ MIN_BATCH = 4  # BatchNorm, in resnet34 and smp's decoders, needs a few images f
 MAX_BATCH = 32  # the largest batch of the hand-set GPU recipes: at a fixed lr, more only means fewer steps
 GPU_PASSES = 48  # the LGG recipe's 48 passes beat 12 and 24 (docs/plan.md#results); a GPU affords them
 MAX_WORKERS = 8  # loading is a memmap read (batched augmentation): more processes would only wait
+# Training images/s of the CPU network at batch 16 on 2 cores, by input pixels (`python bench/bench_cpu_step.py`,
+# segpipe's epoch: docs/performance.md#denormal-floats): what a pass costs at each size, for `cpu_passes`.
+CPU_IMAGES_PER_S = ((32 * 32, 266), (64 * 64, 155), (128 * 128, 83), (256 * 256, 16))
 
 
 def step_pixels(device: Device, amp: bool) -> int:
@@ -121,7 +126,25 @@ def plan_model(fingerprint: dict, prepare_plan: dict, cfg: Train, n_splits: int,
     """`cfg` with every auto key resolved for `device`; on a CPU, exactly `rules.plan_train`'s plan."""
     cfg = cfg.model_copy(update=plan_network(cfg, device, at_hand))
     if not device.cuda:
-        return plan_train(fingerprint, prepare_plan, cfg, n_splits, passes=PASSES)
+        return plan_train(fingerprint, prepare_plan, cfg, n_splits, passes=cpu_passes(fingerprint, prepare_plan))
     if cfg.batch_size == AUTO:
         cfg = cfg.model_copy(update={"batch_size": gpu_batch(input_pixels(prepare_plan), device, cfg)})
     return plan_train(fingerprint, prepare_plan, cfg, n_splits, passes=GPU_PASSES)
+
+
+def cpu_speed(pixels: int) -> float:
+    """Training images/s at `pixels` an input, interpolated in log-log between CPU_IMAGES_PER_S's sizes."""
+    sizes, speeds = zip(*CPU_IMAGES_PER_S)
+    return math.exp(float(np.interp(math.log(pixels), np.log(sizes), np.log(speeds))))
+
+
+def cpu_passes(fingerprint: dict, prepare_plan: dict) -> int:
+    """The passes of a CPU plan: PASSES, as many as take the same time at the CPU budget's pixels when the
+    plan trains images shrunk below it (the time a smaller input saves goes to steps), at most GPU_PASSES.
+    Images small by nature, tiles and inputs at the budget keep PASSES."""
+    height, width = fingerprint["height"]["median"], fingerprint["width"]["median"]
+    native = math.prod(scaled_sides(height, width, min(height, width)))  # the native size as the plan rounds it
+    pixels, budget = input_pixels(prepare_plan), CPU_MAX_SIZE[0] * CPU_MAX_SIZE[1]
+    if prepare_plan["mode"] != "resize" or pixels >= min(native, budget):
+        return PASSES
+    return min(GPU_PASSES, math.floor(PASSES * cpu_speed(pixels) / cpu_speed(budget)))
