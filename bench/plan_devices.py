@@ -16,7 +16,7 @@ from pathlib import Path
 
 from segpipe.config.params import load_params
 from segpipe.plan.device import Device
-from segpipe.plan.device_rules import plan_cache, plan_model
+from segpipe.plan.device_rules import plan_cache, plan_model, resize_bound
 from segpipe.plan.rules import input_pixels, plan_prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def main() -> None:
         for name, dataset in DATASETS.items():
             fingerprint = json.loads((ROOT / "tests/plan/fingerprints" / f"{name}.json").read_text())
             budget = plan_cache(fingerprint, params.prepare, device, params.train.amp)
-            prepare = plan_prepare(fingerprint, budget)
+            prepare = plan_prepare(fingerprint, budget, resize_bound(device))
             cfg = plan_model(fingerprint, prepare, params.model("unet"), params.folds.n_splits, device,
                              at_hand=lambda encoder: True)
             sides = prepare["tile"] if prepare["mode"] == "tile" else prepare["size"]

@@ -13,7 +13,7 @@ from segpipe.config.train import AUTO
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import atomic_path, write_json
 from segpipe.plan.device import Device
-from segpipe.plan.device_rules import PRETRAINED, plan_cache, plan_model
+from segpipe.plan.device_rules import PRETRAINED, plan_cache, plan_model, resize_bound
 from segpipe.plan.rules import plan_prepare, plan_threshold
 
 
@@ -23,7 +23,8 @@ def main() -> None:
     fingerprint = json.loads(args.fingerprint.read_text())
     device = Device.read(args.device)
     folders, at_hand = pretrained_at_hand(params.base) if device.cuda else ((), lambda encoder: False)
-    prepare = plan_prepare(fingerprint, plan_cache(fingerprint, params.prepare, device, params.train.amp))
+    prepare = plan_prepare(fingerprint, plan_cache(fingerprint, params.prepare, device, params.train.amp),
+                           resize_bound(device))
     planned = {name: plan_model(fingerprint, prepare, params.model(name), params.folds.n_splits, device, at_hand)
                for name in params.models}
     models = {name: cfg.model_dump(mode="json") for name, cfg in planned.items()}

@@ -33,6 +33,19 @@ def test_images_within_the_budget_keep_their_own_resolution():
     assert rules.plan_prepare(fingerprint(101, 101, wanted=32), Prepare(max_size=(64, 64)))["size"] == [32, 32]
 
 
+def test_a_lower_resize_bound_shrinks_resized_images_but_no_side_below_64():
+    lgg = fingerprint(wanted=128)
+    lgg["round_trip"]["64"][rules.ROUND_TRIP_QUANTILE] = 0.91  # as the real LGG's: 0.908 at 64, 0.953 at 128
+    assert rules.plan_prepare(lgg, Prepare(max_size=CPU))["size"] == [128, 128]
+    assert rules.plan_prepare(lgg, Prepare(max_size=CPU), resize_bound=0.90)["size"] == [64, 64]
+    assert rules.plan_prepare(fingerprint(wanted=32), Prepare(max_size=CPU), resize_bound=0.90)["size"] == [32, 32]
+    coarse = fingerprint(wanted=96)
+    coarse["round_trip"]["32"][rules.ROUND_TRIP_QUANTILE] = 0.91
+    assert rules.plan_prepare(coarse, Prepare(max_size=CPU), resize_bound=0.90)["size"] == [64, 64]  # not 32
+    tiled = rules.plan_prepare(fingerprint(1280, 1918, wanted=640), Prepare(max_size=CPU), resize_bound=0.5)
+    assert tiled["mode"] == "tile" and tiled["scale"] == 0.5  # tiles keep the rules' bound
+
+
 def test_a_set_value_wins_over_the_rule():
     plan = rules.plan_prepare(fingerprint(wanted=128), Prepare(mode="resize", size=(64, 96), max_size=CPU))
     assert plan["mode"] == "resize" and plan["size"] == [64, 96]

@@ -29,13 +29,17 @@ import numpy as np
 from segpipe.config.data import Prepare
 from segpipe.config.train import AUTO, Train
 from segpipe.plan.device import Device
-from segpipe.plan.rules import PASSES, input_pixels, plan_train, wanted_side
+from segpipe.plan.rules import PASSES, ROUND_TRIP_BOUND, input_pixels, plan_train, wanted_side
 from segpipe.plan.sizes import scaled_sides
 
 CPU_MAX_SIZE = (128, 128)  # the CPU budget: the default run stays near 5 minutes on 2 cores (docs/performance.md)
 CPU_ENCODER = "tu-mobilenetv3_small_050"  # 0.27 M parameters: the same 5 minutes (docs/encoders.md)
 CPU_DECODER = (64, 32, 16, 16, 8)  # narrow widths for that tiny encoder; the first encoder_depth are used
 CPU_WORKERS = 0  # batched augmentation makes loading a memmap read: workers would only take the 2 cores
+# Images over the budget are resized on a CPU to the smallest size that keeps this much of the round trip (rules:
+# 0.95): on real LGG fold 0, 64x64 (0.908) with the time it saves spent on passes beat 128x128 (0.953) at 12 passes
+# in three comparisons (docs/plan.md#results). Tiles keep the rules' bound.
+CPU_ROUND_TRIP_BOUND = 0.90
 
 GPU_ENCODER = "resnet34"  # the usual first choice of these competitions' public U-Nets (docs/encoders.md)
 GPU_DECODER = (256, 128, 64, 32, 16)  # smp's default widths, sized for a resnet-class encoder
@@ -148,3 +152,8 @@ def cpu_passes(fingerprint: dict, prepare_plan: dict) -> int:
     if prepare_plan["mode"] != "resize" or pixels >= min(native, budget):
         return PASSES
     return min(GPU_PASSES, math.floor(PASSES * cpu_speed(pixels) / cpu_speed(budget)))
+
+
+def resize_bound(device: Device) -> float:
+    """The round-trip bound of a resized plan on `device` (`rules.plan_prepare`'s `resize_bound`)."""
+    return ROUND_TRIP_BOUND if device.cuda else CPU_ROUND_TRIP_BOUND

@@ -5,7 +5,8 @@ docs/plan.md gives each rule with the measurement behind it. The rules, in order
 - training size (resize mode): the native size, each side rounded to a multiple of 32, when it
   fits `prepare.max_size`'s pixels: metrics that score boundaries (IoU thresholds, Hausdorff)
   lose what a shrunk mask cannot hold. Larger images: the smallest candidate size whose
-  round-trip Dice (`fingerprint`) at the quantile ROUND_TRIP_QUANTILE reaches ROUND_TRIP_BOUND,
+  round-trip Dice (`fingerprint`) at the quantile ROUND_TRIP_QUANTILE reaches ROUND_TRIP_BOUND
+  (a resized plan's bound is the caller's: lower on a CPU, `device_rules.CPU_ROUND_TRIP_BOUND`),
   within the budget; tile mode when that size is over the budget and the training images share one size:
   the images at the wanted scale, crops of the largest budget-sized tile.
 - batch size: BATCH images up to BATCH_PIXELS pixels each; fewer (a power of two, at least 2)
@@ -26,6 +27,7 @@ from segpipe.config.train import AUTO, Train
 from segpipe.plan.sizes import scaled_sides
 
 ROUND_TRIP_QUANTILE, ROUND_TRIP_BOUND = "p25", 0.95
+LOWER_SIDE = 64  # a lower `resize_bound` shrinks no side below this: a 5-stage encoder's bottleneck is then 2 px
 BATCH, BATCH_PIXELS = 16, 128 * 128
 PASSES, MIN_STEPS = 12, 300
 LR, SGD_LR = 0.01, 0.01
@@ -36,16 +38,18 @@ def _native(fingerprint: dict) -> tuple[int, int]:
     return fingerprint["height"]["median"], fingerprint["width"]["median"]
 
 
-def wanted_side(fingerprint: dict) -> int:
-    """The smallest candidate short side whose round trip keeps the objects (the native one if none does)."""
+def wanted_side(fingerprint: dict, bound: float = ROUND_TRIP_BOUND) -> int:
+    """The smallest candidate short side whose round trip keeps `bound` of the objects (the native one if none does)."""
     for side, quantiles in sorted(fingerprint["round_trip"].items(), key=lambda item: int(item[0])):
-        if quantiles[ROUND_TRIP_QUANTILE] >= ROUND_TRIP_BOUND:
+        if quantiles[ROUND_TRIP_QUANTILE] >= bound:
             return int(side)
     return min(_native(fingerprint))
 
 
-def plan_prepare(fingerprint: dict, prepare: Prepare) -> dict:
-    """mode, size, scale and tile of the cache; set keys are kept as they are."""
+def plan_prepare(fingerprint: dict, prepare: Prepare, resize_bound: float = ROUND_TRIP_BOUND) -> dict:
+    """mode, size, scale and tile of the cache; set keys are kept as they are. Images over the budget that
+    are resized (not tiled) are shrunk to the smallest size that keeps `resize_bound` of the round trip
+    (a CPU's is lower: `segpipe.plan.device_rules.CPU_ROUND_TRIP_BOUND`)."""
     height, width = _native(fingerprint)
     budget = prepare.max_size[0] * prepare.max_size[1]
     side = wanted_side(fingerprint)
@@ -60,6 +64,8 @@ def plan_prepare(fingerprint: dict, prepare: Prepare) -> dict:
     elif native[0] * native[1] <= budget:  # images that fit train at their own resolution, as nnU-Net's do
         size = list(native)
     else:  # within the budget: shrink the wanted size until it fits
+        side = min(side, max(LOWER_SIDE, wanted_side(fingerprint, resize_bound)))
+        sides = scaled_sides(height, width, side)
         while sides[0] * sides[1] > budget and side > 32:
             side -= 32
             sides = scaled_sides(height, width, side)
