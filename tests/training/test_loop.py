@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+import segpipe.inference.ensemble as ensemble_module
 import segpipe.training.loop as train_module
 from segpipe.cache.folds import stratified_group_folds
 from segpipe.cache.stacks import neighbour_rows
@@ -245,24 +246,29 @@ def test_context_trains_on_slice_stacks_and_predicts_the_test_stacks(prepared_di
 
 
 def test_oof_and_test_maps_are_made_under_one_contract(prepared_dir, folds, competition, tmp_path, monkeypatch):
-    """With train.amp false (and channels_last off), the OOF pass and predict run the network the same way:
-    both build their ensemble from the checkpoint's contract, and nothing falls back to a default."""
-    made = []
+    """With train.amp false (channels_last off, per-image normalisation), the OOF pass and predict run the
+    network the same way: both build their ensemble from the checkpoint's contract, and nothing falls back
+    to a default."""
+    made, normalised = [], []
     real = Ensemble.__init__
+    real_input = ensemble_module.to_model_input
 
     def recording(self, models, device, **kwargs):
         real(self, models, device, **kwargs)
         made.append((self.amp, self.channels_last, self.in_channels, len(kwargs)))
 
     monkeypatch.setattr(Ensemble, "__init__", recording)
-    cfg = FAST.model_copy(update={"epochs": 1, "amp": False, "channels_last": False})
+    monkeypatch.setattr(ensemble_module, "to_model_input",
+                        lambda *args: normalised.append(args[-1]) or real_input(*args))
+    cfg = FAST.model_copy(update={"epochs": 1, "amp": False, "channels_last": False, "normalize": "image"})
     _, paths = run_fold(prepared_dir, folds, tmp_path, cfg=cfg)
     loaded = load_fold_models({1: paths.model}, "unet")
-    assert (loaded.contract.amp, loaded.contract.channels_last) == (False, False)
+    assert (loaded.contract.amp, loaded.contract.channels_last, loaded.contract.normalize) == (False, False, "image")
     images = ImagesToPredict(competition.test.image, competition.read_image, TINY_SIZE, channels=3)
     predict_test(loaded, images, tmp_path / "test.npz", batch_size=4)
     oof_pass, test_pass = made
     assert oof_pass == test_pass and oof_pass[:3] == (False, False, 3)
+    assert normalised and set(normalised) == {"image"}  # the OOF pass's batches and the test's
 
 
 def test_a_checkpoint_without_a_contract_is_refused_naming_the_stage(tmp_path):

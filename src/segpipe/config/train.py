@@ -34,6 +34,7 @@ class Train(Section):
     encoder_depth: int = Field(5, ge=3, le=5)
     decoder_channels: Union[tuple[PositiveInt, ...], Auto] = AUTO  # auto: the device's, one per encoder stage
     in_channels: PositiveInt = 3  # channels of one slice fed to the model
+    normalize: Literal["imagenet", "image"] = "imagenet"  # input: ImageNet statistics, or each image's z-score
     context: int = Field(0, ge=0, le=4)  # 2.5D: slices i-k..i+k of the same patient as extra channels
     epochs: PositiveInt = 12  # validation rounds: the run's `steps` are split into this many epochs
     steps: Union[PositiveInt, Auto] = AUTO  # optimizer steps of the whole run (the lr schedule's length)

@@ -54,6 +54,7 @@ class Ensemble:
         self.device, self.views = device, tta_views(tta)
         self.amp, self.channels_last, self.in_channels = amp, channels_last, in_channels
         self.softmax = False  # exclusive classes (the contract's `softmax`): softmax, background dropped
+        self.normalize = "imagenet"  # the contract's input normalisation
         self.resident = _fits_on(device, models) if resident is None else resident
         if self.resident:
             self._members = [prepare_for_inference(m, device, channels_last) for m in models]
@@ -72,6 +73,7 @@ class Ensemble:
                        in_channels=contract.in_channels, resident=resident, names=names)
         ensemble.views = [VIEWS[name] for name in contract.views]
         ensemble.softmax = contract.softmax
+        ensemble.normalize = contract.normalize
         return ensemble
 
     def __len__(self) -> int:
@@ -93,7 +95,7 @@ class Ensemble:
         member: a uint8 map would store it as 0, an empty mask that looks like a prediction."""
         if self.device.type == "cuda" and not batch.is_pinned():
             batch = batch.pin_memory()
-        x = to_model_input(batch, self.device, self.channels_last, self.in_channels)
+        x = to_model_input(batch, self.device, self.channels_last, self.in_channels, self.normalize)
         order = list(range(len(self)))
         if not self.resident and self._loaded in order:  # start with the loaded one: one load fewer
             order.remove(self._loaded)

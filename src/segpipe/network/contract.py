@@ -14,6 +14,8 @@ from segpipe.core.errors import InputError
 from segpipe.paths.artifacts import remake
 
 VIEWS = ("identity", "hflip")  # the test-time augmentation views an ensemble can average
+# how the input is normalised (`segpipe.network.inputs.normalize`): ImageNet statistics, or each image's z-score
+NORMALIZATIONS = ("imagenet", "image")
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,14 @@ class InferenceContract:
     channels_last: bool  # NHWC memory format
     views: tuple[str, ...] = VIEWS  # TTA views, averaged with each prediction undone
     softmax: bool = False  # exclusive classes: a softmax over background + classes (its channel 0 dropped), not sigmoids
+    normalize: str = "imagenet"  # the input's normalisation, one of NORMALIZATIONS
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.views) - set(VIEWS))
         if unknown or not self.views:
             raise ValueError(f"TTA views {list(self.views)}: each must be one of {list(VIEWS)}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize {self.normalize!r}: one of {list(NORMALIZATIONS)}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "views": list(self.views)}

@@ -12,7 +12,7 @@ from torch import nn
 
 from segpipe.core.errors import InputError
 
-# ImageNet statistics: what smp encoders expect, pretrained or not.
+# ImageNet statistics: what smp encoders expect, pretrained or not (`normalize="imagenet"`).
 MEAN = np.array([0.485, 0.456, 0.406]) * 255
 STD = np.array([0.229, 0.224, 0.225]) * 255
 
@@ -22,8 +22,11 @@ def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
 
 
-def normalize(x: torch.Tensor, channels_last: bool, in_channels: int | None = None) -> torch.Tensor:
-    """(N,C,H,W) float in 0-255 -> ImageNet-normalised model input.
+def normalize(x: torch.Tensor, channels_last: bool, in_channels: int | None = None,
+              how: str = "imagenet") -> torch.Tensor:
+    """(N,C,H,W) float in 0-255 -> model input: ImageNet-normalised, or with `how="image"` each image's
+    channels z-scored over its non-black pixels (where any channel is above 0), which are then 0, as
+    nnU-Net normalises MRI (`image_zscore`).
 
     `in_channels` counts the network's input channels. Grayscale slices (one channel each,
     alone or in a 2.5D stack) are repeated to it here, on the device, so a 3-channel encoder
@@ -34,6 +37,9 @@ def normalize(x: torch.Tensor, channels_last: bool, in_channels: int | None = No
             raise InputError(f"the images have {x.shape[1]} channels, which do not make the model's {in_channels} "
                              "input channels: set train.in_channels to the cache's channels (or 3 for grayscale)")
         x = x.repeat_interleave(in_channels // x.shape[1], dim=1)
+    if how == "image":
+        x = image_zscore(x)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
     channels = x.shape[1]
     mean = torch.as_tensor(np.resize(MEAN, channels), dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     std = torch.as_tensor(np.resize(STD, channels), dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
@@ -41,10 +47,20 @@ def normalize(x: torch.Tensor, channels_last: bool, in_channels: int | None = No
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
+def image_zscore(x: torch.Tensor) -> torch.Tensor:
+    """Each image's channels z-scored over its foreground, the pixels where any channel is above 0 (the
+    head of an MRI slice, not the black around it), the rest 0; an all-black image stays 0."""
+    inside = (x > 0).any(dim=1, keepdim=True).to(x.dtype)
+    count = inside.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
+    mean = (x * inside).sum(dim=(2, 3), keepdim=True) / count
+    variance = (((x - mean) * inside) ** 2).sum(dim=(2, 3), keepdim=True) / count
+    return (x - mean) / variance.clamp_min(1e-6).sqrt() * inside
+
+
 def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bool,
-                   in_channels: int | None = None) -> torch.Tensor:
+                   in_channels: int | None = None, how: str = "imagenet") -> torch.Tensor:
     """(N,H,W,C) uint8 -> normalised (N,C,H,W) float on `device` (`to_device`, then `normalize`)."""
-    return normalize(to_device(images, device), channels_last, in_channels)
+    return normalize(to_device(images, device), channels_last, in_channels, how)
 
 
 def to_target(masks: torch.Tensor, device: torch.device, classes: int = 1) -> torch.Tensor:

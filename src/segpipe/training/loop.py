@@ -49,7 +49,7 @@ from segpipe.training.speed import expected_rate, warn_if_slow
 def inference_contract(cfg: Train, softmax: bool = False) -> InferenceContract:
     """How the fold's network is run for its OOF maps, and so for the test maps (saved in its checkpoint)."""
     return InferenceContract(cfg.model_channels, cfg.context, cfg.window_step, cfg.amp, cfg.channels_last, VIEWS,
-                             softmax)
+                             softmax, cfg.normalize)
 
 
 def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
@@ -77,7 +77,7 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
     model.eval()
     losses, counts = [], []
     for images, masks in loader:
-        x = to_model_input(images, device, cfg.channels_last, cfg.model_channels)
+        x = to_model_input(images, device, cfg.channels_last, cfg.model_channels, cfg.normalize)
         target = to_target(masks, device, classes)
         with autocast(device, cfg.amp):
             logits = model(x)
@@ -119,7 +119,7 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: Train
         target = to_target(masks, device, len(classes) or 1)
         if augment is not None:
             x, target = augment(x, target)
-        x = normalize(x, cfg.channels_last, cfg.model_channels)
+        x = normalize(x, cfg.channels_last, cfg.model_channels, cfg.normalize)
         with autocast(device, cfg.amp):
             loss = criterion(model(x).float(), target)
         state.optimizer.zero_grad(set_to_none=True)

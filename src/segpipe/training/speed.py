@@ -39,7 +39,7 @@ def bare_step_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: t
         seconds = 0.0
         for step in range(TIMED_STEPS + 1):
             start = time.perf_counter()
-            x = normalize(to_device(images, device), cfg.channels_last, cfg.model_channels)
+            x = normalize(to_device(images, device), cfg.channels_last, cfg.model_channels, cfg.normalize)
             with autocast(device, cfg.amp):
                 loss = criterion(twin(x).float(), target)
             optimizer.zero_grad(set_to_none=True)
