@@ -18,7 +18,7 @@ from tqdm import tqdm
 from segpipe.cache.images import resize_image
 from segpipe.cache.tiles import Layout
 from segpipe.core.errors import InputError
-from segpipe.core.runtime import atomic_path, opencv_threads, pick_device
+from segpipe.core.runtime import atomic_path, flush_denormals, opencv_threads, pick_device
 from segpipe.inference import windows
 from segpipe.inference.maps import Ensemble, ensemble_batches
 from segpipe.inference.probmaps import RowBands, write_maps
@@ -67,6 +67,7 @@ class FoldModels:
 
 def load_fold_models(model_paths: dict[int, Path], name: str) -> FoldModels:
     """The fold models of model `name`, their contracts checked to agree."""
+    flush_denormals()  # before the first tensor work: torch's threads copy the setting when they start
     models, contracts = [], set()
     for _, path in sorted(model_paths.items()):
         model, checkpoint = load_checkpoint(path)
