@@ -26,13 +26,13 @@ PLAN_FILES = ("prepare.json", "models/unet.json", "threshold.json")
 
 # sha256 of the PLAN_FILES' bytes, one after the other, and what they say
 CPU_PLANS = {
-    "synthetic": ("7123377c166445d9afb32022ee7c37dae88a003ef95b8f9c648acc992369b989",
+    "synthetic": ("e2fbbe35c61401016bc93eee93c31af38a82a217bc280f1d28f743626e735605",
                   "resize 96x96, 308 steps of batch 16"),
-    "lgg": ("f12689fe9dd5959ecaebcc6e5b0246cc53751b9ed570e44dcf0b43bb0fb5de5f",
+    "lgg": ("77c2f25a241d37f345be6f759036e0e4fb2c2e93a3c96ec48d93391f114887fe",
             "resize 64x64, 3493 steps of batch 16"),  # 22 passes: the time 12 take at 128x128
-    "carvana": ("3050f37747968bd0d712321ee7ede2d0003bb5cfacde1592e11013db3cbd6419",
+    "carvana": ("32b44854d8c0190e1c19235cad1b3b0aaee26319780032aa57ad705d7fe0dfd2",
                 "resize 64x96, 4580 steps of batch 16"),  # 18 passes: the time 12 take at 128x128
-    "severstal": ("0bd9ae9d58d47b1075fcd2f56120e98dc6d911e55764c07bbd9bb5ee3bce468b",
+    "severstal": ("99e7080d8078320e98db2a0aa8fd04fdf9d97e9be91bf048750d3813470b74c5",
                   "tile 128x128, 150816 steps of batch 16"),
 }
 
