@@ -54,9 +54,6 @@ class Scorer:
                   for part in (counts.inter, counts.pred, counts.true)]
         return image_dice(*pooled).mean(axis=0)
 
-    def __str__(self) -> str:
-        return self.metric
-
 
 def scorer(metric: str, groups=None) -> Scorer:
     """The Scorer of `metric`; `patient_dice` needs each image's patient (`groups`, one per image)."""

@@ -24,6 +24,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import ndimage
 
+from segpipe.evaluation.scores import patients
+
 DICE_WEIGHT, HAUSDORFF_WEIGHT = 0.4, 0.6
 NAME = "0.4*dice+0.6*(1-hausdorff)"
 
@@ -87,7 +89,7 @@ def volume_order(table, rows: np.ndarray) -> list[np.ndarray]:
     `rows` are positions into `table`; each returned array holds positions into `rows`, one
     array per volume, volumes in the order they first appear.
     """
-    key = table["volume" if "volume" in table else "group"].astype(str).to_numpy()[rows]
+    key = patients(table, rows)
     slices = table["slice"].to_numpy()[rows]
     first = {name: i for i, name in reversed(list(enumerate(key)))}
     order = np.lexsort((slices, np.array([first[name] for name in key])))
