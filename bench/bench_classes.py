@@ -32,6 +32,7 @@ from bench_postprocess import oof_maps as binary_maps
 from side_by_side import median_seconds, print_table
 
 from segpipe.config.params import load_params
+from segpipe.core.labels import Labels
 from segpipe.core.runtime import create_npy
 from segpipe.evaluation.cv import oof_maps
 from segpipe.evaluation.force_top import search_force_top
@@ -67,11 +68,12 @@ def trainer(cfg, classes: int):
     criterion = WeightedLoss({"bce": 0.7, "dice": 0.3}, "multilabel" if classes > 1 else "binary")
     images, masks = batch()
     device = torch.device("cpu")
+    labels = Labels(tuple(f"c{k}" for k in range(classes)) if classes > 1 else ())
 
     def steps() -> None:
         for _ in range(STEPS):
             x = normalize(to_device(images, device), True, 3)
-            loss = criterion(model(x), to_target(masks, device, classes))
+            loss = criterion(model(x), to_target(masks, device, labels))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -155,7 +157,7 @@ def main() -> None:
         usual = (time.perf_counter() - start) * MAPS / SAMPLE
         start = time.perf_counter()
         forced = search_force_top(labelled(oof_maps(folds, paths, masks_path)), [s.rule for s in searches],
-                                  [f"c{k}" for k in range(CLASSES)])
+                                  Labels(tuple(f"c{k}" for k in range(CLASSES))))
         force_seconds = time.perf_counter() - start
     print()
     print_table(f"per-class post-processing search: {MAPS:,} OOF maps x {CLASSES} classes of "

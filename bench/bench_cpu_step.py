@@ -89,7 +89,7 @@ def ours(size: int, steps: int) -> float:
     from segpipe.network.model import WeightedLoss, build_model, model_spec
     from segpipe.training.augment import BatchAugment
     from segpipe.training.fold import build_loaders
-    from segpipe.training.loop import build_optimizer, train_one_epoch
+    from segpipe.training.loop import build_optimizer, inference_contract, train_one_epoch
     from segpipe.training.resume import TrainingState
 
     cfg = Train.model_validate_json(PLAN.read_text()).model_copy(update={"batch_size": 16, "epochs": 2,
@@ -108,7 +108,8 @@ def ours(size: int, steps: int) -> float:
         rates = []
         for epoch in range(2):
             train_loader.dataset.set_epoch(epoch)
-            stats = train_one_epoch(model, train_loader, criterion, state, device, cfg, augment)
+            stats = train_one_epoch(model, train_loader, criterion, state, device, inference_contract(cfg), cfg.clip_grad,
+                                    augment)
             rates.append(stats.seen / (stats.data_time + stats.step_time))
     return rates[-1]
 

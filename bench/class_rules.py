@@ -35,7 +35,7 @@ from segpipe.submission.submit import Blend, write_submission
 def main(root: Path = Path(".")) -> None:
     params = load_data_params(root / "params.yaml")
     prepared = root / "data/prepared"
-    classes = Layout.read(prepared).classes
+    classes = Layout.read(prepared).labels.classes
     if not classes:
         raise SystemExit("this workspace's competition has one class: nothing to compare")
     competition = load_chosen(params, root / "data/raw" / params.base.dataset, root / "data/sources")
@@ -44,15 +44,15 @@ def main(root: Path = Path(".")) -> None:
     cv = json.loads((root / "metrics/cv.json").read_text())
     holdout = json.loads((root / "metrics/holdout.json").read_text())
     curve = pd.read_csv(root / "plots/threshold.csv")
-    best = curve.loc[curve.dice.idxmax()]
+    best = curve.loc[curve.score.idxmax()]
     shared = [Rule(threshold=float(best.threshold))] * len(classes)
-    counts = read_counts(json.loads((root / "metrics/blend.json").read_text()), classes)
-    blend = Blend({name: artifacts.test_probs(root / "preds", name) for name in params.models}, counts,
-                  Layout.read(prepared).exclusive)
+    labels = Layout.read(prepared).labels
+    counts = read_counts(json.loads((root / "metrics/blend.json").read_text()), labels)
+    blend = Blend({name: artifacts.test_probs(root / "preds", name) for name in params.models}, counts, labels)
     test_index = pd.read_csv(prepared / TEST_INDEX, dtype={"id": str, "group": str})
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "shared.csv.gz"
-        write_submission(blend, test_index, competition.submission, shared, out, classes=classes)
+        write_submission(blend, test_index, competition.submission, shared, out)
         shared_holdout = score_holdout(out, competition)
     print(f"shared threshold {best.threshold:.3f}; holdout {holdout['images']} images")
     print(f"{'class':<12} {'OOF per-class':>14} {'OOF shared':>11} {'holdout per-class':>18} {'holdout shared':>15}")

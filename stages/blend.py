@@ -22,12 +22,12 @@ def main() -> None:
     params = load_evaluation_params()
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     layout = Layout.read(args.masks.parent)
-    classes = layout.classes
+    labels, classes = layout.labels, layout.labels.classes
     dirs = {name: {k: artifacts.oof_dir(args.oof, name, k) for k in params.folds.train} for name in params.models}
     metric = read_metric(args.masks.parent)
-    oof = model_oof(folds, dirs, args.masks, len(classes), layout.exclusive, metric)
+    oof = model_oof(folds, dirs, args.masks, labels, metric)
     out_dirs = {k: artifacts.fold_dir(args.out, k) for k in params.folds.train}
-    if params.blend.per_class and classes:  # a bag per class, each on its own class's Dice
+    if params.blend.per_class and labels.several:  # a bag per class, each on its own class's Dice
         per_class = select_per_class(oof, params.blend.iterations)
         write_blend(folds, oof, [s.counts for s in per_class], out_dirs)
         score, singles = Score.mean_of([s.score for s in per_class]), per_class[0].singles

@@ -46,7 +46,7 @@ def main() -> None:
             raise InputError(f"{needed} does not exist: run `dvc repro` first")
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str})
     sizes = dict(zip(test_index.id, test_index.height * test_index.width))
-    rows = validate_submission(args.file, spec, sizes, row_labels(spec, competition.classes))
+    rows = validate_submission(args.file, spec, sizes, row_labels(spec, competition.labels.classes))
     message = args.message or default_message(args.cv, Path.cwd())
     kaggle.submit(slug, args.file, message)
     print(f"submitted {args.file} ({rows} rows) to {slug}: {message}")

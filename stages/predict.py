@@ -8,13 +8,12 @@ post-processing rule never runs a network again.
 import numpy as np
 import pandas as pd
 
-from segpipe.cache.stacks import neighbour_rows
 from segpipe.cache.tiles import Layout
 from segpipe.config.data import load_data_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.errors import InputError
 from segpipe.datasets import load_chosen
-from segpipe.inference.predict import ImagesToPredict, load_fold_models, predict_test
+from segpipe.inference.predict import load_fold_models, predict_competition
 from segpipe.paths import artifacts
 from segpipe.paths.cache_files import TEST_INDEX, TRAIN_IMAGES
 
@@ -30,11 +29,8 @@ def main() -> None:
     folds = load_fold_models(model_paths, args.model)  # the networks, and how their OOF maps were made
     channels = np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r").shape[-1]
     layout = Layout.read(args.prepared)  # the size (resize mode) or scale and tile (tile mode) trained at
-    neighbours = neighbour_rows(index, folds.contract.context, where=str(args.prepared / TEST_INDEX))
-    images = ImagesToPredict(competition.test.image, competition.read_image,
-                             [layout.scaled(h, w) for h, w in zip(index.height, index.width)], channels, neighbours)
-    predict_test(folds, images, args.out, params.predict.batch_size, params.predict.workers,
-                 ids=index.id.tolist(), layout=layout)
+    predict_competition(folds, competition, index, layout, channels, args.out, params.predict.batch_size,
+                        params.predict.workers, where=str(args.prepared / TEST_INDEX))
 
 if __name__ == "__main__":
     run_stage(main)

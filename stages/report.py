@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from segpipe.cache.classes import of_class
 from segpipe.cache.tiles import Layout
 from segpipe.config.evaluation import load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
+from segpipe.core.labels import of_class
 from segpipe.evaluation.cv import covered_rows, oof_maps
 from segpipe.evaluation.postprocess import read_rules
 from segpipe.paths import artifacts
@@ -39,22 +39,22 @@ def main() -> None:
     curves = fold_curves(runs)
     sweep = read_table(args.threshold_csv, ["threshold", "score"])
     layout = Layout.read(args.prepared)
-    classes = layout.classes
-    rules = read_rules(args.rule, classes)
+    labels = layout.labels
+    rules = read_rules(args.rule, labels)
     folds = pd.read_csv(args.folds, dtype={"id": str, "group": str})
     oof_paths = {k: artifacts.fold_dir(args.oof, k) for k in params.folds.train}  # the blend's
     grids, shown_counts = [], []
-    for k, rule in enumerate(rules):
-        grid, cases = _cases(args, folds, oof_paths, rule, k if classes else None)
-        grids.append(grid if not classes else _titled(grid, classes[k]))
+    for k, name, rule in zip(labels.indices(), labels.names, rules):
+        grid, cases = _cases(args, folds, oof_paths, rule, k)
+        grids.append(grid if k is None else _titled(grid, name))
         shown_counts.append(", ".join(f"{len(c)} {name}" for name, c in cases.items()))
     write_png(args.cases, grids[0] if len(grids) == 1 else _stacked(grids))
     fold_dice = {name: score["dice"] for name, score in cv["folds"].items()}
     counts = {f"fold{k}": int((folds.fold == k).sum()) for k in params.folds.train}
     fold_bar_chart(fold_dice, cv["dice"], args.bars, images=counts)
     training_curves_chart(curves, args.curves)
-    if classes:  # each class's curve, at its own first search step's gate area
-        class_threshold_chart(sweep, classes, [rule.threshold for rule in rules], args.threshold_png, cv["metric"])
+    if labels.several:  # each class's curve, at its own first search step's gate area
+        class_threshold_chart(sweep, labels.classes, [rule.threshold for rule in rules], args.threshold_png, cv["metric"])
     else:  # the curve is the first search step's: thresholds at that step's gate area
         threshold_chart(sweep, rules[0].threshold, cv["search"][0]["gate_area"], args.threshold_png, cv["metric"])
     print(f"wrote {args.cases} ({'; '.join(shown_counts)}), {args.bars}, {args.curves} and {args.threshold_png}")

@@ -15,12 +15,11 @@ from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
 from segpipe.datasets import load_chosen
 from segpipe.evaluation.baselines import warning
-from segpipe.evaluation.blend import read_counts
 from segpipe.evaluation.holdout import score_holdout
-from segpipe.evaluation.postprocess import describe_rules, read_force_top, read_rules
+from segpipe.evaluation.postprocess import describe_rules
 from segpipe.paths import artifacts
 from segpipe.paths.cache_files import TEST_INDEX
-from segpipe.submission.submit import Blend, write_submission
+from segpipe.submission.submit import write_tuned
 
 
 def main() -> None:
@@ -28,22 +27,19 @@ def main() -> None:
     params = load_data_params()
     competition = load_chosen(params, args.raw, args.sources)
     layout = Layout.read(args.prepared)
-    classes = layout.classes
-    rules = read_rules(args.rule, classes)  # the post-processing chosen out of fold, applied exactly as tuned
+    labels = layout.labels
     test_index = pd.read_csv(args.prepared / TEST_INDEX, dtype={"id": str, "group": str})
-    tuned = json.loads(args.blend.read_text())
-    counts = tuned["counts"]  # the weights tuned out of fold (summed over the classes' bags with blend.per_class)
-    blend = Blend({name: artifacts.test_probs(args.preds, name) for name in params.models}, read_counts(tuned, classes),
-                  layout.exclusive)
+    counts = json.loads(args.blend.read_text())["counts"]  # summed over the classes' bags with blend.per_class
     unknown = sorted(set(counts) - set(params.models))
     if unknown:
         raise InputError(f"{args.blend}: weights for models {unknown} that params.yaml does not list; "
                          "rerun `dvc repro blend`")
-    force_top = read_force_top(args.rule)  # every image labelled: the top class forced on (evaluation.force_top)
-    write_submission(blend, test_index, competition.submission, rules, args.out, classes=classes, force_top=force_top)
+    probs = {name: artifacts.test_probs(args.preds, name) for name in params.models}
+    _, rules, force_top = write_tuned(probs, args.blend, args.rule, labels, test_index, competition.submission,
+                                      args.out)
     weights = ", ".join(f"{n} {c / sum(counts.values()):.2f}" for n, c in sorted(counts.items()))
-    rows = len(test_index) * (len(classes) or 1)
-    print(f"wrote {args.out}: {rows} rows, blend {weights}, {describe_rules(rules, classes)}"
+    rows = len(test_index) * labels.channels
+    print(f"wrote {args.out}: {rows} rows, blend {weights}, {describe_rules(rules, labels)}"
           f"{'; the top class forced on where no class is left' if force_top else ''}")
     cv = json.loads(args.cv.read_text())
     line = warning("its CV dice", cv["dice"], cv["baselines"])

@@ -101,7 +101,7 @@ def test_tile_mode_trains_on_crops_and_predicts_whole_images_by_windows(tiled_di
 def test_tile_validation_pools_the_dice_over_tiles_where_a_per_tile_mean_rewards_empty_output():
     import torch
 
-    from segpipe.training.loop import evaluate
+    from segpipe.training.loop import evaluate, inference_contract
 
     class Nothing(torch.nn.Module):
         def forward(self, x):
@@ -112,6 +112,7 @@ def test_tile_validation_pools_the_dice_over_tiles_where_a_per_tile_mean_rewards
     masks[0, :4, :4] = 1  # one tile of four has foreground
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, masks), batch_size=4)
     criterion = torch.nn.BCEWithLogitsLoss()
-    _, [per_tile] = evaluate(Nothing(), loader, criterion, torch.device("cpu"), FAST)  # one class: one Dice
-    _, [pooled] = evaluate(Nothing(), loader, criterion, torch.device("cpu"), FAST, pooled=True)
+    contract = inference_contract(FAST)
+    _, [per_tile] = evaluate(Nothing(), loader, criterion, torch.device("cpu"), contract)  # one class: one Dice
+    _, [pooled] = evaluate(Nothing(), loader, criterion, torch.device("cpu"), contract, pooled=True)
     assert per_tile == 0.75 and pooled == 0.0

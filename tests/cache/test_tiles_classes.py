@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 
 from segpipe import datasets
-from segpipe.cache.classes import class_areas
 from segpipe.cache.folds import stratified_group_folds
 from segpipe.cache.prepare import prepare_competition
 from segpipe.cache.tiles import Layout, read_tiles
+from segpipe.core.labels import class_areas
 from segpipe.inference.predict import ImagesToPredict, load_fold_models, predict_test
 from segpipe.inference.probmaps import read_map
 from segpipe.training.fold import FoldPaths
@@ -35,7 +35,7 @@ def tiled_dir(competition, tmp_path_factory):
 
 
 def test_the_tile_index_counts_each_class_beside_any_class(tiled_dir):
-    assert Layout.read(tiled_dir).classes == CLASSES
+    assert Layout.read(tiled_dir).labels.classes == CLASSES
     masks = np.load(tiled_dir / "train_masks.npy")
     tiles = read_tiles(tiled_dir)
     assert list(tiles.columns) == ["row", "y", "x", "foreground", *(f"foreground_{c}" for c in CLASSES)]

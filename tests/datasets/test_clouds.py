@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from segpipe import rle
-from segpipe.cache.images import resize_bits
+from segpipe.cache.images import resize_labels
 from segpipe.core.errors import InputError
 from segpipe.datasets import clouds, rle_labels
 from segpipe.datasets.base import SubmissionSpec
@@ -97,7 +97,7 @@ def test_load(built: Path) -> None:
     assert train["id"].tolist() == sorted(PATTERNS) and train["group"].tolist() == sorted(PATTERNS)
     assert [rle_labels.mask_file(key) for key in train["mask"]] == [str(built / "train.csv")] * len(PATTERNS)
     assert test["id"].tolist() == TEST and test["image"].tolist() == [built / "test_images" / i for i in TEST]
-    assert competition.classes == LABELS and competition.kind == "multilabel"
+    assert competition.classes == LABELS and competition.labels.kind == "multilabel"
     assert competition.submission == SubmissionSpec(
         "Image_Label", "EncodedPixels", "F", built / "sample_submission.csv", competition="understanding_cloud_organization",
         id_format="{id}_{label}", mask_size=(350, 525))
@@ -162,7 +162,7 @@ def test_a_holdout_is_scored_at_the_submission_size(built: Path, tmp_path: Path)
 
     competition = clouds.load(built)
     labelled = dataclasses.replace(competition, test=competition.train)  # the training images as a holdout
-    truths = [resize_bits(_expected(i), (350, 525), len(LABELS)) for i in competition.train.id]
+    truths = [resize_labels(_expected(i), (350, 525), competition.labels) for i in competition.train.id]
 
     def written(drop: tuple[str, str] | None) -> Path:
         lines = ["Image_Label,EncodedPixels\n"]

@@ -55,7 +55,7 @@ OPTIONS = dict(train_images="images/*.png", mask="../masks/{stem}.png", group_re
 def test_index_masks_read_as_a_bit_per_class(tmp_path: Path, palette: bool) -> None:
     source = make_source(tmp_path / "data", palette=palette)
     competition = folder.load(source, **OPTIONS)
-    assert competition.classes == tuple(CLASSES) and competition.kind == "multilabel"
+    assert competition.classes == tuple(CLASSES) and competition.labels.kind == "multilabel"
     assert competition.submission.class_column == "class"
     mask = competition.read_mask(competition.train["mask"].iloc[0])  # case0_0: i = 0 has a tumour
     index = index_mask(0)
@@ -146,6 +146,6 @@ def test_a_missing_class_file_or_a_class_rule_without_classes_is_named(tmp_path:
 
 def test_index_masks_may_train_as_exclusive_classes_and_class_files_may_not(tmp_path: Path) -> None:
     competition = folder.load(make_source(tmp_path / "index"), **OPTIONS, exclusive=True)
-    assert competition.kind == "multiclass" and competition.exclusive
+    assert competition.labels.kind == "multiclass" and competition.exclusive
     with pytest.raises(InputError, match=r"folder\.exclusive is for index PNG masks"):
         folder.load(make_class_files(tmp_path / "files"), **FILES, exclusive=True)

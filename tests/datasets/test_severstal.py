@@ -109,7 +109,8 @@ def test_load(root: Path, form: str) -> None:
     assert train["image"].tolist() == [root / "train_images" / i for i in sorted(DEFECTS)]
     assert [rle_labels.mask_file(key) for key in train["mask"]] == [str(root / "train.csv")] * len(DEFECTS)
     assert test["id"].tolist() == TEST and test["image"].tolist() == [root / "test_images" / i for i in TEST]
-    assert competition.classes == ("defect1", "defect2", "defect3", "defect4") and competition.kind == "multilabel"
+    assert competition.classes == ("defect1", "defect2", "defect3", "defect4")
+    assert competition.labels.kind == "multilabel"
     common = dict(rle_column="EncodedPixels", rle_order="F", sample_submission=root / "sample_submission.csv",
                   competition="severstal-steel-defect-detection", labels=("1", "2", "3", "4"), code_competition=True)
     if form == "new":

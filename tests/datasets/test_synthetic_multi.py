@@ -142,7 +142,7 @@ def test_read_bit_mask(tmp_path: Path) -> None:
 def test_load(generated: Path) -> None:
     competition = synthetic.load(generated, kind="multi", train_patients=12)  # adapter options are accepted
     train, test = competition.train, competition.test
-    assert competition.classes == ("core", "edema", "spot") and competition.kind == "multilabel"
+    assert competition.classes == ("core", "edema", "spot") and competition.labels.kind == "multilabel"
     assert competition.submission == SubmissionSpec(
         "id", "rle_mask", "F", generated / "sample_submission.csv", class_column="class")
     assert competition.submission.header() == ["id", "rle_mask", "class"]
@@ -180,7 +180,7 @@ def test_the_exclusive_kind_has_the_same_images_and_one_class_a_pixel(generated:
     root = tmp_path / "exclusive"
     synthetic.download(root, seed=SEED, kind="exclusive", **SIZE)
     competition = synthetic.load(root, kind="exclusive")
-    assert competition.kind == "multiclass" and competition.exclusive
+    assert competition.labels.kind == "multiclass" and competition.exclusive
     first = competition.train.iloc[0]
     assert (root / "train" / Path(first["image"]).name).read_bytes() == (
         generated / "train" / Path(first["image"]).name).read_bytes()  # the same images as the multi kind

@@ -116,7 +116,7 @@ def test_load(root: Path) -> None:
     assert train["image"].tolist() == [root / _scan_name("train", volume, n, shape)
                                        for volume, shape in VOLUMES.items() for n in SLICES]
     assert {rle_labels.mask_file(key) for key in train["mask"]} == {str(root / "train.csv")}
-    assert competition.classes == ("large_bowel", "small_bowel", "stomach") and competition.kind == "multilabel"
+    assert competition.classes == ("large_bowel", "small_bowel", "stomach") and competition.labels.kind == "multilabel"
     assert competition.submission == SubmissionSpec(
         "id", "predicted", "C", None, competition="uw-madison-gi-tract-image-segmentation", class_column="class",
         labels=("large_bowel", "small_bowel", "stomach"), columns=("id", "class", "predicted"), code_competition=True)

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segpipe.core.labels import Labels, argmax_first
 from segpipe.evaluation import oof_files
-from segpipe.cache.classes import argmax_first
 from segpipe.evaluation.blend import (OofSet, Score, blend_maps, blend_models, model_oof, read_counts, select,
                                      select_per_class, write_blend)
 
@@ -94,7 +94,7 @@ def two_classes(n=40, size=16, seed=1):
     perfect = np.stack([(truth >> k & 1) * 255 for k in (0, 1)], axis=1).astype(np.uint8)
     a, b = perfect.copy(), perfect.copy()
     a[:, 1], b[:, 0] = 255 - perfect[:, 1], 255 - perfect[:, 0]
-    return OofSet({"a": [a], "b": [b]}, [truth], np.array([f"p{i // 4}" for i in range(n)]), classes=2)
+    return OofSet({"a": [a], "b": [b]}, [truth], np.array([f"p{i // 4}" for i in range(n)]), Labels(("x", "y")))
 
 
 def test_a_bag_per_class_takes_each_class_from_the_model_that_draws_it():
@@ -114,8 +114,8 @@ def test_the_same_bag_for_every_class_blends_as_one_bag():
     bag = {"a": 3, "b": 1}
     read = lambda name: oof.probs[name][0]  # noqa: E731
     np.testing.assert_array_equal(blend_models(read, [bag, bag]), blend_models(read, bag))
-    assert read_counts({"counts": bag}, ["x", "y"]) == bag
-    assert read_counts({"counts": bag, "class_counts": {"y": {"b": 1}, "x": {"a": 2}}}, ["x", "y"]) == [
+    assert read_counts({"counts": bag}, Labels(("x", "y"))) == bag
+    assert read_counts({"counts": bag, "class_counts": {"y": {"b": 1}, "x": {"a": 2}}}, Labels(("x", "y"))) == [
         {"a": 2}, {"b": 1}]
 
 
@@ -124,8 +124,8 @@ def test_exclusive_classes_are_blended_then_take_the_argmax_once():
     rng = np.random.default_rng(4)
     a, b = (rng.integers(0, 120, (7, 3, 4, 5), dtype=np.uint8) for _ in range(2))
     truth = np.zeros((7, 4, 5), np.uint8)
-    oof = OofSet({"a": [a], "b": [b]}, [truth], np.array(list("ppqqrrs")), classes=3, exclusive=True)
+    oof = OofSet({"a": [a], "b": [b]}, [truth], np.array(list("ppqqrrs")), Labels(("x", "y", "z"), exclusive=True))
     [(part, maps)] = list(oof.blended({"a": 1, "b": 1}))
     np.testing.assert_array_equal(maps, argmax_first(blend_maps([a, b], [1, 1])))
-    shared = OofSet(oof.probs, oof.masks, oof.groups, classes=3)
+    shared = OofSet(oof.probs, oof.masks, oof.groups, Labels(("x", "y", "z")))
     assert not np.array_equal(maps, next(iter(shared.blended({"a": 1, "b": 1})))[1])  # the argmax changed them

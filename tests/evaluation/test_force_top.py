@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from segpipe import rle
+from segpipe.core.labels import Labels
 from segpipe.datasets import SubmissionSpec
 from segpipe.evaluation.force_top import apply_classes, search_force_top, top_class
 from segpipe.evaluation.postprocess import Rule, read_force_top, read_rules, write_rules
@@ -44,27 +45,27 @@ def labelled(probs, truth_bits):
 def test_the_search_keeps_it_only_where_it_raises_the_mean_dice_and_only_if_every_image_is_labelled():
     truth = np.zeros((16, 16), np.uint8)
     truth[:3, :3] = 2  # class 1 on the 3 x 3 square
-    good = search_force_top(labelled([maps((200, 4), (230, 3))], [truth]), [GATED, GATED], ("a", "b"))
+    good = search_force_top(labelled([maps((200, 4), (230, 3))], [truth]), [GATED, GATED], Labels(("a", "b")))
     assert good["kept"] and good["images_changed"] == 1
     assert (good["dice_without"], good["dice"]) == (pytest.approx(0.5), pytest.approx(1.0))  # class a empty-empty
     wrong = np.zeros((16, 16), np.uint8)
     wrong[8:, 8:] = 2  # the truth is elsewhere: forcing adds a false class-1 mask, and b scores 0 either way
-    bad = search_force_top(labelled([maps((200, 4), (230, 3))], [wrong]), [GATED, GATED], ("a", "b"))
+    bad = search_force_top(labelled([maps((200, 4), (230, 3))], [wrong]), [GATED, GATED], Labels(("a", "b")))
     assert not bad["kept"] and bad["dice"] == bad["dice_without"] == pytest.approx(0.5)
     empty = np.zeros((16, 16), np.uint8)
     assert search_force_top(labelled([maps((200, 4), (230, 3))] * 2, [truth, empty]), [GATED, GATED],
-                            ("a", "b")) is None  # an unlabelled image: the rule does not apply
+                            Labels(("a", "b"))) is None  # an unlabelled image: the rule does not apply
 
 
 def test_the_rule_file_says_it_only_when_it_was_searched(tmp_path):
     rules = [Rule(0.4), Rule(0.6)]
-    write_rules(tmp_path / "searched.json", rules, ("a", "b"), force_top=True)
-    write_rules(tmp_path / "not.json", rules, ("a", "b"))
+    write_rules(tmp_path / "searched.json", rules, Labels(("a", "b")), force_top=True)
+    write_rules(tmp_path / "not.json", rules, Labels(("a", "b")))
     assert json.loads((tmp_path / "searched.json").read_text())["force_top"] is True
     assert "force_top" not in json.loads((tmp_path / "not.json").read_text())
     assert read_force_top(tmp_path / "searched.json") and not read_force_top(tmp_path / "not.json")
-    assert read_rules(tmp_path / "searched.json", ("a", "b")) == rules
-    write_rules(tmp_path / "binary.json", [Rule(0.5)], ())
+    assert read_rules(tmp_path / "searched.json", Labels(("a", "b"))) == rules
+    write_rules(tmp_path / "binary.json", [Rule(0.5)], Labels())
     assert not read_force_top(tmp_path / "binary.json")
 
 
@@ -74,8 +75,8 @@ def test_submit_forces_the_top_class_on_and_writes_masks_at_the_specs_size(tmp_p
     spec = SubmissionSpec("Image_Label", "EncodedPixels", "F", None, id_format="{id}_{label}", mask_size=(32, 32))
     for force_top in (False, True):
         out = tmp_path / f"{force_top}.csv.gz"
-        write_submission(Blend({"m": tmp_path / "test.npz"}, {"m": 1}), index, spec, [GATED, GATED], out,
-                         workers=1, classes=("a", "b"), force_top=force_top)
+        write_submission(Blend({"m": tmp_path / "test.npz"}, {"m": 1}, Labels(("a", "b"))), index, spec, [GATED, GATED], out,
+                         workers=1, force_top=force_top)
         table = pd.read_csv(out, dtype=str, keep_default_na=False)
         assert table.Image_Label.tolist() == ["p_a", "p_b", "q_a", "q_b"]
         masks = [rle.decode(code, (32, 32), "F") for code in table.EncodedPixels]  # at 32 x 32, not the 64 x 64

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import directed_hausdorff
 
+from segpipe.core.labels import Labels
 from segpipe.evaluation.volumes import dice, hausdorff, score_volumes, volume_order
 
 
@@ -47,7 +48,7 @@ def test_score_drops_pairs_empty_in_both_and_weighs_dice_and_distance() -> None:
     true[1:3, 2:6, 2:6] = 0b01  # class a only; class b empty in both
     pred = true.copy()
     pred[1, 2:6, 2:4] = 0  # half a slice missed
-    scores = score_volumes([(pred, true), (np.zeros_like(true), np.zeros_like(true))], ["a", "b"])
+    scores = score_volumes([(pred, true), (np.zeros_like(true), np.zeros_like(true))], Labels(("a", "b")))
     expected_dice = 2 * 24 / (24 + 32)
     distance = hausdorff(pred & 1 > 0, true & 1 > 0)
     assert scores["volumes"] == 2 and scores["pairs"] == 1 and scores["classes"]["b"]["pairs"] == 0
@@ -60,7 +61,7 @@ def test_a_class_predicted_where_there_is_none_scores_zero() -> None:
     true = np.zeros((3, 8, 8), np.uint8)
     pred = true.copy()
     pred[1, 4, 4] = 0b10
-    scores = score_volumes([(pred, true)], ["a", "b"])
+    scores = score_volumes([(pred, true)], Labels(("a", "b")))
     assert scores["pairs"] == 1 and scores["score"] == 0.0  # Dice 0, Hausdorff 1
 
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from segpipe import rle
-from segpipe.cache.classes import argmax_first
 from segpipe.core.errors import InputError
+from segpipe.core.labels import Labels, argmax_first
 from segpipe.datasets import SubmissionSpec, hold_out_patients
 from segpipe.evaluation.blend import blend_maps
 from segpipe.evaluation.holdout import score_holdout
@@ -272,9 +272,9 @@ def test_exclusive_classes_take_the_argmax_before_their_rules(tmp_path):
     spec = SubmissionSpec("id", "rle", "F", None, class_column="class")
     rules = [Rule(0.1, 0.1, 0), Rule(0.1, 0.1, 0)]  # every pixel of every class passes on its own
     for exclusive in (False, True):
-        blend = Blend({"m": tmp_path / "test.npz"}, {"m": 1}, exclusive)
+        blend = Blend({"m": tmp_path / "test.npz"}, {"m": 1}, Labels(("x", "y"), exclusive))
         out = tmp_path / f"{exclusive}.csv.gz"
-        write_submission(blend, index, spec, rules, out, workers=1, classes=("x", "y"))
+        write_submission(blend, index, spec, rules, out, workers=1)
         table = rows(out)
         for i, (h, w) in enumerate(zip(index.height, index.width)):
             x, y = (rle.decode(table.rle[2 * i + k], (h, w), order="F") for k in (0, 1))

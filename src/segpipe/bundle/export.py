@@ -13,6 +13,7 @@ from segpipe.bundle.environment import version
 from segpipe.bundle.manifest import BLEND, MANIFEST, RULES, inference_files, weights_file
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
+from segpipe.network.contract import one_setting
 from segpipe.paths.cache_files import LAYOUT
 
 KERNEL = "kernel"
@@ -44,7 +45,7 @@ def write_models(out: Path, checkpoints: Mapping[str, Mapping[int, Path]]) -> di
 
     entries = {}
     for name, folds in checkpoints.items():
-        specs, contracts, files = set(), set(), {}
+        specs, contracts, files = [], [], {}
         for fold, path in sorted(folds.items()):
             try:
                 checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -52,18 +53,16 @@ def write_models(out: Path, checkpoints: Mapping[str, Mapping[int, Path]]) -> di
                 raise InputError(f"{path}: checkpoint missing; run `dvc repro train@{name}-{fold}`") from None
             check_finite(checkpoint["model"], path, f"the fold diverged: retrain it (`dvc repro -f train@{name}-{fold}`, "
                          "with a lower train.lr)")
-            specs.add(json.dumps(checkpoint["spec"], sort_keys=True))
-            contracts.add(json.dumps(checkpoint["contract"], sort_keys=True))
+            specs.append(json.dumps(checkpoint["spec"], sort_keys=True))
+            contracts.append(json.dumps(checkpoint["contract"], sort_keys=True))
             target = out / weights_file(name, fold)
             target.parent.mkdir(parents=True, exist_ok=True)
             # serialised in memory, then written by Python: a full disk is then an OSError (safetensors' own
             # writer reports it as its SafetensorError)
             target.write_bytes(save({k: v.contiguous() for k, v in sorted(checkpoint["model"].items())}))
             files[str(fold)] = weights_file(name, fold)
-        if len(specs) > 1 or len(contracts) > 1:
-            raise InputError(f"the fold models of {name} differ in architecture or inference contract; retrain them "
-                             f"with one setting: dvc repro -f -s --glob 'train@{name}-*'")
-        entries[name] = {"spec": json.loads(specs.pop()), "contract": json.loads(contracts.pop()), "folds": files}
+        spec, contract = (json.loads(one_setting(name, setting)) for setting in (specs, contracts))
+        entries[name] = {"spec": spec, "contract": contract, "folds": files}
     return entries
 
 

@@ -21,7 +21,6 @@ import pandas as pd
 from segpipe import datasets
 from segpipe.bundle.manifest import BLEND, RULES, Manifest
 from segpipe.cache.prepare import test_index
-from segpipe.cache.stacks import neighbour_rows
 from segpipe.cache.tiles import Layout
 from segpipe.core.errors import InputError
 from segpipe.datasets import Competition
@@ -99,7 +98,7 @@ def predict(manifest: Manifest, competition: Competition, index: pd.DataFrame, w
     With `check` (the device type), the projection is checked before the first model runs
     and reported after its first images.
     """
-    from segpipe.inference.predict import ImagesToPredict, predict_test
+    from segpipe.inference.predict import predict_competition
 
     layout = Layout.read(manifest.root)
     folds = {name: len(entry["folds"]) for name, entry in manifest.models.items()}
@@ -108,15 +107,10 @@ def predict(manifest: Manifest, competition: Competition, index: pd.DataFrame, w
         report(projection.check_before(manifest.raw["speed"], check))
     paths, first = {}, True
     for name in manifest.models:
-        models = manifest.load_models(name)
-        neighbours = neighbour_rows(index, models.contract.context, where="the test images")
-        images = ImagesToPredict(competition.test.image, competition.read_image,
-                                 [layout.scaled(h, w) for h, w in zip(index.height, index.width)],
-                                 manifest.raw["channels"], neighbours)
         paths[name] = Path(work) / f"{name}.npz"
         watch = _first_images(projection, name, report) if first and check is not None else None
-        predict_test(models, images, paths[name], batch_size, workers, ids=index.id.tolist(), layout=layout,
-                     on_map=watch)
+        predict_competition(manifest.load_models(name), competition, index, layout, manifest.raw["channels"],
+                            paths[name], batch_size, workers, on_map=watch)
         first = False
     return paths
 
@@ -139,17 +133,10 @@ def _first_images(projection: Projection, name: str, report: Callable[[str], Non
 def write(manifest: Manifest, competition: Competition, index: pd.DataFrame, probs: dict[str, Path], out: Path,
           compress: bool) -> None:
     """The submission from the models' maps, blended and post-processed as the pipeline's submit does."""
-    from segpipe.evaluation.blend import read_counts
-    from segpipe.evaluation.postprocess import read_force_top, read_rules
-    from segpipe.submission.submit import Blend, write_submission
+    from segpipe.submission.submit import write_tuned
 
-    layout = Layout.read(manifest.root)
-    classes = layout.classes
-    tuned = json.loads(manifest.path(BLEND).read_text())
-    blend = Blend(probs, read_counts(tuned, classes), layout.exclusive)
-    rules = read_rules(manifest.path(RULES), classes)
-    write_submission(blend, index, competition.submission, rules, out, classes=classes,
-                     force_top=read_force_top(manifest.path(RULES)), compress=compress)
+    write_tuned(probs, manifest.path(BLEND), manifest.path(RULES), Layout.read(manifest.root).labels, index,
+                competition.submission, out, compress=compress)
 
 
 def infer(manifest: Manifest, input_dir: Path, out: Path, work: Path, *, batch_size: int, workers: int,

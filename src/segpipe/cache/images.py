@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from segpipe.core.errors import InputError
+from segpipe.core.labels import Labels
 
 
 def check_mask_size(mask: np.ndarray, image_size: tuple[int, int], mask_file: Path | str,
@@ -37,15 +38,17 @@ def _weights(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8) * 255, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def resize_bits(mask: np.ndarray, size: tuple[int, int], classes: int, exclusive: bool = False) -> np.ndarray:
-    """Resize a (H, W) uint8 bit mask of `classes` classes (`segpipe.cache.classes`) to `size`: each
-    class by `resize_mask` on its own, then packed again.
+def resize_labels(mask: np.ndarray, size: tuple[int, int], labels: Labels) -> np.ndarray:
+    """Resize a (H, W) mask holding `labels` to `size`: a binary one by `resize_mask`; a bit mask of
+    several classes (`segpipe.core.labels`) class by class by the same rule, then packed again.
 
-    `exclusive` classes stay one a pixel: where two classes' bilinear weights both reach 0.5
+    Exclusive classes stay one a pixel: where two classes' bilinear weights both reach 0.5
     (at a boundary between them), the larger weight wins (the lower class on a tie).
     """
-    soft = np.stack([_weights((mask >> k) & 1, size) for k in range(classes)])
+    if not labels.several:
+        return resize_mask(mask > 0, size)
+    soft = np.stack([_weights(bit, size) for bit in labels.split(mask)])
     kept = soft >= 128
-    if exclusive:
-        kept &= np.arange(classes)[:, None, None] == np.argmax(soft, axis=0)[None]
-    return np.bitwise_or.reduce(kept.astype(np.uint8) << np.arange(classes, dtype=np.uint8)[:, None, None], axis=0)
+    if labels.exclusive:
+        kept &= np.arange(labels.channels)[:, None, None] == np.argmax(soft, axis=0)[None]
+    return labels.pack(kept)

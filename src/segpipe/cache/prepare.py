@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from segpipe.cache.classes import class_areas
-from segpipe.cache.images import check_mask_size, resize_bits, resize_image, resize_mask
+from segpipe.cache.images import check_mask_size, resize_image, resize_labels
 from segpipe.cache.tiles import TILE_COLUMNS, Layout, scaled_size, tile_index
 from segpipe.core.errors import InputError
+from segpipe.core.labels import Labels
 from segpipe.core.runtime import atomic_path, create_npy, opencv_threads
 from segpipe.datasets import Competition
 from segpipe.datasets.readers import image_size
@@ -62,8 +62,7 @@ def _decode_row(
     channels: int,
     images: _NpyRows,
     masks: _NpyRows | None,
-    classes: int = 0,
-    exclusive: bool = False,
+    labels: Labels = Labels(),
 ) -> tuple[int, int, int, int | tuple[int, ...]]:
     index, image_file, mask_file = row
     image, original = read_image(Path(image_file), at_least=size)
@@ -74,15 +73,13 @@ def _decode_row(
     if masks is not None:
         mask = read_mask(mask_file)
         check_mask_size(mask, original, mask_file, image_file)
-        if exclusive and np.any(mask & (mask - 1)):  # two bits set somewhere
+        if labels.exclusive and np.any(mask & (mask - 1)):  # two bits set somewhere
             raise InputError(f"{mask_file}: a pixel has two classes, but the competition's classes are exclusive "
                              "(one a pixel)")
-        if classes:
-            resized = resize_bits(mask, size, classes, exclusive)
-            area = (int(np.count_nonzero(resized)), *(int(a) for a in class_areas(resized[None], classes)[0]))
-        else:
-            resized = resize_mask(mask, size)
-            area = int(np.count_nonzero(resized))
+        resized = resize_labels(mask, size, labels)
+        area = int(np.count_nonzero(resized))
+        if labels.several:  # any class's area, then each class's
+            area = (area, *(int(a) for a in labels.areas(resized[None])[0]))
         masks.write(index, resized)
     return index, original[0], original[1], area
 
@@ -109,8 +106,7 @@ def cache_split(
     mask_files = frame["mask"].astype(str) if masks_path else [None] * len(frame)
     rows = list(zip(range(len(frame)), frame.image.astype(str), mask_files))
     decode = partial(_decode_row, read_image=competition.read_image, read_mask=competition.read_mask,
-                     size=size, channels=channels, images=images, masks=masks, classes=len(competition.classes),
-                     exclusive=competition.exclusive)
+                     size=size, channels=channels, images=images, masks=masks, labels=competition.labels)
     # Chunks amortise inter-process traffic (~0.1 ms each, against ~5-10 ms an image), but a
     # worker left without a chunk idles while the last ones finish: at least 16 chunks a
     # worker keep that tail short (120 rows in chunks of 15 cost 2 workers ~10 %).
@@ -181,14 +177,14 @@ def prepare_competition(competition: Competition, out_dir: Path, size: tuple[int
         if duplicated:
             raise InputError(f"{competition.name}: duplicate {split} ids {duplicated[:5]}")
     layout = tile_layout(competition.train, scale, tile, workers) if mode == "tile" else Layout("resize", tuple(size))
-    layout = dataclasses.replace(layout, classes=tuple(competition.classes), exclusive=competition.exclusive)
+    layout = dataclasses.replace(layout, labels=competition.labels)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         train = cache_split(competition.train, competition, layout.size, tmp / TRAIN_IMAGES, tmp / TRAIN_MASKS,
                             workers, "train")
         train.to_csv(tmp / TRAIN_INDEX, index=False)
         test_index(competition.test, workers).to_csv(tmp / TEST_INDEX, index=False)
-        tiles = (tile_index(np.load(tmp / TRAIN_MASKS, mmap_mode="r"), layout.tile, layout.classes) if layout.tile
+        tiles = (tile_index(np.load(tmp / TRAIN_MASKS, mmap_mode="r"), layout.tile, layout.labels.classes) if layout.tile
                  else pd.DataFrame(columns=list(TILE_COLUMNS)))  # always there: the train stages depend on it
         tiles.to_csv(tmp / TILES, index=False)
         layout.write(tmp)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from segpipe.core.errors import InputError
+from segpipe.core.labels import Labels
 from segpipe.paths.cache_files import LAYOUT, TILES
 
 TILE_COLUMNS = ("row", "y", "x", "foreground")
@@ -58,14 +59,11 @@ class Layout:
     size: tuple[int, int]  # the cached (H, W) of the training images
     scale: float = 1.0  # tile mode: cached size / original size
     tile: tuple[int, int] | None = None  # tile mode: what the model sees
-    classes: tuple[str, ...] = ()  # the class names of a multi-label competition (segpipe.cache.classes)
-    exclusive: bool = False  # multiclass: at most one class a pixel; softmax and argmax first
+    labels: Labels = Labels()  # what the cached bit masks hold (`segpipe.core.labels`)
 
     def write(self, folder: Path) -> None:
-        fields = asdict(self)
-        for key, default in (("classes", ()), ("exclusive", False)):
-            if fields[key] == default:
-                del fields[key]  # a binary Dice competition: the file as it always was
+        fields = {**asdict(self), **self.labels.to_dict()}
+        del fields["labels"]  # its fields at the top level; a binary competition's file has none
         (folder / LAYOUT).write_text(json.dumps(fields, indent=1) + "\n")
 
     @classmethod
@@ -74,13 +72,8 @@ class Layout:
         if not path.is_file():  # a cache from before tile mode
             raise InputError(f"{path}: missing; rerun `dvc repro prepare`")
         raw = json.loads(path.read_text())
-        return cls(raw["mode"], tuple(raw["size"]), raw.get("scale", 1.0), tuple(raw["tile"]) if raw.get("tile") else None,
-                   tuple(raw.get("classes", ())), raw.get("exclusive", False))
-
-    @property
-    def channels(self) -> int:
-        """The maps' channels: one per class, one for a binary competition."""
-        return len(self.classes) or 1
+        tile = tuple(raw["tile"]) if raw.get("tile") else None
+        return cls(raw["mode"], tuple(raw["size"]), raw.get("scale", 1.0), tile, Labels.from_dict(raw))
 
     @property
     def tiled(self) -> bool:
@@ -103,7 +96,7 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
 def tile_index(masks: np.ndarray, tile: tuple[int, int], classes: tuple[str, ...] = ()) -> pd.DataFrame:
     """Tiles covering each (H, W) mask of `masks` without gaps (last ones flush), with foreground counts.
 
-    With `classes` (bit masks, `segpipe.cache.classes`), `foreground` counts any class and
+    With `classes` (bit masks, `segpipe.core.labels`), `foreground` counts any class and
     `foreground_<class>` each one, so the sampler can draw every class as often.
     """
     height, width = masks.shape[1:3]

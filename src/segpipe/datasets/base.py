@@ -12,10 +12,10 @@ from typing import Callable, Literal
 import numpy as np
 import pandas as pd
 
+from segpipe.core.labels import Labels
+
 RleOrder = Literal["C", "F"]
-Kind = Literal["binary", "multilabel", "multiclass"]
 Metric = Literal["dice", "patient_dice", "dice_hausdorff"]  # what the leaderboard scores: segpipe.evaluation.scores
-MAX_CLASSES = 8  # a bit each in the uint8 mask cache
 
 
 @dataclass(frozen=True)
@@ -78,5 +78,6 @@ class Competition:
     metric: Metric = "dice"
 
     @property
-    def kind(self) -> Kind:
-        return ("multiclass" if self.exclusive else "multilabel") if self.classes else "binary"
+    def labels(self) -> Labels:
+        """The label spec every stage asks (`segpipe.core.labels`), made from `classes` and `exclusive`."""
+        return Labels(self.classes, self.exclusive)

@@ -36,9 +36,10 @@ from typing import Sequence
 import pandas as pd
 
 from segpipe.core.errors import InputError
+from segpipe.core.labels import MAX_CLASSES
 
 from . import readers
-from .base import MAX_CLASSES, Competition, SubmissionSpec
+from .base import Competition, SubmissionSpec
 from .layout import name_few, pair_images_with_masks
 from .tree import Tree, as_tree, natural_key
 

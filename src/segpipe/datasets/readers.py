@@ -134,7 +134,7 @@ def _palette_indices(data: np.ndarray) -> np.ndarray | None:
 
 
 def read_index_mask(path: Path, classes: int) -> np.ndarray:
-    """Decode an index mask of `classes` exclusive classes to the (H, W) uint8 bit mask of `segpipe.cache.classes`.
+    """Decode an index mask of `classes` exclusive classes to the (H, W) uint8 bit mask of `segpipe.core.labels`.
 
     Pixel value 0 is background and value k + 1 is class k, as a palette PNG's indices (whatever
     its colours) or a one-channel PNG's values; bit k of the result is set where class k is.
@@ -178,7 +178,7 @@ def class_files(entry: Path | str) -> list[str]:
 
 def read_class_files(entry: Path | str) -> np.ndarray:
     """Read a `class_files_key`'s binary masks (`read_binary_mask`) as the (H, W) uint8 bit mask of
-    `segpipe.cache.classes`: bit k from the k-th file. Files of different sizes are an InputError."""
+    `segpipe.core.labels`: bit k from the k-th file. Files of different sizes are an InputError."""
     files = class_files(entry)
     masks = [read_binary_mask(Path(name)) for name in files]
     for name, mask in zip(files[1:], masks[1:]):

@@ -16,7 +16,7 @@ model that comes first by name: the same inputs always give the same weights.
 With classes, one bag serves every class by default, scored on the Dice averaged over the
 classes; `blend.per_class` runs the selection once per class on that class's own score
 instead, and each class's maps are blended with its own counts (`ClassCounts`). Exclusive
-classes take the argmax (`segpipe.cache.classes.argmax_first`) on the blend, once: the
+classes take the argmax (`segpipe.core.labels.argmax_first`) on the blend, once: the
 blended OOF maps are written after it, so the threshold search and the report cut them as
 they are, as submit does the test maps after its own argmax.
 """
@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Mapping, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from segpipe.cache.classes import argmax_first, class_maps, of_class
+from segpipe.core.labels import Labels, class_maps, of_class
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.metrics import CUTS, Counts, counts_at_cuts, cut_to_threshold, probability_histograms
 from segpipe.evaluation.scores import Scorer, patients, scorer
@@ -68,11 +68,11 @@ def blend_models(read: Callable[[str], np.ndarray], counts: AnyCounts) -> np.nda
     return out
 
 
-def read_counts(blend: dict, classes: Sequence[str]) -> AnyCounts:
+def read_counts(blend: dict, labels: Labels) -> AnyCounts:
     """The bag(s) a metrics/blend.json holds: `class_counts` in class order when tuned per class."""
     if "class_counts" not in blend:
         return blend["counts"]
-    return [blend["class_counts"][name] for name in classes]
+    return [blend["class_counts"][name] for name in labels.classes]
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,7 @@ class OofSet:
     probs: Mapping[str, Sequence[np.ndarray]]
     masks: Sequence[np.ndarray]
     groups: np.ndarray
-    classes: int = 0  # maps (n, classes, H, W) against bit masks (`segpipe.cache.classes`); 0 = binary
-    exclusive: bool = False  # exclusive classes: each blend goes through `argmax_first`, scored and written so
+    labels: Labels = Labels()  # what the maps and masks hold; exclusive classes' blends go through `argmax_first`
     scorer: Scorer = scorer("dice")
 
     @property
@@ -133,15 +132,15 @@ class OofSet:
 
     def blended(self, counts: AnyCounts, chunk: int = 256) -> Iterable[tuple[int, np.ndarray]]:
         """(part, blended uint8 chunk) over all parts, chunk by chunk (memmaps stay small in RSS); with
-        `exclusive` classes, after `argmax_first`."""
+        exclusive classes, after `argmax_first`."""
         for part, truth in enumerate(self.masks):
             for start in range(0, len(truth), chunk):
                 maps = blend_models(lambda n: self.probs[n][part][start:start + chunk], counts)
-                yield part, argmax_first(maps) if self.exclusive else maps
+                yield part, self.labels.decided(maps)
 
     def score(self, counts: AnyCounts, chunk: int = 256, cls: int | None = None) -> Score:
         """The bag's Score: over every class (their mean), or of class `cls` alone."""
-        per_class = [cls] if cls is not None else list(range(self.classes)) or [None]
+        per_class = [cls] if cls is not None else self.labels.indices()
         hists, part_start = {k: [] for k in per_class}, {}
         for part, maps in self.blended(counts, chunk):
             offset = part_start.setdefault(part, 0)
@@ -151,7 +150,7 @@ class OofSet:
             part_start[part] += len(maps)
         scores = [score_histograms(np.concatenate([h[0] for h in hists[k]]), np.concatenate([h[1] for h in hists[k]]),
                                    self.groups, self.scorer) for k in per_class]
-        return Score.mean_of(scores) if self.classes and cls is None else scores[0]
+        return Score.mean_of(scores) if self.labels.several and cls is None else scores[0]
 
 
 @dataclass
@@ -193,16 +192,16 @@ def select_per_class(oof: OofSet, iterations: int) -> list[Selection]:
     scores over every class."""
     singles = {name: oof.score({name: 1}) for name in oof.names}
     chosen = []
-    for k in range(oof.classes):
+    for k in range(len(oof.labels.classes)):
         selection = select(oof.names, lambda counts, k=k: oof.score(counts, cls=k), iterations)
         chosen.append(dataclasses.replace(selection, singles=singles))
     return chosen
 
 
-def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path, classes: int = 0,
-              exclusive: bool = False, metric: str = "dice") -> OofSet:
+def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_path: Path,
+              labels: Labels = Labels(), metric: str = "dice") -> OofSet:
     """The OOF probabilities of every model (`oof_dirs[model][fold]`) for the blend search, fold by fold
-    (with `classes`, (n, classes, H, W) maps against bit masks; `exclusive`: blended, then the argmax),
+    (with classes, (n, classes, H, W) maps against bit masks; exclusive classes: blended, then the argmax),
     scored by the declared `metric`."""
     masks = np.load(masks_path, mmap_mode="r")
     folds_trained = sorted(next(iter(oof_dirs.values())))
@@ -210,8 +209,8 @@ def model_oof(folds: pd.DataFrame, oof_dirs: dict[str, dict[int, Path]], masks_p
              for name, dirs in oof_dirs.items()}
     rows = [np.flatnonzero(folds.fold.to_numpy() == k) for k in folds_trained]
     covered = np.concatenate(rows)
-    return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[covered], classes,
-                  exclusive, scorer(metric, patients(folds, covered)))
+    return OofSet(probs, [masks[r] for r in rows], folds.group.astype(str).to_numpy()[covered], labels,
+                  scorer(metric, patients(folds, covered)))
 
 
 def write_blend(folds: pd.DataFrame, oof: OofSet, counts: AnyCounts, out_dirs: dict[int, Path]) -> None:
@@ -221,7 +220,7 @@ def write_blend(folds: pd.DataFrame, oof: OofSet, counts: AnyCounts, out_dirs: d
     with contextlib.ExitStack() as stack:
         for part, k in enumerate(parts):
             ids = folds.id.astype(str).to_numpy()[folds.fold.to_numpy() == k]
-            size = (oof.classes, *oof.masks[part].shape[1:]) if oof.classes else oof.masks[part].shape[1:]
+            size = oof.labels.map_shape(oof.masks[part].shape[1:])
             writers[part] = [stack.enter_context(oof_files.writing(out_dirs[k], ids, size)), 0]
         for part, maps in oof.blended(counts):
             out, start = writers[part]

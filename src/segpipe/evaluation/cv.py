@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from segpipe.cache.classes import class_maps, of_class
+from segpipe.core.labels import class_maps, of_class
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.baselines import baselines, dice_lost, patients_lost
 from segpipe.evaluation.metrics import counts_at_cuts, probability_histograms, threshold_to_uint8

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from segpipe.core.labels import Labels
 from segpipe.evaluation.metrics import Counts, mask_counts
 from segpipe.evaluation.postprocess import Rule, apply
 
@@ -47,7 +48,7 @@ def forced_on(maps: Sequence[np.ndarray], masks: list[np.ndarray], rules: Sequen
 
 
 def search_force_top(maps: Iterable[tuple[np.ndarray, np.ndarray]], rules: Sequence[Rule],
-                     classes: Sequence[str]) -> dict | None:
+                     labels: Labels) -> dict | None:
     """Score `force_top` on (C, H, W) uint8 maps and their (H, W) bit masks: None when some image has no
     label (the rule does not apply), else the mean Dice over classes without and with it, each class's
     with it, the images it changes, and whether it is kept (only if it raises the Dice)."""
@@ -55,7 +56,7 @@ def search_force_top(maps: Iterable[tuple[np.ndarray, np.ndarray]], rules: Seque
     for probs, truth in maps:
         if not truth.any():
             return None
-        truths = [(truth >> k) & 1 > 0 for k in range(len(classes))]
+        truths = list(labels.split(truth))
         plain = apply_classes(probs, rules)
         masks = forced_on(probs, plain, rules)
         without.append([mask_counts(m, t) for m, t in zip(plain, truths)])
@@ -65,7 +66,7 @@ def search_force_top(maps: Iterable[tuple[np.ndarray, np.ndarray]], rules: Seque
     before, after = (_class_dice(np.asarray(c, np.int64)) for c in (without, forced))
     changed = int(sum(a != b for a, b in zip(without, forced)))
     return {"step": "force_top", "dice_without": float(before.mean()), "dice": float(after.mean()),
-            "classes": {name: float(d) for name, d in zip(classes, after)}, "images_changed": changed,
+            "classes": {name: float(d) for name, d in zip(labels.classes, after)}, "images_changed": changed,
             "kept": bool(after.mean() > before.mean())}
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from segpipe import rle
-from segpipe.cache.images import resize_bits, resize_mask
+from segpipe.cache.images import resize_labels
 from segpipe.core.errors import InputError
 from segpipe.evaluation.baselines import dice_lost, patients_lost
 from segpipe.evaluation.metrics import Counts, mask_counts
@@ -28,47 +28,42 @@ def score_holdout(path: Path, competition) -> dict:
     """
     spec, test = competition.submission, competition.test
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    classes = competition.classes
-    per_image = max(len(classes), 1)
-    volumes = VolumeScores(classes or ["mask"]) if competition.metric == "dice_hausdorff" else None
+    labels = competition.labels
+    per_image = labels.channels
+    volumes = VolumeScores(labels) if competition.metric == "dice_hausdorff" else None
     pixels = np.zeros((per_image, len(test), 3), np.int64)
     # one pass over the masks; volume by volume, in slice order, when the metric scores volumes
     for positions in volume_order(test, np.arange(len(test))) if volumes else [range(len(test))]:
         pred_slices, true_slices = [], []
         for i in positions:
-            truth = _at_size(competition.read_mask(test["mask"].iloc[i]), spec.mask_size, classes)
+            truth = labels.packed(competition.read_mask(test["mask"].iloc[i]))
+            if spec.mask_size is not None and truth.shape != tuple(spec.mask_size):  # by prepare's rule
+                truth = resize_labels(truth, spec.mask_size, labels)
             pred = np.zeros(truth.shape, np.uint8)
             for k in range(per_image):
                 encoded = table[spec.rle_column].iloc[i * per_image + k]
                 decoded = rle.decode(encoded, truth.shape, order=spec.rle_order)
-                pixels[k, i] = mask_counts(decoded, ((truth >> k) & 1 > 0) if classes else truth)
+                pixels[k, i] = mask_counts(decoded, labels.bit(truth, k))
                 if volumes:
                     pred |= decoded.astype(np.uint8) << k
             if volumes:
                 pred_slices.append(pred)
-                true_slices.append(truth if classes else (truth > 0).astype(np.uint8))
+                true_slices.append(truth)
         if volumes:
             volumes.add(*_stacked(pred_slices, true_slices, competition, test, positions))
     groups = test.group.to_numpy()
     score = scorer(competition.metric, patients(test, np.arange(len(test))))
     scores = [_scores(pixels[k], groups, score) for k in range(per_image)]
-    summary = scores[0] if not classes else {
+    summary = scores[0] if not labels.several else {
         "score": float(np.mean([s["score"] for s in scores])),
         "dice": float(np.mean([s["dice"] for s in scores])),
         "patient_dice": float(np.mean([s["patient_dice"] for s in scores])),
         "images": scores[0]["images"], "patients": scores[0]["patients"],
-        "classes": dict(zip(classes, scores))}
+        "classes": dict(zip(labels.classes, scores))}
     if volumes:
         summary["volumes"] = volumes.summary()
         summary["score"] = summary["volumes"]["score"]
     return {"metric": competition.metric, **summary}
-
-
-def _at_size(truth: np.ndarray, size: tuple[int, int] | None, classes) -> np.ndarray:
-    """The true mask at the size the competition scores (`SubmissionSpec.mask_size`), by prepare's rule."""
-    if size is None or truth.shape == tuple(size):
-        return truth
-    return resize_bits(truth, size, len(classes)) if classes else resize_mask(truth > 0, size)
 
 
 def _stacked(pred: list, true: list, competition, test: pd.DataFrame, positions) -> tuple[np.ndarray, np.ndarray]:

@@ -55,6 +55,28 @@ class Counts:
         return len(self.inter)
 
 
+class DiceTally:
+    """Each image's and class's pixel counts, added a batch at a time; each class's Dice at the end.
+
+    The one place Dice counts are made while training: the validation pass (torch tensors) and
+    the OOF pass (numpy arrays) both add (B, C, H, W) bool predictions and truths.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+
+    def add(self, pred, truth) -> None:
+        """(B, C, H, W) bool predictions and truths, numpy arrays or torch tensors."""
+        counts = [(pred & truth).sum((2, 3)), pred.sum((2, 3)), truth.sum((2, 3))]
+        self.parts.append(np.stack([np.asarray(c.cpu() if hasattr(c, "cpu") else c) for c in counts]))
+
+    def dice(self, pooled: bool = False) -> list[float]:
+        """Each class's mean per-image Dice (empty on empty is 1), or with `pooled` one Dice of all its pixels."""
+        counts = np.concatenate(self.parts, axis=1)  # (3, images, classes)
+        per_class = [Counts(*counts[:, :, k]) for k in range(counts.shape[2])]
+        return [c.pooled_dice() if pooled else float(c.image_dice().mean()) for c in per_class]
+
+
 def mask_counts(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
     """(intersection, predicted area, true area) of two bool masks."""
     return np.count_nonzero(pred & truth), np.count_nonzero(pred), np.count_nonzero(truth)

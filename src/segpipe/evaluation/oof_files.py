@@ -62,7 +62,7 @@ def read(folder: Path, ids: Sequence[str]) -> np.memmap:
 def read_fold(folds: pd.DataFrame, fold: int, folder: Path, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fold's rows of folds.csv, its OOF probabilities as a memmap), checked by id against the folds file.
 
-    The maps are (n, H, W), or (n, C, H, W) for C classes (`segpipe.cache.classes.class_maps` takes one).
+    The maps are (n, H, W), or (n, C, H, W) for C classes (`segpipe.core.labels.class_maps` takes one).
     """
     fold_rows = np.flatnonzero(folds.fold.to_numpy() == fold)
     probs = read(folder, folds.id.astype(str).to_numpy()[fold_rows])

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from segpipe.core.errors import InputError
+from segpipe.core.labels import Labels
 from segpipe.evaluation.metrics import threshold_to_uint8 as cut
 
 
@@ -64,18 +65,18 @@ class Rule:
             raise InputError(f"{path}: not a post-processing rule ({err}); rerun `dvc repro threshold`") from None
 
 
-def write_rules(path: Path, rules: Sequence[Rule], classes: Sequence[str], force_top: bool | None = None) -> None:
+def write_rules(path: Path, rules: Sequence[Rule], labels: Labels, force_top: bool | None = None) -> None:
     """The rule file: {"classes": {name: rule}} with classes, the one rule's fields without.
 
     `force_top` (`segpipe.evaluation.force_top`) is written beside the classes' rules when it
     was searched (every image labelled), left out when not.
     """
-    if not classes:
+    if not labels.several:
         rules[0].write(path)
         return
     from segpipe.core.runtime import write_json
 
-    rule_file = {"classes": {name: vars(rule) for name, rule in zip(classes, rules)}}
+    rule_file = {"classes": {name: vars(rule) for name, rule in zip(labels.classes, rules)}}
     write_json(path, rule_file if force_top is None else {**rule_file, "force_top": force_top})
 
 
@@ -85,10 +86,11 @@ def read_force_top(path: Path) -> bool:
     return bool(stored.get("force_top", False)) if "classes" in stored else False
 
 
-def read_rules(path: Path, classes: Sequence[str]) -> list[Rule]:
+def read_rules(path: Path, labels: Labels) -> list[Rule]:
     """The rules of `write_rules`, one per class in class order (one rule without classes)."""
-    if not classes:
+    if not labels.several:
         return [Rule.read(path)]
+    classes = labels.classes
     try:
         stored = json.loads(Path(path).read_text())["classes"]
         return [Rule(**stored[name]) for name in classes]
@@ -99,11 +101,11 @@ def read_rules(path: Path, classes: Sequence[str]) -> list[Rule]:
                          "rerun `dvc repro threshold`") from None
 
 
-def describe_rules(rules: Sequence[Rule], classes: Sequence[str]) -> str:
+def describe_rules(rules: Sequence[Rule], labels: Labels) -> str:
     """One line naming each class's rule."""
-    if not classes:
+    if not labels.several:
         return rules[0].describe()
-    return "; ".join(f"{name}: {rule.describe()}" for name, rule in zip(classes, rules))
+    return "; ".join(f"{name}: {rule.describe()}" for name, rule in zip(labels.classes, rules))
 
 
 def apply(prob: np.ndarray, rule: Rule, area_scale: float = 1.0) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import ndimage
 
+from segpipe.core.labels import Labels
 from segpipe.evaluation.scores import patients
 
 DICE_WEIGHT, HAUSDORFF_WEIGHT = 0.4, 0.6
@@ -53,17 +54,18 @@ def dice(pred: np.ndarray, true: np.ndarray) -> float:
 
 class VolumeScores:
     """The metric accumulated a volume at a time: `add` each (pred, true) pair of (D, H, W) uint8
-    bit masks (bit k: class k; `segpipe.cache.classes`), then `summary`."""
+    bit masks (bit k: class k; `segpipe.core.labels`), then `summary`."""
 
-    def __init__(self, classes: Sequence[str]):
-        self.classes = list(classes)
+    def __init__(self, labels: Labels):
+        self.labels = labels
+        self.classes = list(labels.names)
         self.pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in self.classes}
         self.volumes = 0
 
     def add(self, pred: np.ndarray, true: np.ndarray) -> None:
         self.volumes += 1
-        for k, name in enumerate(self.classes):
-            pred_k, true_k = (pred >> k) & 1 > 0, (true >> k) & 1 > 0
+        for k, name in zip(self.labels.indices(), self.classes):
+            pred_k, true_k = self.labels.bit(pred, k), self.labels.bit(true, k)
             if pred_k.any() or true_k.any():
                 self.pairs[name].append((dice(pred_k, true_k), hausdorff(pred_k, true_k)))
 
@@ -75,9 +77,9 @@ class VolumeScores:
                 "classes": {name: _summary(self.pairs[name]) for name in self.classes}}
 
 
-def score_volumes(volumes: Iterable[tuple[np.ndarray, np.ndarray]], classes: Sequence[str]) -> dict:
+def score_volumes(volumes: Iterable[tuple[np.ndarray, np.ndarray]], labels: Labels) -> dict:
     """`VolumeScores.summary` of the (pred, true) bit-mask volume pairs `volumes`."""
-    scores = VolumeScores(classes)
+    scores = VolumeScores(labels)
     for pred, true in volumes:
         scores.add(pred, true)
     return scores.summary()

@@ -16,13 +16,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from segpipe.cache.images import resize_image
+from segpipe.cache.stacks import neighbour_rows
 from segpipe.cache.tiles import Layout
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import atomic_path, flush_denormals, opencv_threads, pick_device
 from segpipe.inference import windows
 from segpipe.inference.maps import Ensemble, ensemble_batches
 from segpipe.inference.probmaps import RowBands, write_maps
-from segpipe.network.contract import InferenceContract
+from segpipe.network.contract import InferenceContract, one_setting
 from segpipe.network.model import load_checkpoint
 
 
@@ -68,15 +69,12 @@ class FoldModels:
 def load_fold_models(model_paths: dict[int, Path], name: str) -> FoldModels:
     """The fold models of model `name`, their contracts checked to agree."""
     flush_denormals()  # before the first tensor work: torch's threads copy the setting when they start
-    models, contracts = [], set()
+    models, contracts = [], []
     for _, path in sorted(model_paths.items()):
         model, checkpoint = load_checkpoint(path)
         models.append(model)
-        contracts.add(InferenceContract.of_checkpoint(checkpoint, path))
-    if len(contracts) > 1:
-        raise InputError(f"the fold models of {name} were trained to run differently {sorted(map(str, contracts))}; "
-                         f"retrain them with one setting: dvc repro -f -s --glob 'train@{name}-*'")
-    return FoldModels(models, contracts.pop(), tuple(str(path) for _, path in sorted(model_paths.items())))
+        contracts.append(InferenceContract.of_checkpoint(checkpoint, path))
+    return FoldModels(models, one_setting(name, contracts), tuple(str(path) for _, path in sorted(model_paths.items())))
 
 
 def predict_test(folds: FoldModels, images: ImagesToPredict, out_path: Path, batch_size: int, workers: int = 0,
@@ -112,6 +110,18 @@ def predict_test(folds: FoldModels, images: ImagesToPredict, out_path: Path, bat
         except InputError as err:  # from a worker, wrapped with its traceback: keep the message alone
             raise InputError(str(err).strip().splitlines()[-1].removeprefix("segpipe.core.errors.InputError: ")) \
                 from None
+
+
+def predict_competition(folds: FoldModels, competition, index, layout: Layout, channels: int, out_path: Path,
+                        batch_size: int, workers: int = 0, on_map: Callable[[int], None] | None = None,
+                        where: str = "the test images") -> None:
+    """`predict_test` on the competition's test images, each at the size `layout` trained at (their 2.5D stacks
+    from `index`, the prepared test index): what `predict@<model>` and the offline bundle both run."""
+    neighbours = neighbour_rows(index, folds.contract.context, where=where)
+    images = ImagesToPredict(competition.test.image, competition.read_image,
+                             [layout.scaled(h, w) for h, w in zip(index.height, index.width)], channels, neighbours)
+    predict_test(folds, images, out_path, batch_size, workers, ids=index.id.tolist(), layout=layout,
+                 on_map=on_map)
 
 
 def _counted(maps, on_map: Callable[[int], None]):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from segpipe.core.errors import InputError
+from segpipe.core.labels import Labels
 
 # ImageNet statistics: what smp encoders expect, pretrained or not (`normalize="imagenet"`).
 MEAN = np.array([0.485, 0.456, 0.406]) * 255
@@ -63,13 +64,13 @@ def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bo
     return normalize(to_device(images, device), channels_last, in_channels, how)
 
 
-def to_target(masks: torch.Tensor, device: torch.device, classes: int = 1) -> torch.Tensor:
-    """(B, classes, H, W) float {0, 1} targets of (B, H, W) uint8 masks: the mask itself for one
-    class, bit k for class k of several (`segpipe.cache.classes`)."""
+def to_target(masks: torch.Tensor, device: torch.device, labels: Labels = Labels()) -> torch.Tensor:
+    """(B, C, H, W) float {0, 1} targets of (B, H, W) uint8 bit masks: `Labels.split` on the device
+    (bit k for class k of several; the mask itself for a binary competition)."""
     masks = masks.to(device, non_blocking=True).unsqueeze(1)
-    if classes == 1:
+    if not labels.several:
         return masks.float()
-    bits = torch.arange(classes, device=device, dtype=masks.dtype).view(1, classes, 1, 1)
+    bits = torch.arange(labels.channels, device=device, dtype=masks.dtype).view(1, labels.channels, 1, 1)
     return torch.bitwise_and(torch.bitwise_right_shift(masks, bits), 1).float()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import gzip
+import json
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -24,12 +25,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from segpipe import rle
-from segpipe.cache.classes import argmax_first
 from segpipe.core.errors import InputError
+from segpipe.core.labels import Labels
 from segpipe.core.runtime import atomic_path
 from segpipe.datasets import SubmissionSpec
 from segpipe.evaluation import postprocess
-from segpipe.evaluation.blend import AnyCounts, blend_models
+from segpipe.evaluation.blend import AnyCounts, blend_models, read_counts
 from segpipe.evaluation.force_top import apply_classes
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import count_maps, map_ids, read_map
@@ -57,12 +58,11 @@ def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarr
                 order: str, force_top: bool = False) -> list[str]:
     """The RLE of test map `row`: one, or one per class (each under its own rule) for a (C, H, W) map."""
     prob = blend.read(row)
-    if prob.ndim == 2:
+    if not blend.labels.several:
         return [rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), rules[0]), order=order)]
     height, width, trained = int(heights[row]), int(widths[row]), prob[0].size
-    maps = [_resized(p, height, width) for p in prob]
-    if blend.exclusive:  # at the original size, so that resizing cannot overlap two classes' edges
-        maps = list(argmax_first(np.stack(maps)))
+    # exclusive classes: the argmax at the original size, so that resizing cannot overlap two classes' edges
+    maps = list(blend.labels.decided(np.stack([_resized(p, height, width) for p in prob])))
     masks = apply_classes(maps, rules, force_top, area_scale=height * width / trained)
     return [rle.encode(mask, order=order) for mask in masks]
 
@@ -86,7 +86,7 @@ class Blend:
 
     probs: dict[str, Path]
     counts: AnyCounts  # one bag, or one per class (`blend.per_class`)
-    exclusive: bool = False  # exclusive classes: submit resizes the maps, then `argmax_first`, then the rules
+    labels: Labels = Labels()  # (C, H, W) maps of classes; exclusive ones are resized, then `argmax_first`, then cut
 
     def models(self) -> set[str]:
         """The models some bag picks: the only maps read."""
@@ -147,14 +147,14 @@ def _encoded_members(pool, count: int, workers: int) -> Iterator[tuple[range, by
 
 
 def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: SubmissionSpec, rule: Rule | list[Rule],
-                     out_path: Path, workers: int = 0, classes: tuple[str, ...] = (), force_top: bool = False,
+                     out_path: Path, workers: int = 0, force_top: bool = False,
                      compress: bool = True) -> None:
     """Write `out_path` (.csv.gz; a plain .csv when not `compress`) with one row per `test_index` row
     (its order), then validate it.
 
     test_index has columns id, height, width (original sizes) in submission order, matching
     the maps of each model's probabilities .npz in `blend` (see `probmaps`), or of the one
-    .npz that `blend` names. With `classes`, the maps are (C, H, W), `rule` is one rule per
+    .npz that `blend` names. With classes (`blend.labels`), the maps are (C, H, W), `rule` is one rule per
     class, and each image has a row per class, in class order (`row_lines`); `force_top` is the
     rule file's (`segpipe.evaluation.force_top`). Masks are written at the original size, or at
     the spec's `mask_size` (Understanding Clouds': 350 x 525) when it has one.
@@ -177,7 +177,7 @@ def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: Submis
         test_index = test_index.assign(height=spec.mask_size[0], width=spec.mask_size[1])
     job = dict(blend=blend, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
                rules=rules, order=spec.rle_order, force_top=force_top)
-    labels = row_labels(spec, classes)
+    labels = row_labels(spec, blend.labels.classes)
     workers = workers or os.cpu_count() or 1
     with atomic_path(out_path) as tmp:
         _write_members(tmp, ",".join(spec.header()) + "\n", test_index.id.tolist(), job, workers, (spec, labels),
@@ -198,3 +198,15 @@ def _write_members(path: Path, header: str, ids: list, job: dict, workers: int, 
         for rows, member in _encoded_members(pool, len(ids), workers):
             raw.write(member)
             progress.update(len(rows))
+
+
+def write_tuned(probs: dict[str, Path], blend_file: Path, rule_file: Path, labels: Labels, test_index: pd.DataFrame,
+                spec: SubmissionSpec, out_path: Path, compress: bool = True) -> tuple[Blend, list[Rule], bool]:
+    """The submission from the models' test maps `probs`, blended and post-processed exactly as tuned out of
+    fold (the blend stage's json, the threshold stage's rule file): what the submit stage and the offline
+    bundle both write. Returns the blend, the rules and whether the top class was forced on."""
+    rules = postprocess.read_rules(rule_file, labels)
+    blend = Blend(probs, read_counts(json.loads(Path(blend_file).read_text()), labels), labels)
+    force_top = postprocess.read_force_top(rule_file)  # every image labelled: the top class forced on
+    write_submission(blend, test_index, spec, rules, out_path, force_top=force_top, compress=compress)
+    return blend, rules, force_top

@@ -17,8 +17,9 @@ from torch import nn
 from segpipe.cache.tiles import Layout, Windows, read_tiles
 from segpipe.config.train import Train
 from segpipe.core.errors import InputError
+from segpipe.core.labels import Labels
 from segpipe.evaluation import oof_files
-from segpipe.evaluation.metrics import Counts
+from segpipe.evaluation.metrics import DiceTally
 from segpipe.inference.maps import Ensemble, predict_batches
 from segpipe.network.contract import InferenceContract
 from segpipe.training.distributed import Distributed
@@ -58,8 +59,8 @@ def _datasets(cfg: Train, paths: FoldPaths, train_rows: np.ndarray, val_rows: np
               neighbours: np.ndarray | None):
     augmentation = None if cfg.augment.batched else build_augmentation(cfg.augment)
     if not paths.tiled:
-        classes = paths.layout.classes if paths.layout else ()
-        weights = (lesion_weights(class_mask_areas(paths.masks, train_rows, classes)) if cfg.sampling == "lesion"
+        labels = paths.layout.labels if paths.layout else Labels()
+        weights = (lesion_weights(class_mask_areas(paths.masks, train_rows, labels)) if cfg.sampling == "lesion"
                    else None)
         return (SliceDataset(paths.images, paths.masks, train_rows, augmentation, seed, neighbours),
                 SliceDataset(paths.images, paths.masks, val_rows, neighbours=neighbours), weights)
@@ -105,20 +106,13 @@ def write_oof(model: nn.Module, contract: InferenceContract, paths: FoldPaths, v
     ensemble = Ensemble.following(contract, [model], device, names=[str(paths.model)])
     images = np.load(paths.images, mmap_mode="r")
     masks = np.load(paths.masks, mmap_mode="r")
-    classes = len(paths.layout.classes) if paths.layout else 0
-    size = (classes, *images.shape[1:3]) if classes else images.shape[1:3]
-    counts = []
-    with oof_files.writing(paths.oof, ids, size) as out:
+    labels = contract.labels
+    tally = DiceTally()
+    with oof_files.writing(paths.oof, ids, labels.map_shape(images.shape[1:3])) as out:
         start = 0
         for probs in predict_batches(ensemble, images, batch_size, rows=val_rows, neighbours=neighbours,
                                      sliding=paths.windows(contract.window_step)):
             out[start:start + len(probs)] = probs
-            truth = masks[val_rows[start:start + len(probs)]]
-            if classes:  # (B, C, H, W) maps against the bits of each class
-                pred, truth = probs >= 128, (truth[:, None] >> np.arange(classes)[None, :, None, None]) & 1 > 0
-            else:
-                pred, truth = probs[:, None] >= 128, truth[:, None] > 0
-            counts.append(np.stack([(pred & truth).sum((2, 3)), pred.sum((2, 3)), truth.sum((2, 3))]))
+            tally.add(labels.as_channels(probs) >= 128, labels.split(masks[val_rows[start:start + len(probs)]]))
             start += len(probs)
-    counts = np.concatenate(counts, axis=1)  # (3, images, classes)
-    return [float(Counts(*counts[:, :, k]).image_dice().mean()) for k in range(counts.shape[2])]
+    return tally.dice()

@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, WeightedRandomSampler
 
 from segpipe.cache import stacks
-from segpipe.cache.classes import class_areas
 from segpipe.cache.tiles import crop
 from segpipe.config.train import Augment
+from segpipe.core.labels import Labels
 from segpipe.core.runtime import opencv_threads
 
 if TYPE_CHECKING:
@@ -154,14 +154,14 @@ def mask_areas(masks_path: Path, rows: np.ndarray, chunk: int = 512) -> np.ndarr
                            for i in range(0, len(rows), chunk)] or [np.zeros(0, np.int64)])
 
 
-def class_mask_areas(masks_path: Path, rows: np.ndarray, classes: tuple[str, ...] = (), chunk: int = 512) -> np.ndarray:
-    """`mask_areas`, or with `classes` the (rows, classes) pixel count of each class (`segpipe.cache.classes`)."""
-    if not classes:
+def class_mask_areas(masks_path: Path, rows: np.ndarray, labels: Labels = Labels(), chunk: int = 512) -> np.ndarray:
+    """`mask_areas`, or with several classes the (rows, classes) pixel count of each (`Labels.areas`)."""
+    if not labels.several:
         return mask_areas(masks_path, rows, chunk)
     masks = np.load(masks_path, mmap_mode="r")
     rows = np.asarray(rows)
-    return np.concatenate([class_areas(masks[rows[i:i + chunk]], len(classes)) for i in range(0, len(rows), chunk)]
-                          or [np.zeros((0, len(classes)), np.int64)])
+    return np.concatenate([labels.areas(masks[rows[i:i + chunk]]) for i in range(0, len(rows), chunk)]
+                          or [np.zeros((0, labels.channels), np.int64)])
 
 
 def lesion_weights(areas: np.ndarray) -> np.ndarray:

@@ -24,9 +24,10 @@ from torch import nn
 from segpipe.cache import stacks
 from segpipe.config.train import Train
 from segpipe.core.errors import InputError
+from segpipe.core.labels import Labels
 from segpipe.core.runtime import seed_everything
 from segpipe.evaluation.baselines import MARGIN
-from segpipe.evaluation.metrics import Counts
+from segpipe.evaluation.metrics import DiceTally
 from segpipe.network.contract import VIEWS, InferenceContract
 from segpipe.network.inputs import autocast, class_predictions, normalize, to_device, to_model_input, to_target
 from segpipe.network.model import ModelSpec, WeightedLoss, build_model, model_spec, save_checkpoint
@@ -46,10 +47,10 @@ from segpipe.training.resume import (
 from segpipe.training.speed import expected_rate, warn_if_slow
 
 
-def inference_contract(cfg: Train, softmax: bool = False) -> InferenceContract:
+def inference_contract(cfg: Train, labels: Labels = Labels()) -> InferenceContract:
     """How the fold's network is run for its OOF maps, and so for the test maps (saved in its checkpoint)."""
     return InferenceContract(cfg.model_channels, cfg.context, cfg.window_step, cfg.amp, cfg.channels_last, VIEWS,
-                             softmax, cfg.normalize)
+                             labels, cfg.normalize)
 
 
 def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
@@ -66,8 +67,8 @@ def build_optimizer(model: nn.Module, cfg: Train, total_steps: int):
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.device, cfg: Train,
-             pooled: bool = False, classes: int = 1, softmax: bool = False) -> tuple[float, list[float]]:
+def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.device, contract: InferenceContract,
+             pooled: bool = False) -> tuple[float, list[float]]:
     """Mean loss and each class's Dice (threshold 0.5) over `loader`: the mean per-image Dice
     (empty-on-empty is 1), or with `pooled` one Dice of all pixels together.
 
@@ -75,21 +76,15 @@ def evaluate(model: nn.Module, loader, criterion: nn.Module, device: torch.devic
     nothing, so there the Dice is pooled over every validation tile (nnU-Net's pseudo Dice).
     """
     model.eval()
-    losses, counts = [], []
+    losses, tally = [], DiceTally()
     for images, masks in loader:
-        x = to_model_input(images, device, cfg.channels_last, cfg.model_channels, cfg.normalize)
-        target = to_target(masks, device, classes)
-        with autocast(device, cfg.amp):
+        x = to_model_input(images, device, contract.channels_last, contract.in_channels, contract.normalize)
+        target = to_target(masks, device, contract.labels)
+        with autocast(device, contract.amp):
             logits = model(x)
         losses.append(criterion(logits.float(), target).item() * len(images))
-        pred, truth = class_predictions(logits, softmax), target > 0.5
-        counts.append(torch.stack([(pred & truth).sum((2, 3)), pred.sum((2, 3)), truth.sum((2, 3))]).cpu().numpy())
-    counts = np.concatenate(counts, axis=1)  # (3, images, classes)
-    dice = []
-    for k in range(classes):
-        of_class = Counts(*counts[:, :, k])
-        dice.append(of_class.pooled_dice() if pooled else float(of_class.image_dice().mean()))
-    return sum(losses) / len(loader.dataset), dice
+        tally.add(class_predictions(logits, contract.softmax), target > 0.5)
+    return sum(losses) / len(loader.dataset), tally.dice(pooled)
 
 
 @dataclass(frozen=True)
@@ -104,8 +99,9 @@ class EpochStats:
 
 
 def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: TrainingState, device: torch.device,
-                    cfg: Train, augment: BatchAugment | None = None, classes: tuple[str, ...] = ()) -> EpochStats:
-    """One pass over `loader`.
+                    contract: InferenceContract, clip_grad: float | None = None,
+                    augment: BatchAugment | None = None) -> EpochStats:
+    """One pass over `loader`, its inputs made as `contract` says, gradients clipped to norm `clip_grad`.
 
     Step time covers everything after the batch left the loader: the copy to the device,
     `augment` there, normalisation, forward, backward and the optimizer step.
@@ -116,17 +112,17 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, state: Train
     for images, masks in loader:
         loaded = time.perf_counter()
         x = to_device(images, device)
-        target = to_target(masks, device, len(classes) or 1)
+        target = to_target(masks, device, contract.labels)
         if augment is not None:
             x, target = augment(x, target)
-        x = normalize(x, cfg.channels_last, cfg.model_channels, cfg.normalize)
-        with autocast(device, cfg.amp):
+        x = normalize(x, contract.channels_last, contract.in_channels, contract.normalize)
+        with autocast(device, contract.amp):
             loss = criterion(model(x).float(), target)
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()
-        if cfg.clip_grad:
+        if clip_grad:
             state.scaler.unscale_(state.optimizer)  # clip the true gradients, not fp16-scaled ones
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         state.scaler.step(state.optimizer)
         state.scaler.update()
         lr = state.optimizer.param_groups[0]["lr"]  # the rate this step used, before the schedule moves on
@@ -169,8 +165,7 @@ class _FoldRun:
     val_rows: np.ndarray
     neighbours: np.ndarray | None  # 2.5D stacks (segpipe.cache.stacks), None for 2D
     tiled: bool  # tile mode: validated on tiles, with a pooled Dice
-    classes: tuple[str, ...]  # a multi-label competition's classes, one output channel each; () = binary
-    softmax: bool  # exclusive classes: a background channel first, a softmax over them
+    contract: InferenceContract  # how the network is run: its input, precision and labels
     key: str  # run_fingerprint: a resume state is used only for these inputs
     expected_rate: float  # images/s of the bare step at set-up (segpipe.training.speed); 0 = not timed
 
@@ -183,9 +178,8 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
     device = dist.device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    classes = paths.layout.classes if paths.layout else ()
-    softmax = bool(classes) and paths.layout.exclusive  # exclusive classes: background + classes, a softmax
-    spec = model_spec(cfg, classes=len(classes) + softmax or 1)
+    labels = paths.layout.labels if paths.layout else Labels()
+    spec = model_spec(cfg, classes=labels.outputs)
     model = build_model(spec, cfg.encoder_weights, paths.weights).to(device)  # first: bad weights stop it early
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -199,11 +193,10 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
     train_loader, val_loader = build_loaders(cfg, paths, train_rows, val_rows, seed + fold, dist, neighbours)
     optimizer, scheduler = build_optimizer(model, cfg, cfg.epochs * cfg.steps_per_epoch)
     use_fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
-    criterion = WeightedLoss(cfg.loss, "multiclass" if softmax else "multilabel" if classes else "binary",
-                             len(classes)).to(device)
+    criterion = WeightedLoss(cfg.loss, labels.kind, labels.channels).to(device)
     sides = paths.layout.tile if paths.tiled else shapes[0][1:3]
     expected = expected_rate(model, criterion, cfg, device, (*sides, shapes[0][-1] * (2 * cfg.context + 1)),
-                             len(classes) or 1, fold) if dist.main else 0.0
+                             labels, fold) if dist.main else 0.0
     state = TrainingState(model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_fp16),
                           train_loader.generator, ema=_ema(model, cfg))
     return _FoldRun(
@@ -212,7 +205,7 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
         train_loader=train_loader, val_loader=val_loader,
         augment=BatchAugment(cfg.augment, seed + fold) if cfg.augment.batched else None,
         criterion=criterion, val_rows=val_rows,
-        neighbours=neighbours, tiled=paths.tiled, classes=classes, softmax=softmax,
+        neighbours=neighbours, tiled=paths.tiled, contract=inference_contract(cfg, labels),
         key=run_fingerprint(cfg, fold, seed, folds, shapes + ([paths.layout.tile] if paths.tiled else [])),
         expected_rate=expected)
 
@@ -220,7 +213,7 @@ def _set_up(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: 
 def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, seed: int, dist: Distributed) -> dict:
     run = _set_up(cfg, folds, fold, paths, seed, dist)
     evaluated = run.state.evaluated
-    contract = inference_contract(cfg, run.softmax)
+    contract = run.contract
     save_best = partial(save_checkpoint, paths.model, spec=run.spec, contract=contract.to_dict(), fold=fold)
     resumed = resume(paths.last, run.key, run.state) if paths.last else None
     done, best, best_model = resumed or (0, {"epoch": 0, "val_dice": -math.inf}, None)
@@ -257,12 +250,13 @@ def _train_fold(cfg: Train, folds: pd.DataFrame, fold: int, paths: FoldPaths, se
         ids = folds.id.astype(str).to_numpy()[run.val_rows]
         oof_dice = write_oof(evaluated, contract, paths, run.val_rows, ids, run.device, cfg.batch_size * 2,
                              run.neighbours)
-        empty = 0.0 if run.tiled else float(np.mean(class_mask_areas(paths.masks, run.val_rows, run.classes) == 0))
+        labels = contract.labels
+        empty = 0.0 if run.tiled else float(np.mean(class_mask_areas(paths.masks, run.val_rows, labels) == 0))
         metrics = {**best, "oof_dice": float(np.mean(oof_dice)), "epochs_run": done,
                    "steps": done * cfg.steps_per_epoch, "val_empty_dice": empty,
                    "learned": bool(best["val_dice"] > empty + MARGIN)}
-        if run.classes:
-            metrics["classes"] = {name: {"oof_dice": dice} for name, dice in zip(run.classes, oof_dice)}
+        if labels.several:
+            metrics["classes"] = {name: {"oof_dice": dice} for name, dice in zip(labels.classes, oof_dice)}
         if not metrics["learned"]:
             print(f"warning: fold {fold}: val dice never rose above {best['val_dice']:.4f}, against {empty:.4f} for "
                   f"predicting every image empty: this fold learned nothing; try a higher train.lr or more "
@@ -292,15 +286,15 @@ def _epoch(run: _FoldRun, cfg: Train, epoch: int, dist: Distributed) -> _Scores:
     run.train_loader.dataset.set_epoch(epoch)
     if run.augment is not None:
         run.augment.set_epoch(epoch, dist.rank)
-    stats = train_one_epoch(run.step_model, run.train_loader, run.criterion, run.state, run.device, cfg, run.augment,
-                            run.classes)
+    stats = train_one_epoch(run.step_model, run.train_loader, run.criterion, run.state, run.device, run.contract,
+                            cfg.clip_grad, run.augment)
     loss_sum, seen = dist.total(stats.loss * stats.seen, stats.seen)  # over all ranks' shards
     # rank 0's score on every rank: all take the same best-checkpoint and early-stop calls
     val_loss, *class_dice = dist.from_main(*_flat(evaluate(run.state.evaluated, run.val_loader, run.criterion,
-                                                           run.device, cfg, pooled=run.tiled,
-                                                           classes=len(run.classes) or 1, softmax=run.softmax)))
+                                                           run.device, run.contract, pooled=run.tiled)))
+    per_class = {f"val/dice_{name}": dice for name, dice in zip(run.contract.labels.classes, class_dice)}
     scores = _Scores({"train/loss": loss_sum / seen, "val/loss": val_loss, "val/dice": float(np.mean(class_dice)),
-                      **{f"val/dice_{name}": dice for name, dice in zip(run.classes, class_dice)}, "lr": stats.lr})
+                      **per_class, "lr": stats.lr})
     scores.seen, scores.data_time, scores.step_time = seen, stats.data_time, stats.step_time
     return scores
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from segpipe.config.train import Train
+from segpipe.core.labels import Labels
 from segpipe.network.inputs import autocast, normalize, to_device, to_target
 
 TIMED_STEPS = 3  # after one untimed step (the first pays for allocations and cudnn's search)
@@ -25,7 +26,7 @@ BUSY = 1.5  # one thread this much faster than all of them: the cores are shared
 
 
 def bare_step_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: torch.device,
-                   input_shape: tuple[int, int, int], classes: int = 1) -> float:
+                   input_shape: tuple[int, int, int], labels: Labels = Labels()) -> float:
     """Images/s of forward, loss, backward and an AdamW step of a copy of `model`, batch `cfg.batch_size`,
     on random uint8 inputs of `input_shape` (H, W, cached channels) already in memory."""
     twin = copy.deepcopy(model).train()
@@ -35,7 +36,7 @@ def bare_step_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: t
     with torch.random.fork_rng(devices=cuda):  # what the network draws (dropout, drop path) is given back too
         images = torch.randint(0, 256, generator=inputs, size=(cfg.batch_size, *input_shape), dtype=torch.uint8)
         masks = (torch.rand(cfg.batch_size, *input_shape[:2], generator=inputs) > 0.5).to(torch.uint8)
-        target = to_target(masks, device, classes)
+        target = to_target(masks, device, labels)
         seconds = 0.0
         for step in range(TIMED_STEPS + 1):
             start = time.perf_counter()
@@ -52,7 +53,7 @@ def bare_step_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: t
 
 
 def expected_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: torch.device,
-                  input_shape: tuple[int, int, int], classes: int = 1, fold: int = 0) -> float:
+                  input_shape: tuple[int, int, int], labels: Labels = Labels(), fold: int = 0) -> float:
     """The bare step's images/s on this device; on a CPU also with one thread, warning when that is faster.
 
     One thread beating all of them means the cores are shared with another job: torch's threads then
@@ -60,13 +61,13 @@ def expected_rate(model: nn.Module, criterion: nn.Module, cfg: Train, device: to
     The fold still trains with torch's threads (their number changes the sums, so the results), and
     its epochs are held to the faster figure.
     """
-    rate = bare_step_rate(model, criterion, cfg, device, input_shape, classes)
+    rate = bare_step_rate(model, criterion, cfg, device, input_shape, labels)
     threads = torch.get_num_threads()
     if device.type != "cpu" or threads == 1:
         return rate
     torch.set_num_threads(1)
     try:
-        alone = bare_step_rate(model, criterion, cfg, device, input_shape, classes)
+        alone = bare_step_rate(model, criterion, cfg, device, input_shape, labels)
     finally:
         torch.set_num_threads(threads)
     if alone > BUSY * rate:
