@@ -33,9 +33,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(INSTALL)
 	touch $@
 
-# After the run, link outputs to the cache: DVC leaves the files inside directory outputs
-# (data/raw, data/prepared) as second copies (iterative/dvc#10549).
+# First the source is indexed and the device described again (DVC sees neither a file changed in place
+# nor new hardware; unchanged, they rerun nothing after them). After the run, link outputs to the cache:
+# DVC leaves the files inside directory outputs (data/raw, data/prepared) as second copies (iterative/dvc#10549).
 run: $(STAMP)
+	$(DVC) repro -f -s source device
 	$(DVC) repro
 	$(DVC) checkout --relink --quiet
 

@@ -1,8 +1,9 @@
 """DVC stage `device`: describe the device the train stages will run on (data/device.json), for the plan.
 
 The CPU's cores, or the first CUDA device's name, memory and bf16 support and the number of them
-(`segpipe.plan.device`). It runs at every repro, as `source` does, since DVC cannot see a machine's
-hardware; the file changes only when the device does, and only then does the plan rerun.
+(`segpipe.plan.device`). DVC cannot see a machine's hardware, so `make run` reruns this stage first
+(`dvc repro -f -s source device`); the file changes only when the device does, and only then does the
+plan rerun.
 `base.device: cpu` describes the CPU wherever it runs (the CPU plan on a GPU machine).
 """
 from segpipe.config.sections import load_base

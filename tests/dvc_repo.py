@@ -40,20 +40,14 @@ def run_failing(cmd: list[str], cwd: Path, **env: str) -> str:
     return done.stdout + done.stderr
 
 
-# indexing the user's source and describing the device run at every repro (always_changed); what follows reruns
-# only on change
-ALWAYS_RUN = {"source", "device"}
-
-
 def ran_stages(output: str) -> set[str]:
-    """The stages a `dvc repro` ran, less `source` and `device`, which run every time (tests/datasets/test_sources.py,
-    tests/test_pipeline.py)."""
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")} - ALWAYS_RUN
+    """The stages a `dvc repro` ran."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
 def stale_stages(status: str) -> set[str]:
-    """The stages `dvc status` lists as changed, less the always-changed `source` and `device` stages."""
-    return {line[:-1] for line in status.splitlines() if line.endswith(":") and not line[0].isspace()} - ALWAYS_RUN
+    """The stages `dvc status` lists as changed."""
+    return {line[:-1] for line in status.splitlines() if line.endswith(":") and not line[0].isspace()}
 
 
 def edit_params(repo: Path, changes: dict) -> None:

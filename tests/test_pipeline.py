@@ -46,8 +46,9 @@ def first_digests(repo, first_run) -> dict[str, str]:
 
 
 def test_repro_runs_every_stage_and_writes_a_valid_submission(repo, first_run, first_digests):
-    assert ran_stages(first_run) == {"download", "fingerprint", "plan", "prepare", "folds", *TRAINED,
-                                     "predict@unet", "predict@fpn", "blend", "threshold", "submit", "report", "bundle"}
+    assert ran_stages(first_run) == {"source", "download", "fingerprint", "device", "plan", "prepare", "folds",
+                                     *TRAINED, "predict@unet", "predict@fpn", "blend", "threshold", "submit",
+                                     "report", "bundle"}
     sample = pd.read_csv(repo / "data/raw/synthetic/sample_submission.csv", dtype=str)
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["img", "rle_mask"]
@@ -81,8 +82,10 @@ def test_metrics_and_plots_are_there(repo, first_run):
     assert not (repo / "data/prepared/test_images.npy").exists()  # predict read the test images from the raw files
 
 
-def test_second_repro_runs_nothing(repo, first_run):
+def test_second_repro_runs_nothing_and_dvc_status_is_clean(repo, first_run):
     assert ran_stages(run(["dvc", "repro"], repo)) == set()
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], repo)
+    run(["dvc", "status", "-q"], repo)  # exit status 0: nothing to reproduce
 
 
 def test_another_device_is_a_change_the_plan_sees(repo, first_run):

@@ -126,23 +126,30 @@ def test_a_kaggle_notebook_input_is_found_and_scored_without_credentials(tmp_pat
 
 
 def test_an_edited_added_or_removed_source_file_is_named_and_reruns_what_it_feeds(tmp_path: Path) -> None:
-    """The source stage runs at every repro; download and what follows rerun only when the index changed."""
+    """`make run` indexes the source again first (DVC does not see files changed in place, so `dvc status` stays
+    clean); download and what follows rerun only when the index changed."""
     source = test_lgg.build(tmp_path / "lgg")
     repo = make_repo(tmp_path / "repo", {"base": {"dataset": "lgg"}, "lgg": {"source": str(source)}})
+
+    def refresh_then_download() -> str:  # what `make run` does, up to download
+        return run(["dvc", "repro", "-f", "-s", "source", "device"], repo) + run(["dvc", "repro", "download"], repo)
+
     run(["dvc", "repro", "download"], repo)
-    again = run(["dvc", "repro", "download"], repo)
-    assert "since the last index: no file changed" in again and ran_stages(again) == set()
+    run(["dvc", "status", "-q", "download"], repo)  # up to date: exit status 0
+    again = refresh_then_download()
+    assert "since the last index: no file changed" in again and ran_stages(again) == {"source", "device"}
     patient = sorted((source / "kaggle_3m").iterdir())[0]
     edited = f"kaggle_3m/{patient.name}/{patient.name}_1.tif"
     manifests = [(repo / "data/raw/lgg/manifest.csv").read_bytes()]
     (patient / f"{patient.name}_1.tif").write_bytes((patient / f"{patient.name}_2.tif").read_bytes())
-    ran = run(["dvc", "repro", "download"], repo)
-    assert f"1 edited ({edited})" in ran and ran_stages(ran) == {"download"}, ran
+    ran = refresh_then_download()
+    assert f"1 edited ({edited})" in ran and ran_stages(ran) == {"source", "device", "download"}, ran
     manifests.append((repo / "data/raw/lgg/manifest.csv").read_bytes())
     (patient / "notes.txt").write_text("added")  # not a slice: indexed, but not in the manifest
-    ran = run(["dvc", "repro", "download"], repo)
-    assert "no file changed" in ran and ran_stages(ran) == set(), ran
+    ran = refresh_then_download()
+    assert "no file changed" in ran and ran_stages(ran) == {"source", "device"}, ran
     os.remove(patient / f"{patient.name}_3_mask.tif")
+    run(["dvc", "repro", "-f", "-s", "source"], repo)
     failed = run_failing(["dvc", "repro", "download"], repo)  # a slice without its mask: the adapter says so
     assert f"{patient.name}_3" in failed and "Errno" not in failed, failed
     assert manifests[0] != manifests[1]  # the edited slice's fingerprint

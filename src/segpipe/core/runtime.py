@@ -141,7 +141,7 @@ def remove_dead_temps(root: Path | str, depth: int = 3) -> None:
 
     `atomic_path` removes a killed run's temporaries when it next writes that output, but a
     stage that DVC restores from its run cache writes nothing: this sweep, at every stage's
-    start, reaches them too (the `source` stage runs at every `dvc repro`).
+    start, reaches them too (`make run` runs the `source` stage first).
     """
     try:
         entries = list(os.scandir(root))

@@ -3,7 +3,7 @@
 A dataset's `source` is a folder or zip that already holds it: a download made by hand, a
 kagglehub cache folder, a Kaggle Notebook's read-only `/kaggle/input/<slug>`, or the folder
 segpipe downloads into (`data/sources/<dataset>`, the default). Sources are only ever
-read: the `source` stage indexes the chosen one in place, at every `dvc repro`, into
+read: the `source` stage indexes the chosen one in place (`make run` reruns it first), into
 `data/source.csv` (name, size and content fingerprint of every file the dataset uses); the
 download stage copies that index into the raw folder's `manifest.csv`, through which
 prepare and submit read the source. A source is neither a DVC dependency nor an output, so
@@ -125,7 +125,7 @@ def read_manifest(raw: Path, tree: Tree) -> Tree:
     """The part of `tree` that `raw/manifest.csv` lists, after checking that the files are unchanged.
 
     Sizes are compared for every file, and CRCs for zip members (free: the zip's directory
-    holds them); plain files' contents are fingerprinted by the source stage, at every repro.
+    holds them); plain files' contents are fingerprinted by the source stage.
     """
     try:
         table = pd.read_csv(Path(raw) / MANIFEST, dtype={"name": str, "fingerprint": str}, keep_default_na=False)
@@ -139,7 +139,7 @@ def read_manifest(raw: Path, tree: Tree) -> Tree:
     if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise InputError(f"{tree.where}: files changed or missing since the source stage indexed them ({shown}); "
-                         f"run `dvc repro` to index the source again")
+                         f"index the source again: `dvc repro -f -s source`, then `dvc repro`")
     return Tree({name: tree.entries[name] for name in table.name}, tree.where)
 
 

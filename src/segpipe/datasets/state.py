@@ -1,8 +1,8 @@
 """Content fingerprints of source files, remembered by their stat, as DVC's own state database does.
 
-The `source` stage indexes the chosen dataset's source at every `dvc repro`: the source is
-not a DVC dependency, so that a missing or mistyped path is segpipe's own error and one
-dataset's bad path never blocks another's. Re-reading every file at each repro would cost
+The `source` stage indexes the chosen dataset's source whenever it runs (`make run` runs it first):
+the source is not a DVC dependency, so that a missing or mistyped path is segpipe's own error and
+one dataset's bad path never blocks another's. Re-reading every file at each run would cost
 minutes on Carvana, so a plain file whose path, size, mtime and inode are unchanged keeps
 the fingerprint remembered for it; a zip member's fingerprint is its CRC, free from the zip's
 directory. The state file is segpipe's (under data/sources/.state), never in the source.
