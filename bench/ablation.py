@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,7 @@ ROWS = {
     "EMA 0.99": {"train.lr": 0.01, "train.context": 0, "train.ema": 0.99},
     "context 1": {"train.lr": 0.01, "train.context": 1, "train.ema": 0.0},
     "all": {"train.lr": 0.003, "train.context": 1, "train.ema": 0.99},
+    "z-score": {"train.normalize": "image"},
 }
 # Not run by default: the competition recipe of docs/recipe.md (two models, more epochs).
 EXTRA = {
@@ -70,9 +72,11 @@ def scratch_copy(into: Path) -> Path:
 def run_env(repo: Path) -> dict:
     """The environment a scratch copy runs `dvc repro` in: this Python's tools first, and the copy's
     own src/ ahead of the editable install, so a run uses the code it was copied from, whatever is
-    edited here while it runs."""
+    edited here while it runs. OMP_NUM_THREADS passes through: two runs side by side on 2 cores, one
+    thread each, cost about what one costs alone (docs/performance.md#busy-cores)."""
+    threads = {"OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"]} if "OMP_NUM_THREADS" in os.environ else {}
     return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(Path.home()),
-            "PYTHONPATH": str(repo / "src")}
+            "PYTHONPATH": str(repo / "src"), **threads}
 
 
 def run_one(repo: Path, base: dict, overrides: dict, seed: int) -> dict:
