@@ -5,6 +5,7 @@ blend and the post-processing rules, the cache layout, the measured inference sp
 machine, and the Kaggle dataset and kernel metadata. `make bundle` adds the wheels
 (`stages/bundle_wheels.py`), which need the package index.
 """
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -13,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from segpipe.bundle import export
-from segpipe.bundle.manifest import MANIFEST, Manifest
+from segpipe.bundle.manifest import DatasetEntry, Manifest, Speed
 from segpipe.bundle.run import predict
 from segpipe.cache.prepare import test_index
 from segpipe.config.bundle import load_bundle_params
 from segpipe.core.cli import parse_paths, run_stage
-from segpipe.core.runtime import pick_device, write_json
+from segpipe.core.runtime import pick_device
 from segpipe.datasets import load_chosen
 from segpipe.paths import artifacts
 from segpipe.paths.cache_files import TRAIN_IMAGES
@@ -33,9 +34,8 @@ def main() -> None:
     pick_device()  # before any tensor work: the CPU's flush-to-zero reaches every thread
     competition = load_chosen(params, args.raw, args.sources)
     section = params.dataset
-    dataset = {"name": params.base.dataset, "options": {k: v for k, v in section.adapter_options().items()
-                                                         if k != "source"},
-               "holdout_patients": section.holdout_patients, "seed": params.base.seed}
+    dataset = DatasetEntry(params.base.dataset, {k: v for k, v in section.adapter_options().items() if k != "source"},
+                           section.holdout_patients, params.base.seed)
     checkpoints = {name: {k: artifacts.checkpoint(args.models, name, k) for k in params.folds.train}
                    for name in params.models}
     channels = int(np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r").shape[-1])
@@ -44,16 +44,16 @@ def main() -> None:
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=args.out))  # a failure leaves the old outs
     try:
         tmp = building / "bundle"
-        manifest = export.write_bundle(tmp, checkpoints=checkpoints, blend_json=args.blend, rules_json=args.rule,
+        record = export.write_bundle(tmp, checkpoints=checkpoints, blend_json=args.blend, rules_json=args.rule,
                                        prepared=args.prepared, channels=channels, dataset=dataset,
                                        competition=competition.submission.competition, owner=bundle.owner,
                                        slug=bundle.dataset, kernel_slug=bundle.kernel, limit=bundle.limit,
                                        preinstalled=bundle.preinstalled)
-        manifest["batch_size"] = params.predict.batch_size  # tile mode: windows a batch, as predict ran them
-        manifest["speed"] = speed(Manifest(tmp, manifest), competition, bundle.speed_images, params.predict,
-                                  building)
-        write_json(tmp / MANIFEST, manifest)
-        (tmp / export.README).write_text(export.readme(manifest))
+        record = dataclasses.replace(record, batch_size=params.predict.batch_size)  # tile mode: windows a batch
+        record = dataclasses.replace(record, speed=speed(Manifest(tmp, record), competition, bundle.speed_images,
+                                                         params.predict, building))
+        record.write(tmp)
+        (tmp / export.README).write_text(export.readme(record))
         for part in PARTS:  # replace the outs, leaving wheels/ (make bundle's) where it is
             target = args.out / part
             if target.is_dir():
@@ -61,13 +61,13 @@ def main() -> None:
             (tmp / part).replace(target)
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    print(f"wrote {args.out}: models {list(manifest['models'])}" + (f" (left out at weight 0: {manifest['left_out']})"
-                                                 if manifest["left_out"] else "")
+    print(f"wrote {args.out}: models {list(record.models)}" + (f" (left out at weight 0: {record.left_out})"
+                                                 if record.left_out else "")
           + f", {sum(export.folder_mb(args.out / part) for part in PARTS):.1f} MB without wheels; "
-          f"{manifest['speed']['images_per_second']:.3g} test images/s on {manifest['speed']['device']}")
+          f"{record.speed.images_per_second:.3g} test images/s on {record.speed.device}")
 
 
-def speed(manifest: Manifest, competition, images: int, predict_params, work) -> dict:
+def speed(manifest: Manifest, competition, images: int, predict_params, work) -> Speed:
     """Inference images/s of the whole bundle (every model, every fold, the TTA views), as segpipe.infer
     runs it, on this machine: what the kernel's time projection starts from.
 
@@ -75,8 +75,6 @@ def speed(manifest: Manifest, competition, images: int, predict_params, work) ->
     the difference is the cost of the images alone, and what is left of the shorter run is the
     fixed cost (loading the networks, starting the decoding workers), `overhead_seconds`.
     """
-    import dataclasses
-
     import torch
 
     sizes = test_index(competition.test.head(images).reset_index(drop=True), max(1, predict_params.workers))
@@ -97,9 +95,9 @@ def speed(manifest: Manifest, competition, images: int, predict_params, work) ->
     per_image = max(per_image, many_seconds / many / 10)  # timing noise: never more than 10x the plain mean
     device = pick_device()  # set up at the stage's start
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    return {"images": many, "seconds": round(many_seconds, 3), "images_per_second": 1 / per_image,
-            "overhead_seconds": round(max(0.0, few_seconds - few * per_image), 3), "device": name,
-            "device_type": device.type}
+    return Speed(images=many, seconds=round(many_seconds, 3), images_per_second=1 / per_image,
+                 overhead_seconds=round(max(0.0, few_seconds - few * per_image), 3), device=name,
+                 device_type=device.type)
 
 
 if __name__ == "__main__":

@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> None:
     except ValueError as err:
         raise InputError(f"--limit: {err}") from None
     manifest = Manifest.read(args.bundle)
-    print(environment.describe(manifest.raw.get("built_with", {})), flush=True)
+    print(environment.describe(manifest.record.built_with), flush=True)
     for line in environment.outside_ranges():
         print(f"warning: {line}: the submission was not proven on it", file=sys.stderr, flush=True)
-    batch_size = args.batch_size or manifest.raw.get("batch_size", 64)
+    batch_size = args.batch_size or manifest.record.batch_size or 64
     with tempfile.TemporaryDirectory(prefix="segpipe-infer-", dir=args.work) as work:
         images = infer(manifest, args.input, args.out, Path(work), batch_size=batch_size, workers=args.workers,
                        holdout=args.holdout, limit=limit)

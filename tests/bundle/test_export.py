@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from segpipe.bundle.export import blended_models, write_models
+from segpipe.bundle.manifest import Speed
 from segpipe.bundle.run import Projection, duration, parse_limit
 from segpipe.bundle.wheels import closure, needed
 from segpipe.config.bundle import KAGGLE_IMAGE
@@ -30,7 +31,8 @@ def test_other_limits_are_refused(text):
 
 
 def test_the_projection_refuses_far_over_the_limit_on_the_same_kind_of_device_only():
-    speed = {"images_per_second": 2.0, "overhead_seconds": 10.0, "device": "CPU (2 threads)", "device_type": "cpu"}
+    speed = Speed(images=8, seconds=14.0, images_per_second=2.0, overhead_seconds=10.0, device="CPU (2 threads)",
+                  device_type="cpu")
     over = Projection(1000, 300.0, {"unet": 5})  # 10 + 500 s projected against 300 s: 1.7x
     with pytest.raises(InputError, match=r"1000 test images; .* 8m30s projected \(limit 5m00s\): far over the limit"):
         over.check_before(speed, "cpu")

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 from segpipe.bundle import checksums, kernel
 from segpipe.bundle.environment import version
-from segpipe.bundle.manifest import BLEND, MANIFEST, RULES, inference_files, weights_file
+from segpipe.bundle.manifest import BLEND, RULES, DatasetEntry, ModelEntry, Record, inference_files, weights_file
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
 from segpipe.network.contract import one_setting
@@ -62,12 +62,12 @@ def write_models(out: Path, checkpoints: Mapping[str, Mapping[int, Path]]) -> di
             target.write_bytes(save({k: v.contiguous() for k, v in sorted(checkpoint["model"].items())}))
             files[str(fold)] = weights_file(name, fold)
         spec, contract = (json.loads(one_setting(name, setting)) for setting in (specs, contracts))
-        entries[name] = {"spec": spec, "contract": contract, "folds": files}
+        entries[name] = ModelEntry(spec, contract, files)
     return entries
 
 
 def write_bundle(out: Path, *, checkpoints: Mapping[str, Mapping[int, Path]], blend_json: Path, rules_json: Path,
-                 prepared: Path, channels: int, dataset: dict, competition: str | None, owner: str, slug: str,
+                 prepared: Path, channels: int, dataset: DatasetEntry, competition: str | None, owner: str, slug: str,
                  kernel_slug: str, limit: str, preinstalled: Sequence[str]) -> dict:
     """Write everything of the bundle but its wheels and speed into `out` (a fresh folder); the manifest."""
     out.mkdir(parents=True)
@@ -77,31 +77,30 @@ def write_bundle(out: Path, *, checkpoints: Mapping[str, Mapping[int, Path]], bl
     shutil.copyfile(blend_json, out / BLEND)
     shutil.copyfile(rules_json, out / RULES)
     shutil.copyfile(Path(prepared) / LAYOUT, out / LAYOUT)
-    manifest = {"dataset": dataset, "competition": competition, "channels": channels, "models": models,
-                "left_out": sorted(set(checkpoints) - set(wanted)), "built_with": built_with(),
-                "preinstalled": list(preinstalled), "sha256": checksums.record(out, inference_files(models))}
-    write_json(out / MANIFEST, manifest)
-    write_json(out / DATASET_METADATA, kernel.dataset_metadata(owner, slug, f"segpipe bundle: {dataset['name']}"))
+    record = Record(dataset, competition, channels, models, sorted(set(checkpoints) - set(wanted)), built_with(),
+                    list(preinstalled), checksums.record(out, inference_files(models)))
+    record.write(out)
+    write_json(out / DATASET_METADATA, kernel.dataset_metadata(owner, slug, f"segpipe bundle: {dataset.name}"))
     (out / KERNEL).mkdir()
     write_json(out / KERNEL / "kernel-metadata.json", kernel.kernel_metadata(owner, kernel_slug, slug, competition))
     (out / KERNEL / kernel.KERNEL_FILE).write_text(kernel.kernel_script(owner, slug, competition, limit,
-                                                                       data=dataset["name"]))
-    return manifest
+                                                                       data=dataset.name))
+    return record
 
 
-def readme(manifest: dict) -> str:
+def readme(record: Record) -> str:
     """The bundle's README: what it holds, what it was built against, how to use it."""
-    versions = ", ".join(f"{k} {v}" for k, v in manifest["built_with"].items())
-    models = "; ".join(f"{name} ({entry['spec']['arch']} {entry['spec']['encoder_name']}, {len(entry['folds'])} folds)"
-                       for name, entry in manifest["models"].items())
-    speed = manifest["speed"]
+    versions = ", ".join(f"{k} {v}" for k, v in record.built_with.items())
+    models = "; ".join(f"{name} ({entry.spec['arch']} {entry.spec['encoder_name']}, {len(entry.folds)} folds)"
+                       for name, entry in record.models.items())
+    speed = record.speed
     return "\n".join([
-        f"# segpipe bundle: {manifest['dataset']['name']}",
+        f"# segpipe bundle: {record.dataset.name}",
         "",
         f"Models: {models}. Built against {versions}.",
-        f"The notebook image is expected to have {', '.join(manifest['preinstalled'])} (no wheels of them here);",
+        f"The notebook image is expected to have {', '.join(record.preinstalled)} (no wheels of them here);",
         "wheels/ holds the rest, listed with their versions in wheels/requirements.txt (`make bundle` downloads them).",
-        f"Measured: {speed['images_per_second']:.3g} test images/s on {speed['device']} ({speed['images']} images).",
+        f"Measured: {speed.images_per_second:.3g} test images/s on {speed.device} ({speed.images} images).",
         "",
         "Upload it, push the kernel and submit: see segpipe's docs/code-competitions.md.",
     ]) + "\n"

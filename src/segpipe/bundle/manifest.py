@@ -20,7 +20,7 @@ refused too, each naming its file.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from segpipe.bundle import checksums
@@ -38,38 +38,102 @@ def weights_file(model: str, fold: int) -> str:
     return f"{MODELS}/{model}/fold{fold}.safetensors"
 
 
-def inference_files(models: dict[str, dict]) -> list[str]:
+def inference_files(models: dict[str, ModelEntry]) -> list[str]:
     """The files inference reads besides bundle.json, relative to the bundle: what its sha256 record covers."""
-    return [BLEND, RULES, LAYOUT, *(relative for entry in models.values() for relative in entry["folds"].values())]
+    return [BLEND, RULES, LAYOUT, *(relative for entry in models.values() for relative in entry.folds.values())]
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """How `segpipe.infer` finds the test set: the adapter and its options (no source path), and the holdout."""
+
+    name: str
+    options: dict
+    holdout_patients: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model's network spec and inference contract (as its checkpoints hold them) and its fold files."""
+
+    spec: dict
+    contract: dict
+    folds: dict[str, str]  # fold number -> weights file, relative to the bundle
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Inference images/s of the whole bundle measured when it was built: the kernel's time projection."""
+
+    images: int
+    seconds: float
+    images_per_second: float
+    overhead_seconds: float  # loading the networks and starting the workers
+    device: str
+    device_type: str  # cpu | cuda
+
+
+@dataclass(frozen=True)
+class Record:
+    """bundle.json: written by `segpipe.bundle.export` and the bundle stage, read by `Manifest`, nowhere else."""
+
+    dataset: DatasetEntry
+    competition: str | None
+    channels: int  # cached channels of one slice
+    models: dict[str, ModelEntry]
+    left_out: list[str]  # models at blend weight 0, not bundled
+    built_with: dict[str, str]  # package -> version
+    preinstalled: list[str]  # what the notebook image is expected to have (no wheels of them)
+    sha256: dict[str, str] | None = None  # every other file inference reads (`segpipe.bundle.checksums`); None: older
+    batch_size: int | None = None  # predict's: in tile mode, windows a batch
+    speed: Speed | None = None
+
+    def to_dict(self) -> dict:
+        fields = asdict(self)
+        return {key: value for key, value in fields.items() if value is not None or key not in ("batch_size", "speed")}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Record:
+        """The record of a bundle.json; KeyError or TypeError when a field is missing or of another kind."""
+        return cls(**{**raw, "dataset": DatasetEntry(**raw["dataset"]),
+                      "models": {name: ModelEntry(**entry) for name, entry in raw["models"].items()},
+                      "speed": Speed(**raw["speed"]) if raw.get("speed") else None})
+
+    def write(self, root: Path) -> None:
+        from segpipe.core.runtime import write_json
+
+        write_json(Path(root) / MANIFEST, self.to_dict())
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """bundle.json, read."""
+    """A bundle at `root`, its bundle.json read."""
 
     root: Path
-    raw: dict
+    record: Record
 
     @classmethod
     def read(cls, root: Path) -> Manifest:
         """bundle.json of the bundle at `root`, every file it lists checked against its recorded sha256."""
         path = Path(root) / MANIFEST
         try:
-            manifest = cls(Path(root), json.loads(path.read_text()))
+            manifest = cls(Path(root), Record.from_dict(json.loads(path.read_text())))
         except FileNotFoundError:
             raise InputError(f"{path}: missing: is {root} a segpipe bundle (`make bundle` writes one)?") from None
-        except ValueError as err:
-            raise InputError(f"{path}: not readable ({err}); rebuild the bundle with `make bundle`") from None
-        checksums.verify(manifest.root, manifest.raw.get("sha256"), inference_files(manifest.models))
+        except (ValueError, KeyError, TypeError) as err:
+            raise InputError(f"{path}: not readable ({type(err).__name__}: {err}); rebuild the bundle with "
+                             "`make bundle`") from None
+        checksums.verify(manifest.root, manifest.record.sha256, inference_files(manifest.models))
         return manifest
 
     @property
-    def dataset(self) -> dict:
-        return self.raw["dataset"]
+    def dataset(self) -> DatasetEntry:
+        return self.record.dataset
 
     @property
-    def models(self) -> dict[str, dict]:
-        return self.raw["models"]
+    def models(self) -> dict[str, ModelEntry]:
+        return self.record.models
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -85,9 +149,9 @@ class Manifest:
         from segpipe.network.weights import check_finite
 
         entry = self.models[name]
-        spec, contract = ModelSpec.from_dict(entry["spec"]), InferenceContract.from_dict(entry["contract"])
+        spec, contract = ModelSpec.from_dict(entry.spec), InferenceContract.from_dict(entry.contract)
         networks, files = [], []
-        for fold, relative in sorted(entry["folds"].items(), key=lambda item: int(item[0])):
+        for fold, relative in sorted(entry.folds.items(), key=lambda item: int(item[0])):
             path = self.root / relative
             if not path.is_file():
                 raise InputError(f"{path}: the weights of {name} fold {fold} are missing from the bundle")
@@ -104,7 +168,7 @@ class Manifest:
             except RuntimeError as err:  # a tensor of another shape
                 problem = str(err).strip().splitlines()[-1].strip()
             if problem:
-                built = self.raw.get("built_with", {})
+                built = self.record.built_with
                 raise InputError(
                     f"{path}: these weights do not fit {spec.arch} {spec.encoder_name} as this "
                     f"segmentation-models-pytorch builds it ({problem}); the bundle was built with "

@@ -19,7 +19,7 @@ from typing import Callable
 import pandas as pd
 
 from segpipe import datasets
-from segpipe.bundle.manifest import BLEND, RULES, Manifest
+from segpipe.bundle.manifest import BLEND, RULES, Manifest, Speed
 from segpipe.cache.prepare import test_index
 from segpipe.cache.tiles import Layout
 from segpipe.core.errors import InputError
@@ -49,11 +49,11 @@ def test_set(manifest: Manifest, input_dir: Path, holdout: bool = False, work: P
     """The competition's test images as its adapter finds them in `input_dir` (read only); with
     `holdout`, the bundle's held-out patients instead, as the pipeline scored them."""
     dataset = manifest.dataset
-    competition = datasets.read_in_place(dataset["name"], Path(input_dir), unzip_dir=work, **dataset["options"])
-    if holdout and dataset["holdout_patients"] > 0:
-        return datasets.hold_out_patients(competition, dataset["holdout_patients"], dataset["seed"])
+    competition = datasets.read_in_place(dataset.name, Path(input_dir), unzip_dir=work, **dataset.options)
+    if holdout and dataset.holdout_patients > 0:
+        return datasets.hold_out_patients(competition, dataset.holdout_patients, dataset.seed)
     if competition.test.empty:
-        raise InputError(f"{input_dir}: {dataset['name']} has no test images there"
+        raise InputError(f"{input_dir}: {dataset.name} has no test images there"
                          + ("" if holdout else " (for the pipeline's held-out patients, pass --holdout)"))
     return competition
 
@@ -66,15 +66,15 @@ class Projection:
     limit: float | None
     folds: dict[str, int]  # folds per model: what an image costs, model by model
 
-    def check_before(self, speed: dict, device: str) -> str:
+    def check_before(self, speed: Speed, device: str) -> str:
         """The projection from the images/s the bundle measured; InputError if it is far over the limit on
         the same kind of device (another device tells nothing until its first images)."""
-        projected = speed.get("overhead_seconds", 0.0) + self.images / speed["images_per_second"]
-        line = (f"{self.images} test images; at the {speed['images_per_second']:.3g} images/s measured on "
-                f"{speed['device']} when the bundle was built: {duration(projected)} projected")
+        projected = speed.overhead_seconds + self.images / speed.images_per_second
+        line = (f"{self.images} test images; at the {speed.images_per_second:.3g} images/s measured on "
+                f"{speed.device} when the bundle was built: {duration(projected)} projected")
         if self.limit is not None:
             line += f" (limit {duration(self.limit)})"
-            if projected > FAR_OVER * self.limit and speed["device_type"] == device:
+            if projected > FAR_OVER * self.limit and speed.device_type == device:
                 raise InputError(f"{line}: far over the limit; use fewer models or folds, or a faster device")
         return line
 
@@ -101,15 +101,15 @@ def predict(manifest: Manifest, competition: Competition, index: pd.DataFrame, w
     from segpipe.inference.predict import predict_competition
 
     layout = Layout.read(manifest.root)
-    folds = {name: len(entry["folds"]) for name, entry in manifest.models.items()}
+    folds = {name: len(entry.folds) for name, entry in manifest.models.items()}
     projection = Projection(len(index), limit, folds)
     if check is not None:
-        report(projection.check_before(manifest.raw["speed"], check))
+        report(projection.check_before(manifest.record.speed, check))
     paths, first = {}, True
     for name in manifest.models:
         paths[name] = Path(work) / f"{name}.npz"
         watch = _first_images(projection, name, report) if first and check is not None else None
-        predict_competition(manifest.load_models(name), competition, index, layout, manifest.raw["channels"],
+        predict_competition(manifest.load_models(name), competition, index, layout, manifest.record.channels,
                             paths[name], batch_size, workers, on_map=watch)
         first = False
     return paths
