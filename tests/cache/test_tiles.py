@@ -78,7 +78,7 @@ def test_foreground_draws_always_hold_foreground_and_draws_repeat_exactly(tiled_
 
 
 FAST = Train(encoder_name="resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 8), epochs=1,
-             steps=6, batch_size=8, lr=0.003, num_workers=0)
+             steps=6, batch_size=8, lr=0.003, num_workers=0, normalize="imagenet")
 
 
 def test_tile_mode_trains_on_crops_and_predicts_whole_images_by_windows(tiled_dir, competition, tmp_path):

@@ -26,13 +26,13 @@ PLAN_FILES = ("prepare.json", "models/unet.json", "threshold.json")
 
 # sha256 of the PLAN_FILES' bytes, one after the other, and what they say
 CPU_PLANS = {
-    "synthetic": ("e2fbbe35c61401016bc93eee93c31af38a82a217bc280f1d28f743626e735605",
+    "synthetic": ("c49692591a9da611bd1537f2c29cf6493c0ef8ea4c2b1f22f3a2ce2c7bf6a339",
                   "resize 96x96, 308 steps of batch 16"),
-    "lgg": ("77c2f25a241d37f345be6f759036e0e4fb2c2e93a3c96ec48d93391f114887fe",
+    "lgg": ("c362357ed2728539c6da2771b8b135e4980c82536e9660fb30f2336c8f859396",
             "resize 64x64, 3493 steps of batch 16"),  # 22 passes: the time 12 take at 128x128
-    "carvana": ("32b44854d8c0190e1c19235cad1b3b0aaee26319780032aa57ad705d7fe0dfd2",
+    "carvana": ("0f414ec64d5f25e632c967c0fa22752a9d594fe8d194da80a698ef6e60f0cb08",
                 "resize 64x96, 4580 steps of batch 16"),  # 18 passes: the time 12 take at 128x128
-    "severstal": ("99e7080d8078320e98db2a0aa8fd04fdf9d97e9be91bf048750d3813470b74c5",
+    "severstal": ("689d30335528fc30d18ddf1835a0388682f67fb8adea466abf0ed078c15a132a",
                   "tile 128x128, 150816 steps of batch 16"),
 }
 

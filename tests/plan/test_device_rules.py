@@ -29,7 +29,7 @@ def test_on_a_cpu_every_auto_is_the_small_recipe():
     assert rules.plan_cache(fingerprint("carvana"), Prepare(), CPU, amp=True).max_size == rules.CPU_MAX_SIZE
     planned = rules.plan_model(fingerprint("lgg"), resized(128, 128), Train(), 5, CPU, at_hand=lambda name: True)
     small = Train(encoder_name="tu-mobilenetv3_small_050", decoder_channels=(64, 32, 16, 16, 8), encoder_weights=None,
-                  num_workers=0)
+                  num_workers=0, normalize="image")  # random weights: each image's z-score
     assert planned == plan_train(fingerprint("lgg"), resized(128, 128), small, 5)  # the plan before devices
 
 
@@ -73,11 +73,14 @@ def test_the_gpu_network_is_resnet34_pretrained_only_when_weights_are_at_hand():
     asked = []
     network = rules.plan_network(Train(), T4, at_hand=lambda name: asked.append(name) or False)
     assert network == {"encoder_name": "resnet34", "decoder_channels": (256, 128, 64, 32, 16),
-                       "encoder_weights": None, "num_workers": 3} and asked == ["resnet34"]
-    assert rules.plan_network(Train(), T4, at_hand=lambda name: True)["encoder_weights"] == "imagenet"
+                       "encoder_weights": None, "normalize": "image", "num_workers": 3} and asked == ["resnet34"]
+    pretrained = rules.plan_network(Train(), T4, at_hand=lambda name: True)
+    assert (pretrained["encoder_weights"], pretrained["normalize"]) == ("imagenet", "imagenet")  # their statistics
+    assert "normalize" not in rules.plan_network(Train(normalize="imagenet"), T4, at_hand=lambda name: False)  # set
     chosen = Train(encoder_name="tu-convnext_tiny", encoder_depth=3)
     network = rules.plan_network(chosen, H100, at_hand=lambda name: name == "tu-convnext_tiny")
-    assert network == {"decoder_channels": (256, 128, 64), "encoder_weights": "imagenet", "num_workers": 8}
+    assert network == {"decoder_channels": (256, 128, 64), "encoder_weights": "imagenet", "normalize": "imagenet",
+                       "num_workers": 8}
 
 
 def test_the_gpu_batch_fills_the_memory_target_in_powers_of_two():
@@ -95,7 +98,7 @@ def test_gpu_steps_are_gpu_passes_over_a_fold_and_set_values_win():
     assert (planned.batch_size, planned.steps) == (32, math.ceil(rules.GPU_PASSES * fold_images / 32))
     assert planned.lr == 0.01 and not planned.auto_keys
     chosen = Train(encoder_name="resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 8),
-                   batch_size=8, steps=100, lr=0.003, num_workers=0)
+                   batch_size=8, steps=100, lr=0.003, num_workers=0, normalize="image")
     assert rules.plan_model(fingerprint("lgg"), resized(256, 256), chosen, 5, H100, at_hand=lambda name: True) == chosen
 
 

@@ -91,8 +91,8 @@ def test_area_grids_follow_the_objects_at_training_size():
 
 
 def test_training_refuses_an_unresolved_plan():
-    assert Train().auto_keys == ["encoder_name", "encoder_weights", "decoder_channels", "steps", "batch_size", "lr",
-                                 "num_workers"]
+    assert Train().auto_keys == ["encoder_name", "encoder_weights", "decoder_channels", "normalize", "steps",
+                                 "batch_size", "lr", "num_workers"]
     with pytest.raises(ValueError):
         Prepare(size=(100, 100))
 

@@ -16,7 +16,8 @@ from segpipe.training.loaders import ShardSampler
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_TRAIN = {"encoder_name": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 8], "epochs": 2,
-              "steps": 6, "batch_size": 8, "lr": 0.003, "devices": 2, "encoder_weights": None, "num_workers": 0}
+              "steps": 6, "batch_size": 8, "lr": 0.003, "devices": 2, "encoder_weights": None, "num_workers": 0,
+              "normalize": "imagenet"}
 
 
 def test_shards_are_disjoint_equal_and_cover_the_pass():

@@ -21,7 +21,7 @@ from segpipe.training.loop import FoldPaths, train_fold
 from tests.conftest import TINY_SIZE
 
 FAST = Train(encoder_name="resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 8), epochs=2,
-             steps=6, batch_size=8, lr=0.003, num_workers=0)
+             steps=6, batch_size=8, lr=0.003, num_workers=0, normalize="imagenet")
 CURVES = ("train/loss", "val/loss", "val/dice", "lr")
 
 

@@ -24,7 +24,8 @@ class Augment(Section):
 
 AUTO = "auto"  # a key the plan stage resolves from the dataset's fingerprint and the device (`segpipe.plan`)
 Auto = Literal["auto"]
-AUTO_KEYS = ("encoder_name", "encoder_weights", "decoder_channels", "steps", "batch_size", "lr", "num_workers")
+AUTO_KEYS = ("encoder_name", "encoder_weights", "decoder_channels", "normalize", "steps", "batch_size", "lr",
+             "num_workers")
 
 
 class Train(Section):
@@ -34,7 +35,8 @@ class Train(Section):
     encoder_depth: int = Field(5, ge=3, le=5)
     decoder_channels: Union[tuple[PositiveInt, ...], Auto] = AUTO  # auto: the device's, one per encoder stage
     in_channels: PositiveInt = 3  # channels of one slice fed to the model
-    normalize: Literal["imagenet", "image"] = "imagenet"  # input: ImageNet statistics, or each image's z-score
+    normalize: Literal["imagenet", "image", "auto"] = AUTO  # input: ImageNet statistics, or each image's z-score;
+    # auto: imagenet for pretrained weights, image for random ones (`segpipe.plan.device_rules`)
     context: int = Field(0, ge=0, le=4)  # 2.5D: slices i-k..i+k of the same patient as extra channels
     epochs: PositiveInt = 12  # validation rounds: the run's `steps` are split into this many epochs
     steps: Union[PositiveInt, Auto] = AUTO  # optimizer steps of the whole run (the lr schedule's length)

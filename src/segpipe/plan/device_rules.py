@@ -107,7 +107,8 @@ def gpu_workers(device: Device, processes: int) -> int:
 
 
 def plan_network(cfg: Train, device: Device, at_hand: Callable[[str], bool]) -> dict:
-    """The auto network and loader keys of `cfg` for `device`: encoder, decoder widths, weights, workers.
+    """The auto network and loader keys of `cfg` for `device`: encoder, decoder widths, weights, input
+    normalisation, workers.
 
     `at_hand(encoder_name)` says whether a file of its PRETRAINED weights is on this machine.
     """
@@ -120,6 +121,8 @@ def plan_network(cfg: Train, device: Device, at_hand: Callable[[str], bool]) -> 
         values["decoder_channels"] = (GPU_DECODER if cuda else CPU_DECODER)[:cfg.encoder_depth]
     if cfg.encoder_weights == AUTO:
         values["encoder_weights"] = PRETRAINED if cuda and at_hand(encoder) else None
+    if cfg.normalize == AUTO:  # pretrained weights expect their statistics; random ones, nnU-Net's z-score
+        values["normalize"] = "imagenet" if values.get("encoder_weights", cfg.encoder_weights) else "image"
     if cfg.num_workers == AUTO:
         values["num_workers"] = gpu_workers(device, cfg.devices) if cuda else CPU_WORKERS
     return values
