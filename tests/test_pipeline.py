@@ -203,15 +203,17 @@ def test_a_second_machine_reuses_the_first_ones_results(repo, first_run, tmp_pat
 # Last in this module: each changes a param, fails, and puts params.yaml back, but the failed stage's outputs are gone.
 
 def test_an_unknown_dataset_is_segpipes_error_naming_the_ones_there_are(repo, first_run):
-    """DVC checks a stage's params before running it; the source stage, first to run, lists no dataset section."""
+    """`make run` indexes the source first (`dvc repro -f -s source device`): segpipe's error, naming the datasets.
+    A plain `dvc repro` checks the source stage's params first: DVC's error, naming the missing section."""
     params = (repo / "params.yaml").read_text()
     try:
         edit_params(repo, {"base": {"dataset": "nopeset"}})
-        failed = run_failing(["dvc", "repro"], repo)
+        failed = run_failing(["dvc", "repro", "-f", "-s", "source", "device"], repo)
+        plain = run_failing(["dvc", "repro"], repo)
     finally:
         (repo / "params.yaml").write_text(params)
     assert "error: params.yaml: base.dataset: Input should be 'synthetic', 'carvana'" in failed, failed
-    assert "are missing" not in failed
+    assert "'nopeset' are missing from 'params.yaml'" in plain, plain
 
 
 def test_a_failed_plan_keeps_the_plan_json_that_git_tracks(repo, first_run):
