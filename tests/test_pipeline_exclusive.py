@@ -30,7 +30,8 @@ def test_a_softmax_over_background_and_classes_is_trained_and_run(repo, first_ru
     assert {"train@unet-0", "predict@unet", "threshold", "submit"} <= ran_stages(first_run)
     assert json.loads((repo / "data/prepared/layout.json").read_text())["exclusive"] is True
     checkpoint = torch.load(repo / "models/unet/fold0.pt", map_location="cpu", weights_only=False)
-    assert checkpoint["spec"]["classes"] == len(CLASSES) + 1 and checkpoint["contract"]["softmax"] is True
+    assert checkpoint["spec"]["classes"] == len(CLASSES) + 1  # a background channel before the classes
+    assert checkpoint["contract"]["labels"] == {"classes": CLASSES, "exclusive": True}  # the label spec, carried
     probs = np.load(repo / "oof/unet/fold0/probs.npy", mmap_mode="r")
     assert probs.shape[1:] == (3, 32, 32)  # class maps only: the background channel is dropped
     assert int(np.asarray(probs, np.int32).sum(axis=1).max()) <= 255 + 2  # a softmax's classes sum to at most 1
