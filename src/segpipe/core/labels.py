@@ -100,7 +100,8 @@ class Labels:
 
     def packed(self, mask: np.ndarray) -> np.ndarray:
         """A mask as read (binary: non-zero is foreground) in the cache's uint8 bit form."""
-        return self.pack(self.split(mask))
+        mask = np.asarray(mask)
+        return mask.astype(np.uint8) if self.classes else (mask > 0).astype(np.uint8)
 
     def areas(self, masks: np.ndarray) -> np.ndarray:
         """(N, C) pixel count of each channel in (N, H, W) bit masks."""

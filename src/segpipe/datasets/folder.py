@@ -36,7 +36,7 @@ from typing import Sequence
 import pandas as pd
 
 from segpipe.core.errors import InputError
-from segpipe.core.labels import MAX_CLASSES
+from segpipe.core.labels import Labels
 
 from . import readers
 from .base import Competition, SubmissionSpec
@@ -52,8 +52,10 @@ def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | 
         raise InputError(f"rle_order must be 'C' (row-major) or 'F' (column-major), got {rle_order!r}")
     tree = as_tree(root)
     classes = tuple(classes)
-    if len(set(classes)) != len(classes) or len(classes) > MAX_CLASSES or "" in classes:
-        raise InputError(f"folder.classes {list(classes)}: up to {MAX_CLASSES} distinct non-empty names")
+    try:
+        Labels(classes)  # the label spec's own check of the names
+    except ValueError as err:
+        raise InputError(f"folder.{err}") from None
     per_class = _check_rule(mask, classes)
     if exclusive and (per_class or not classes):
         raise InputError("folder.exclusive is for index PNG masks (folder.classes without {class} in folder.mask): "
