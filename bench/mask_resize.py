@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from segpipe.cache.images import resize_mask
-from segpipe.datasets import synthetic_multi, synthetic_thin
+from segpipe.synthetic import multi, thin
 
 RULES: dict[str, Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = {
     "bilinear 0.5 (segpipe)": resize_mask,
@@ -69,14 +69,14 @@ def measure(masks: Iterable[np.ndarray], factor: int) -> dict[str, dict[str, flo
 def thin_masks(patients: int, seed: int) -> Iterable[np.ndarray]:
     rng = np.random.default_rng(seed)
     for _ in range(patients):
-        for _, mask in synthetic_thin.patient_slices(rng, 4, 512, 768):
+        for _, mask in thin.patient_slices(rng, 4, 512, 768):
             yield mask
 
 
 def multi_masks(patients: int, seed: int, bit: int) -> Iterable[np.ndarray]:
     rng = np.random.default_rng(seed)
     for _ in range(patients):
-        for _, mask in synthetic_multi.patient_slices(rng, 12, 256, 256):
+        for _, mask in multi.patient_slices(rng, 12, 256, 256):
             yield (mask >> bit) & 1 > 0
 
 
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--lgg", type=Path, help="an extracted LGG tree (kaggle_3m/...), to add the real tumours")
     args = parser.parse_args()
     sets = {"thin curves (512x768)": lambda: thin_masks(args.patients, 0)}
-    for bit, name in enumerate(synthetic_multi.CLASSES):
+    for bit, name in enumerate(multi.CLASSES):
         sets[f"multi {name} (256²)"] = lambda bit=bit: multi_masks(args.patients, 1, bit)
     if args.lgg:
         sets["LGG tumour, real (256²)"] = lambda: lgg_masks(args.lgg)

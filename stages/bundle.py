@@ -20,7 +20,7 @@ from segpipe.cache.prepare import test_index
 from segpipe.config.bundle import load_bundle_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import pick_device
-from segpipe.datasets import load_chosen
+from segpipe.datasets import load_chosen, section_of
 from segpipe.paths import artifacts
 from segpipe.paths.cache_files import TRAIN_IMAGES
 
@@ -33,7 +33,7 @@ def main() -> None:
     params = load_bundle_params()
     pick_device()  # before any tensor work: the CPU's flush-to-zero reaches every thread
     competition = load_chosen(params, args.raw, args.sources)
-    section = params.dataset
+    section = section_of(params)
     dataset = DatasetEntry(params.base.dataset, {k: v for k, v in section.adapter_options().items() if k != "source"},
                            section.holdout_patients, params.base.seed)
     checkpoints = {name: {k: artifacts.checkpoint(args.models, name, k) for k in params.folds.train}

@@ -14,7 +14,7 @@ def main() -> None:
     args = parse_paths(__doc__, "index", "out")
     params = load_data_params()
     datasets.download(params.base.dataset, args.out, index_file=args.index, seed=params.base.seed,
-                      **params.dataset.adapter_options())
+                      **datasets.section_of(params).adapter_options())
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ def main() -> None:
     args = parse_paths(__doc__, "sources", "raw", "out")
     params = load_data_params()
     datasets.index(params.base.dataset, args.out, sources=args.sources, kaggle_input=params.base.kaggle_input,
-                   owned=args.raw, **params.dataset.adapter_options())
+                   owned=args.raw, **datasets.section_of(params).adapter_options())
 
 
 if __name__ == "__main__":

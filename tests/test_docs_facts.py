@@ -248,7 +248,9 @@ CLASS_DEFAULTS = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from pydantic import BaseModel
+from segpipe import datasets
 from segpipe.config.params import Params
+from segpipe.config.sections import dataset_names
 
 def defaults(model):
     found = {}
@@ -257,14 +259,15 @@ def defaults(model):
         found[name] = defaults(type(value)) if isinstance(value, BaseModel) else value
     return found
 
-print(json.dumps(defaults(Params)))
+sections = {name: defaults(datasets.adapter(name).Params) for name in dataset_names()}  # each adapter's own
+print(json.dumps({**defaults(Params), **sections}))
 """
 
 
 @cache
 def class_defaults() -> dict:
     """The defaults the config classes of this checkout declare (before any validator runs), nested
-    models as dicts; read in a fresh interpreter, so that it is this checkout's src/, not an
+    models as dicts, each dataset's section its adapter's `Params`; read in a fresh interpreter, so that it is this checkout's src/, not an
     installed copy's."""
     import json
     import subprocess
@@ -422,8 +425,8 @@ def test_code_map_is_the_code():
 PATH = re.compile(r"(?<![\w./<-])((?:src/segpipe|stages|tests|bench|\.ci)/[^\s`'\"(),;:|\]]*)")
 DOTTED = re.compile(r"(?<![\w./-])(segpipe(?:\.[A-Za-z_]\w*)+)")
 # what competition.md's worked example creates
-EXAMPLE_FILES = {"src/segpipe/datasets/cells.py"}
-EXAMPLE_MODULES = {"segpipe.datasets.cells"}
+EXAMPLE_FILES = {"src/segpipe/datasets/adapters/cells.py"}
+EXAMPLE_MODULES = {"segpipe.datasets.adapters.cells"}
 
 
 def defines(module: Path, name: str) -> bool:

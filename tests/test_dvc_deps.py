@@ -2,7 +2,8 @@
 
 Otherwise DVC would not rerun the stage when that module changes, and a stale cache would
 hide the change. Imports inside functions count too (the lazy Kaggle client), and so do
-modules named in strings (the dataset adapters, imported with importlib). Conversely, a dep
+modules named in strings: a package so named counts as all of its modules (the dataset
+adapters, imported by name with importlib). Conversely, a dep
 on a module the script never imports would rerun the stage for nothing.
 """
 from __future__ import annotations
@@ -48,7 +49,10 @@ def imported_files(path: Path) -> set[Path]:
                 base = ".".join([*parent, base] if base else parent)
             names += [base] + [f"{base}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("segpipe."):
-            names.append(node.value)  # importlib.import_module("segpipe.datasets.lgg"): the adapters
+            names.append(node.value)  # importlib.import_module(f"{ADAPTERS}.{name}"): the adapters
+            package = SRC.joinpath(*node.value.split("."))
+            if (package / "__init__.py").is_file():
+                names += [f"{node.value}.{module.stem}" for module in package.glob("*.py")]
     found = set()
     for name in names:
         parts = name.split(".")

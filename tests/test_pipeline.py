@@ -212,7 +212,7 @@ def test_an_unknown_dataset_is_segpipes_error_naming_the_ones_there_are(repo, fi
         plain = run_failing(["dvc", "repro"], repo)
     finally:
         (repo / "params.yaml").write_text(params)
-    assert "error: params.yaml: base.dataset: Input should be 'synthetic', 'carvana'" in failed, failed
+    assert "error: params.yaml: base.dataset: Value error, unknown dataset 'nopeset'; choose one of carvana, clouds" in failed, failed
     assert "'nopeset' are missing from 'params.yaml'" in plain, plain
 
 

@@ -3,7 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from segpipe import datasets
 from segpipe.config.params import Params, load_params
+from segpipe.config.sections import dataset_names
 from segpipe.core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,17 +21,22 @@ def test_repo_params_are_valid_and_explicit():
     params = load_params(ROOT / "params.yaml")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     # every section and knob is spelled out in params.yaml, not left to a default
-    assert set(raw) == set(Params.model_fields)
+    assert set(raw) == set(Params.model_fields) | set(dataset_names())
     for section, model in Params.model_fields.items():
         if section != "models":  # a mapping of names, not a section of knobs
             assert set(raw[section]) == set(model.annotation.model_fields), section
+    for name in dataset_names():  # each dataset's section is its adapter's
+        assert set(raw[name]) == set(datasets.adapter(name).Params.model_fields), name
     assert params.prepare.size == params.train.steps == params.threshold.gate_areas == "auto"  # the plan decides
 
 
 def test_params_yaml_and_the_code_defaults_agree():
     """One set of defaults: the pydantic defaults are exactly params.yaml, so library code built
     without a params file (tests, notebooks) trains what `dvc repro` trains."""
-    assert Params().model_dump() == load_params(ROOT / "params.yaml").model_dump()
+    params = load_params(ROOT / "params.yaml")
+    assert Params().model_dump() == {k: v for k, v in params.model_dump().items() if k not in dataset_names()}
+    for name in dataset_names():
+        assert datasets.adapter(name).Params() == params.dataset(name), name
 
 
 def test_a_model_is_train_with_its_overrides():
@@ -71,8 +78,24 @@ def test_bad_models_fail_naming_the_key(tmp_path, models, named):
         ({"train": {"patience": -1}}, "train.patience"),
         ({"train": {"context": -1}}, "train.context"),
         ({"train": {"clip_grad": -1.0}}, "train.clip_grad"),
+        ({"lgg": {"sourc": "x"}}, "lgg.sourc"),  # a dataset's section, checked by its adapter
+        ({"synthetic": {"kind": "circles"}}, "synthetic.kind"),
+        ({"base": {"dataset": "cells"}}, "unknown dataset 'cells'; choose one of carvana, clouds"),
     ],
 )
 def test_bad_params_fail_naming_the_key(tmp_path, params, named):
     with pytest.raises(InputError, match=named.replace(".", r"\.")):
         load_params(write(tmp_path, params))
+
+
+def test_a_dataset_section_is_checked_by_its_adapter_when_chosen(tmp_path):
+    """The data stages keep a dataset's section as written; the chosen one is validated by its adapter."""
+    from segpipe.config.data import load_data_params
+
+    params = load_data_params(write(tmp_path, {"base": {"dataset": "lgg"}, "lgg": {"holdout_patients": 0.3}}))
+    assert datasets.section_of(params).holdout_patients == 0.3
+    assert datasets.section_of(params).source == "data/sources/lgg"  # the adapter's default
+    assert datasets.section_of(params, "folder").holdout_patients == 0.2  # no test_images: a holdout
+    bad = load_data_params(write(tmp_path, {"base": {"dataset": "lgg"}, "lgg": {"holdout": 0.3}}))
+    with pytest.raises(InputError, match=r"lgg\.holdout: Extra inputs"):
+        datasets.section_of(bad)

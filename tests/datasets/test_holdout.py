@@ -21,7 +21,7 @@ def test_holdout_moves_whole_patients_and_is_seeded(raw_dir):
 
 def test_a_dataset_without_test_set_needs_a_holdout(competition, monkeypatch):
     empty = dataclasses.replace(competition, test=competition.test.iloc[:0])
-    monkeypatch.setattr("segpipe.datasets.synthetic.load", lambda root, **_: empty)
+    monkeypatch.setattr("segpipe.datasets.adapters.synthetic.load", lambda root, **_: empty)
     with pytest.raises(InputError, match="synthetic.holdout_patients"):
         datasets.load("synthetic", "unused")
 

@@ -2,7 +2,8 @@
 import pytest
 
 from segpipe.core.errors import InputError
-from segpipe.datasets import SubmissionSpec, severstal, uwmgi
+from segpipe.datasets import SubmissionSpec
+from segpipe.datasets.adapters import severstal, uwmgi
 from segpipe.submission.validate import check_uploadable, row_labels
 
 CARVANA = SubmissionSpec("img", "rle_mask", "C", None, competition="carvana-image-masking-challenge")

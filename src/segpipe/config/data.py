@@ -1,83 +1,20 @@
-"""The params of the data stages and of predict/submit: the dataset sections, `prepare`, `folds`, `predict`.
+"""The params of the data stages and of predict/submit: `prepare`, `folds`, `predict`, and the datasets' sections.
 
 download, prepare, folds, predict and submit load `DataParams`: the sections here, `base`,
 and the model names (which models exist, not how they train), so that editing `train`
-reruns none of them.
+reruns none of them. A dataset's section is kept as it is written and validated by its own
+adapter when the dataset is chosen (`segpipe.datasets.section_of`), so that a stage that
+loads no dataset never depends on the adapters' code.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import ConfigDict, Field, PositiveInt, model_validator
 
-from segpipe.config.sections import DEFAULT_MODELS, Base, Section, StageParams, check_model_names, read_params, validate
-
-
-class DatasetSection(Section):
-    """Options of one dataset adapter; `holdout_patients` is understood by all of them."""
-
-    holdout_patients: float = Field(0.0, ge=0, lt=1)  # patients moved to a labelled, scored test set
-
-    def adapter_options(self) -> dict:
-        """The options the adapter's download/load take (holdout is applied generically)."""
-        return self.model_dump(exclude={"holdout_patients"})
-
-
-class Synthetic(DatasetSection):
-    train_patients: PositiveInt = 32
-    test_patients: PositiveInt = 8
-    slices_per_patient: PositiveInt = 16
-    height: PositiveInt = 64
-    width: PositiveInt = 64
-    kind: Literal["brain", "thin", "multi", "exclusive"] = "brain"  # brain: MRI-like lesions; thin: thin structures on large
-    # images; multi: three overlapping lesion classes (a multi-label competition); exclusive: the same
-    # classes, one a pixel (a multi-class competition: softmax with a background)
-
-
-class Carvana(DatasetSection):
-    source: str = "data/sources/carvana"  # an existing copy (folder or zip); this default is segpipe's own
-
-
-class Nerve(DatasetSection):
-    source: str = "data/sources/nerve"
-
-
-class Lgg(DatasetSection):
-    source: str = "data/sources/lgg"
-    holdout_patients: float = Field(0.2, ge=0, lt=1)
-
-
-class Severstal(DatasetSection):
-    source: str = "data/sources/severstal"
-
-
-class Uwmgi(DatasetSection):
-    source: str = "data/sources/uwmgi"
-    holdout_patients: float = Field(0.2, ge=0, lt=1)  # the public download's test folder is empty
-
-
-class Clouds(DatasetSection):
-    source: str = "data/sources/clouds"
-
-
-class Folder(DatasetSection):
-    source: str = "data/sources/folder"  # the user's data folder (or a zip of it)
-    train_images: str = "train/*.png"
-    mask: str = "{stem}_mask.png"
-    test_images: str | None = None
-    group_regex: str | None = None
-    rle_order: Literal["C", "F"] = "F"
-    classes: list[str] = []  # index masks: value k + 1 is classes[k]; [] = binary masks
-    exclusive: bool = False  # index masks: train the classes as exclusive (softmax with a background)
-    metric: Literal["dice", "patient_dice"] = "dice"  # the score to maximise (segpipe.evaluation.scores)
-    holdout_patients: float | None = Field(None, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _holdout_without_test(self) -> "Folder":
-        if self.holdout_patients is None:  # like LGG when there is no test set
-            object.__setattr__(self, "holdout_patients", 0.0 if self.test_images else 0.2)
-        return self
+from segpipe.config.sections import (DEFAULT_MODELS, Base, Section, StageParams, check_model_names, dataset_names,
+                                     read_params, validate)
 
 
 Side2 = tuple[PositiveInt, PositiveInt]
@@ -121,17 +58,11 @@ class Predict(Section):
 
 
 class DataParams(StageParams):
-    """The sections the data stages, predict and submit read."""
+    """The sections the data stages, predict and submit read; the datasets' sections as written."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # the other sections, unchecked here (see `section`)
 
     base: Base = Base()
-    synthetic: Synthetic = Synthetic()
-    carvana: Carvana = Carvana()
-    nerve: Nerve = Nerve()
-    lgg: Lgg = Lgg()
-    severstal: Severstal = Severstal()
-    uwmgi: Uwmgi = Uwmgi()
-    clouds: Clouds = Clouds()
-    folder: Folder = Folder()
     prepare: Prepare = Prepare()
     folds: Folds = Folds()
     predict: Predict = Predict()
@@ -142,10 +73,11 @@ class DataParams(StageParams):
         check_model_names(self.models)
         return self
 
-    @property
-    def dataset(self) -> DatasetSection:
-        """The options section of the chosen dataset (`base.dataset`)."""
-        return getattr(self, self.base.dataset)
+    def section(self, name: str) -> dict:
+        """Dataset `name`'s section as params.yaml writes it ({} when absent)."""
+        if name not in dataset_names():
+            raise KeyError(f"{name} is no dataset ({', '.join(dataset_names())})")
+        return dict((self.model_extra or {}).get(name) or {})
 
 
 def load_data_params(path: Path | str = "params.yaml") -> DataParams:

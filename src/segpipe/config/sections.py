@@ -12,16 +12,29 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from segpipe.core.errors import InputError
 
 Model = TypeVar("Model", bound=BaseModel)
-# Every top-level section of params.yaml; a stage rejects any other key, though it reads only its own.
-SECTIONS = ("base", "synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "clouds", "folder", "prepare", "folds",
-            "train", "models", "predict", "blend", "threshold", "bundle")
+# The top-level sections of params.yaml besides one per dataset; a stage rejects any other key, though it
+# reads only its own.
+STAGE_SECTIONS = ("base", "prepare", "folds", "train", "models", "predict", "blend", "threshold", "bundle")
+# One module per dataset, named as its params section (`segpipe.datasets.adapters`). Listed, not imported:
+# a stage that never loads a dataset never depends on the adapters' code.
+ADAPTERS = Path(__file__).resolve().parents[1] / "datasets" / "adapters"
 MODEL_NAME = r"^[a-z][a-z0-9_]*$"  # becomes a path component and part of a DVC stage name
 DEFAULT_MODELS = {"unet": {}}
+
+
+def dataset_names() -> tuple[str, ...]:
+    """The datasets `base.dataset` may name: the modules of `segpipe.datasets.adapters`."""
+    return tuple(sorted(path.stem for path in ADAPTERS.glob("*.py") if not path.stem.startswith("_")))
+
+
+def sections() -> tuple[str, ...]:
+    """Every top-level section params.yaml may have: the stages' and one per dataset."""
+    return STAGE_SECTIONS + dataset_names()
 
 
 class Section(BaseModel):
@@ -30,11 +43,18 @@ class Section(BaseModel):
 
 class Base(Section):
     seed: int = 42
-    dataset: Literal["synthetic", "carvana", "nerve", "lgg", "severstal", "uwmgi", "clouds", "folder"] = "synthetic"
+    dataset: str = "synthetic"  # a module of segpipe.datasets.adapters: its section holds the options
     kaggle_input: str = "/kaggle/input"  # where a Kaggle Notebook mounts its inputs
     device: Literal["auto", "cpu"] = "auto"  # the device the plan is for: auto = this machine's; cpu = a CPU's plan
     weights_dirs: tuple[str, ...] = ()  # folders searched for named pretrained weights (besides the Hugging Face
     # cache and kaggle_input)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in dataset_names():
+            raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
+        return name
 
 
 class StageParams(BaseModel):
@@ -46,9 +66,9 @@ class StageParams(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_sections(cls, raw):
-        unknown = sorted(set(raw) - set(SECTIONS)) if isinstance(raw, dict) else []
+        unknown = sorted(set(raw) - set(sections())) if isinstance(raw, dict) else []
         if unknown:
-            raise ValueError(f"unknown section {', '.join(unknown)} (the sections are {', '.join(SECTIONS)})")
+            raise ValueError(f"unknown section {', '.join(unknown)} (the sections are {', '.join(sections())})")
         return raw
 
 
@@ -71,13 +91,15 @@ def read_params(path: Path | str) -> dict:
         raise InputError(f"{path}: cannot read params: {err}") from err
 
 
-def validate(model: type[Model], raw: dict, path: Path | str) -> Model:
-    """`model` validated from `raw`; InputError naming every bad key by its dotted path."""
+def validate(model: type[Model], raw: dict, path: Path | str, within: str = "") -> Model:
+    """`model` validated from `raw` (the section `within`, if given); InputError naming every bad key by its
+    dotted path."""
     try:
         return model.model_validate(raw)
     except ValidationError as err:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in e['loc']) or '<top>'}: {e['msg']}" for e in err.errors()
+            f"{'.'.join(str(part) for part in ([within] if within else []) + list(e['loc'])) or '<top>'}: {e['msg']}"
+            for e in err.errors()
         )
         raise InputError(f"{path}: {problems}") from None
 

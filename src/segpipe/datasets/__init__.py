@@ -1,53 +1,57 @@
-"""Dataset adapters, chosen by name (`base.dataset`).
+"""Dataset adapters, chosen by name (`base.dataset`): one module each in `segpipe.datasets.adapters`.
 
-The synthetic adapter generates its files into the raw folder. Every real dataset is read in
-place from its source (see `source.py`): `index` fingerprints the files of the source that the
-dataset uses, fetching it from Kaggle first only when segpipe's own folder is still empty;
-`download` copies that index into the raw folder's manifest, and `load` reads the source back
-through the manifest. An adapter module provides
-`load(tree, **options) -> Competition` over a `Tree` of the source, and `KAGGLE`, where
-the dataset lives on Kaggle. Stages call only the functions here, which also apply the
-generic patient holdout.
+A generated dataset (the synthetic one) writes its files into the raw folder. Every real
+dataset is read in place from its source (see `source.py`): `index` fingerprints the files of
+the source that the dataset uses, fetching it from Kaggle first only when segpipe's own folder
+is still empty; `download` copies that index into the raw folder's manifest, and `load` reads
+the source back through the manifest. What an adapter module provides is in `base.py`; its
+params section is validated here, when the dataset is chosen. Stages call only the functions
+here, which also apply the generic patient holdout.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from segpipe.config.sections import dataset_names, validate
 from segpipe.core.errors import InputError
 from segpipe.datasets import source as source_files
 from segpipe.datasets import state as source_state
-from segpipe.datasets.base import Competition, SubmissionSpec
+from segpipe.datasets.base import Competition, DatasetSection, SubmissionSpec
 from segpipe.datasets.tree import Tree
 
 if TYPE_CHECKING:
     from segpipe.config.data import DataParams
 
-# name -> module under segpipe.datasets; modules are imported only when chosen, so that a
-# dataset's network-bound imports (the Kaggle client) never run for another.
-ADAPTERS = {
-    "synthetic": "segpipe.datasets.synthetic",
-    "carvana": "segpipe.datasets.carvana",
-    "nerve": "segpipe.datasets.nerve",
-    "lgg": "segpipe.datasets.lgg",
-    "folder": "segpipe.datasets.folder",
-    "severstal": "segpipe.datasets.severstal",
-    "uwmgi": "segpipe.datasets.uwmgi",
-    "clouds": "segpipe.datasets.clouds",
-}
+# The adapters' package: each module is imported only when chosen, so that a dataset's network-bound
+# imports (the Kaggle client) never run for another.
+ADAPTERS = "segpipe.datasets.adapters"
 
-__all__ = ["ADAPTERS", "Competition", "SubmissionSpec", "download", "hold_out_patients", "index", "load",
-           "load_chosen", "read_in_place"]
+__all__ = ["Competition", "SubmissionSpec", "adapter", "download", "hold_out_patients", "index", "load",
+           "load_chosen", "read_in_place", "section_of"]
 
 
-def _adapter(name: str):
-    if name not in ADAPTERS:
-        raise InputError(f"params.yaml: base.dataset: unknown dataset {name!r}; choose one of {sorted(ADAPTERS)}")
-    return importlib.import_module(ADAPTERS[name])
+def adapter(name: str) -> ModuleType:
+    """The adapter module of dataset `name`; InputError listing the datasets there are."""
+    if name not in dataset_names():
+        raise InputError(f"params.yaml: base.dataset: unknown dataset {name!r}; "
+                         f"choose one of {', '.join(dataset_names())}")
+    return importlib.import_module(f"{ADAPTERS}.{name}")
+
+
+def section_of(params: "DataParams", name: str | None = None, path: Path | str = "params.yaml") -> DatasetSection:
+    """Dataset `name`'s section of `params` (the chosen one's by default), validated by its adapter's `Params`."""
+    name = name or params.base.dataset
+    return validate(adapter(name).Params, params.section(name), path, within=name)
+
+
+def _generated(module: ModuleType) -> bool:
+    return hasattr(module, "generate")
 
 
 def index(name: str, out: Path, *, sources: Path = Path("data/sources"), kaggle_input: Path = Path("/kaggle/input"),
@@ -58,28 +62,28 @@ def index(name: str, out: Path, *, sources: Path = Path("data/sources"), kaggle_
     Fingerprints are remembered by file stat under `sources`, so an unchanged source is not
     read again; what changed since the last index is printed.
     """
-    adapter = _adapter(name)
-    if name == "synthetic":
-        source_files.write_index(Tree({}, "synthetic"), [], Path(out))
+    module = adapter(name)
+    if _generated(module):
+        source_files.write_index(Tree({}, name), [], Path(out))
         return
     if source is not None and owned is not None and Path(source).resolve().is_relative_to(Path(owned).resolve()):
         raise InputError(f"{name}.source {source} is inside {owned}, which DVC owns and rewrites: "
                          "never put data there; point the source at a folder of your own")
-    tree = _source_tree(name, adapter, source, sources, kaggle_input, fetch=True)
-    files = source_files.used_files(adapter.load(tree, **options), tree)
+    tree = _source_tree(name, module, source, sources, kaggle_input, fetch=True)
+    files = source_files.used_files(module.load(tree, **options), tree)
     changes = source_files.write_index(tree, files, Path(out), state=source_state.state_file(sources, name))
     since = "" if changes is None else f"; since the last index: {changes}"
     print(f"{name}: indexed {len(files)} files of {tree.where} into {out}{since}")
 
 
 def download(name: str, root: Path, *, index_file: Path | None = None, seed: int = 0, **options) -> None:
-    """Fill the raw folder `root`: the synthetic files, or the manifest of a real dataset's source.
+    """Fill the raw folder `root`: a generated dataset's files, or the manifest of a real dataset's source.
 
     A real dataset's manifest is a copy of `index_file`, what `index` wrote for it.
     """
-    adapter = _adapter(name)
-    if name == "synthetic":
-        adapter.download(Path(root), seed=seed, **options)
+    module = adapter(name)
+    if _generated(module):
+        module.generate(Path(root), seed=seed, **options)
         return
     if index_file is None or source_files.write_manifest(Path(index_file), Path(root)) == 0:
         raise InputError(f"{index_file}: lists no file of {name}: run the source stage first (`dvc repro source`)")
@@ -92,12 +96,12 @@ def load(name: str, root: Path, *, holdout_patients: float = 0.0, seed: int = 0,
     With `holdout_patients` > 0, that fraction of the train patients (seeded) becomes a
     labelled test set that the submit stage scores. A dataset without a test set needs it.
     """
-    adapter = _adapter(name)
-    if name == "synthetic":
-        competition = adapter.load(Path(root), **options)
+    module = adapter(name)
+    if _generated(module):
+        competition = module.load(Path(root), **options)
     else:
-        tree = _source_tree(name, adapter, source, sources, kaggle_input, fetch=False)
-        competition = adapter.load(source_files.read_manifest(Path(root), tree), **options)
+        tree = _source_tree(name, module, source, sources, kaggle_input, fetch=False)
+        competition = module.load(source_files.read_manifest(Path(root), tree), **options)
     if holdout_patients > 0:
         return hold_out_patients(competition, holdout_patients, seed)
     if competition.test.empty:
@@ -109,15 +113,15 @@ def load(name: str, root: Path, *, holdout_patients: float = 0.0, seed: int = 0,
 def read_in_place(name: str, root: Path, unzip_dir: Path | None = None, **options) -> Competition:
     """Dataset `name` read straight from the folder or zip `root`, with no manifest and no holdout: how
     a notebook reads the competition's input (`segpipe.infer`). `unzip_dir` takes compressed inner zips."""
-    adapter = _adapter(name)
-    if name == "synthetic":  # a folder as the download stage generates it; no pipeline here to rerun that stage
+    module = adapter(name)
+    if _generated(module):  # a folder as the download stage generates it; no pipeline here to rerun that stage
         if not any(path.is_file() for path in Path(root).rglob("*")):
             raise InputError(f"{root}: {'holds no files' if Path(root).is_dir() else 'no such folder'} of {name}")
-        return adapter.load(Path(root), remedy="copy the whole folder the download stage generated", **options)
+        return module.load(Path(root), remedy="copy the whole folder the download stage generated", **options)
     tree = Tree.scan(Path(root), unzip_dir=unzip_dir)
     if not tree.entries:
         raise InputError(f"{root}: holds no files of {name}")
-    return adapter.load(tree, **options)
+    return module.load(tree, **options)
 
 
 def load_chosen(params: "DataParams", raw: Path, sources: Path) -> Competition:
@@ -125,15 +129,16 @@ def load_chosen(params: "DataParams", raw: Path, sources: Path) -> Competition:
 
     `raw` is its raw folder, `sources` segpipe's own folder of downloads (the default sources).
     """
-    section = params.dataset
+    section = section_of(params)
     return load(params.base.dataset, raw, holdout_patients=section.holdout_patients, seed=params.base.seed,
                 sources=sources, kaggle_input=Path(params.base.kaggle_input), **section.adapter_options())
 
 
-def _source_tree(name: str, adapter, source: str | None, sources: Path, kaggle_input: Path, fetch: bool) -> Tree:
+def _source_tree(name: str, module: ModuleType, source: str | None, sources: Path, kaggle_input: Path,
+                 fetch: bool) -> Tree:
     if source is None:
         raise InputError(f"params.yaml: {name}.source is not set: give the folder or zip that holds the data")
-    where = source_files.locate(name, Path(source), Path(sources), Path(kaggle_input), getattr(adapter, "KAGGLE", None),
+    where = source_files.locate(name, Path(source), Path(sources), Path(kaggle_input), getattr(module, "KAGGLE", None),
                                 fetch=fetch)
     tree = Tree.scan(where, unzip_dir=source_files.unzip_dir(sources, name))
     if not tree.entries:

@@ -1,5 +1,13 @@
 """The one small interface every dataset adapter implements.
 
+An adapter is one module of `segpipe.datasets.adapters`, named as its params section:
+
+    Params       its section of params.yaml, a `DatasetSection` (a real dataset's `source` default
+                 is segpipe's own folder `data/sources/<name>`)
+    load         (the source's Tree, **options) -> Competition
+    KAGGLE       where the dataset lives on Kaggle (optional: without it there is no download)
+    generate     (folder, seed, **options): a dataset made offline rather than read from a source
+
 `prepare`, `folds` and `submit` see a dataset only through `Competition`, so no stage
 knows which dataset it is running.
 """
@@ -11,11 +19,23 @@ from typing import Callable, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
+from segpipe.config.sections import Section
 from segpipe.core.labels import Labels
 
 RleOrder = Literal["C", "F"]
 Metric = Literal["dice", "patient_dice", "dice_hausdorff"]  # what the leaderboard scores: segpipe.evaluation.scores
+
+
+class DatasetSection(Section):
+    """An adapter's params section; `holdout_patients` is understood by all of them."""
+
+    holdout_patients: float = Field(0.0, ge=0, lt=1)  # patients moved to a labelled, scored test set
+
+    def adapter_options(self) -> dict:
+        """The options the adapter's generate/load take (holdout is applied generically)."""
+        return self.model_dump(exclude={"holdout_patients"})
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,24 @@ def read_index_mask(path: Path, classes: int) -> np.ndarray:
     return np.where(index > 0, np.left_shift(1, np.maximum(index - 1, 0)), 0).astype(np.uint8)
 
 
+def read_bit_mask(path: Path | str, classes: int) -> np.ndarray:
+    """Decode a bit-mask PNG to its (H, W) uint8 bits, bit k for class k (`read_binary_mask` would binarise it).
+
+    InputError naming the file when it is not a 1-channel 8-bit image or sets a bit past `classes`.
+    """
+    data = _read(Path(path), "mask")
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if mask is None:
+        raise InputError(f"{path}: cannot decode mask (missing, truncated or not an image)")
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise InputError(f"{path}: not a bit mask: {mask.dtype} with shape {mask.shape} where a 1-channel "
+                         "8-bit image was expected")
+    top = int(mask.max(initial=0))
+    if top >> classes:
+        raise InputError(f"{path}: value {top} sets a bit past the {classes} classes (values 0..{(1 << classes) - 1})")
+    return mask
+
+
 CLASS_FILES_MARK = "|"  # joins the class files of one image in its `mask` entry
 
 

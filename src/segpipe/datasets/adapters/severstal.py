@@ -34,11 +34,11 @@ import pandas as pd
 
 from segpipe.core.errors import InputError
 
-from . import readers, rle_labels
-from .base import Competition, SubmissionSpec
-from .layout import test_images_in_order
-from .source import KaggleHome
-from .tree import Tree, as_tree
+from .. import readers, rle_labels
+from ..base import Competition, DatasetSection, SubmissionSpec
+from ..layout import test_images_in_order
+from ..source import KaggleHome
+from ..tree import Tree, as_tree
 
 SLUG = "severstal-steel-defect-detection"
 KAGGLE = KaggleHome("competition", SLUG)
@@ -71,6 +71,10 @@ def _label_rows(table: pd.DataFrame, where: str) -> pd.DataFrame:
 
 TRAIN_LABELS = rle_labels.LabelCsv(LABELS, _label_rows)
 READ_MASK = partial(rle_labels.read_mask, csv=TRAIN_LABELS, shape=SHAPE, order="F")
+
+
+class Params(DatasetSection):
+    source: str = "data/sources/severstal"
 
 
 def load(root: Path | Tree, **_options) -> Competition:

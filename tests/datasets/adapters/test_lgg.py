@@ -15,7 +15,7 @@ from segpipe import datasets, rle
 from segpipe.cache.folds import stratified_group_folds
 from segpipe.cache.prepare import prepare_competition
 from segpipe.core.errors import InputError
-from segpipe.datasets import lgg
+from segpipe.datasets.adapters import lgg
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import write_maps
 from segpipe.submission.submit import write_submission

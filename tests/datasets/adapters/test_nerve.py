@@ -16,7 +16,7 @@ from PIL import Image
 from segpipe import datasets, rle
 from segpipe.cache import folds, prepare
 from segpipe.core.errors import InputError
-from segpipe.datasets import nerve
+from segpipe.datasets.adapters import nerve
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import write_maps

@@ -23,20 +23,26 @@ import re
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
+from pydantic import Field
 
 from segpipe.core.errors import InputError
 
-from . import readers
-from .base import Competition, SubmissionSpec
-from .layout import pair_images_with_masks, tif_mask_for
-from .source import KaggleHome
-from .tree import Tree, as_tree
+from .. import readers
+from ..base import Competition, DatasetSection, SubmissionSpec
+from ..layout import pair_images_with_masks, tif_mask_for
+from ..source import KaggleHome
+from ..tree import Tree, as_tree
 
 HANDLE = "mateuszbuda/lgg-mri-segmentation"
 KAGGLE = KaggleHome("dataset", HANDLE)
 TREE = "kaggle_3m/"  # the slice tree; the shallowest copy is read (the top-level one, else the duplicate)
 SUBMISSION = SubmissionSpec(id_column="id", rle_column="rle_mask", rle_order="F",
                             sample_submission=None, competition=None)
+
+
+class Params(DatasetSection):
+    source: str = "data/sources/lgg"
+    holdout_patients: float = Field(0.2, ge=0, lt=1)  # a dataset, not a competition: no test set of its own
 
 
 def load(root: Path | Tree, **_options) -> Competition:

@@ -14,7 +14,9 @@ import pytest
 
 from segpipe import rle
 from segpipe.core.errors import InputError
-from segpipe.datasets import synthetic, synthetic_multi
+from segpipe.datasets import readers
+from segpipe.datasets.adapters import synthetic
+from segpipe.synthetic import multi
 from segpipe.datasets.base import SubmissionSpec
 
 # The CI default's slices (spot sizes and runs are set for them); 12 train patients, so that shares are
@@ -27,7 +29,7 @@ CORE, EDEMA, SPOT = (1 << k for k in range(3))
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_multi") / "data"
-    synthetic.download(root, seed=SEED, kind="multi", **SIZE)
+    synthetic.generate(root, seed=SEED, kind="multi", **SIZE)
     return root
 
 
@@ -54,8 +56,8 @@ def _present(masks: np.ndarray, bit: int) -> np.ndarray:
 
 
 def test_same_seed_same_bytes_other_seed_differs(generated: Path, tmp_path: Path) -> None:
-    synthetic.download(tmp_path / "again", seed=SEED, kind="multi", **SIZE)
-    synthetic.download(tmp_path / "other", seed=SEED + 1, kind="multi", **SIZE)
+    synthetic.generate(tmp_path / "again", seed=SEED, kind="multi", **SIZE)
+    synthetic.generate(tmp_path / "other", seed=SEED + 1, kind="multi", **SIZE)
     assert _digests(tmp_path / "again") == _digests(generated)
     assert _digests(tmp_path / "other") != _digests(generated)
 
@@ -68,7 +70,7 @@ def test_layout_bit_masks_and_headers(generated: Path) -> None:
     for name in ("train_masks.csv", "sample_submission.csv"):
         assert (generated / name).read_text().splitlines()[0] == "id,rle_mask,class"
     sample = pd.read_csv(generated / "sample_submission.csv", dtype=str, keep_default_na=False)
-    assert sample["class"].tolist() == list(synthetic_multi.CLASSES) * (len(sample) // 3)
+    assert sample["class"].tolist() == list(multi.CLASSES) * (len(sample) // 3)
     assert len(sample) == 3 * 3 * 16 and (sample["rle_mask"] == "1 1").all()
 
 
@@ -92,7 +94,7 @@ def test_core_and_edema_overlap_and_spots_are_small(masks: np.ndarray) -> None:
 
 
 def test_edema_is_the_brain_kinds_lesion(generated: Path, masks: np.ndarray, tmp_path: Path) -> None:
-    synthetic.download(tmp_path / "brain", seed=SEED, **SIZE)
+    synthetic.generate(tmp_path / "brain", seed=SEED, **SIZE)
     brain = synthetic.load(tmp_path / "brain")
     lesions = np.stack([brain.read_mask(path) for path in brain.train["mask"]])
     np.testing.assert_array_equal((masks & EDEMA) > 0, lesions)
@@ -118,7 +120,7 @@ def test_train_masks_csv_decodes_to_the_mask_bits(generated: Path, masks: np.nda
     train = synthetic.load(generated, kind="multi").train
     assert rows["id"].tolist()[::3] == train["id"].tolist()
     for (sid, label), encoded in zip(zip(rows["id"], rows["class"]), rows["rle_mask"]):
-        bit = 1 << synthetic_multi.CLASSES.index(label)
+        bit = 1 << multi.CLASSES.index(label)
         expected = (masks[train.index[train["id"] == sid][0]] & bit) > 0
         np.testing.assert_array_equal(rle.decode(encoded, (100, 100), order="F"), expected, f"{sid} {label}")
 
@@ -126,17 +128,17 @@ def test_train_masks_csv_decodes_to_the_mask_bits(generated: Path, masks: np.nda
 def test_read_bit_mask(tmp_path: Path) -> None:
     bits = np.array([[0, CORE, EDEMA | CORE], [SPOT, EDEMA | SPOT, 7]], np.uint8)
     cv2.imwrite(str(tmp_path / "bits.png"), bits)
-    read = synthetic_multi.read_bit_mask(tmp_path / "bits.png")
+    read = readers.read_bit_mask(tmp_path / "bits.png", classes=3)
     assert read.dtype == np.uint8
     np.testing.assert_array_equal(read, bits)
     cv2.imwrite(str(tmp_path / "high.png"), bits | 8)
     with pytest.raises(InputError, match=r"high\.png: value 15 sets a bit past the 3 classes"):
-        synthetic_multi.read_bit_mask(tmp_path / "high.png")
+        readers.read_bit_mask(tmp_path / "high.png", classes=3)
     cv2.imwrite(str(tmp_path / "rgb.png"), np.dstack([bits] * 3))
     with pytest.raises(InputError, match=r"rgb\.png: not a bit mask"):
-        synthetic_multi.read_bit_mask(tmp_path / "rgb.png")
+        readers.read_bit_mask(tmp_path / "rgb.png", classes=3)
     with pytest.raises(InputError, match=r"missing\.png: cannot decode mask"):
-        synthetic_multi.read_bit_mask(tmp_path / "missing.png")
+        readers.read_bit_mask(tmp_path / "missing.png", classes=3)
 
 
 def test_load(generated: Path) -> None:
@@ -172,13 +174,13 @@ def test_load_names_a_missing_test_image(copy: Path) -> None:
 
 def test_an_unknown_kind_lists_multi(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="'multi'"):
-        synthetic.download(tmp_path / "data", seed=SEED, kind="bogus", **SIZE)
+        synthetic.generate(tmp_path / "data", seed=SEED, kind="bogus", **SIZE)
 
 
 def test_the_exclusive_kind_has_the_same_images_and_one_class_a_pixel(generated: Path, masks: np.ndarray,
                                                                        tmp_path: Path) -> None:
     root = tmp_path / "exclusive"
-    synthetic.download(root, seed=SEED, kind="exclusive", **SIZE)
+    synthetic.generate(root, seed=SEED, kind="exclusive", **SIZE)
     competition = synthetic.load(root, kind="exclusive")
     assert competition.labels.kind == "multiclass" and competition.exclusive
     first = competition.train.iloc[0]
@@ -186,7 +188,7 @@ def test_the_exclusive_kind_has_the_same_images_and_one_class_a_pixel(generated:
         generated / "train" / Path(first["image"]).name).read_bytes()  # the same images as the multi kind
     exclusive = np.stack([competition.read_mask(path) for path in competition.train["mask"]])
     assert not np.any(exclusive & (exclusive - 1))  # one bit a pixel at most
-    np.testing.assert_array_equal(exclusive, synthetic_multi.exclusive_bits(masks))
+    np.testing.assert_array_equal(exclusive, multi.exclusive_bits(masks))
     assert np.any(masks & (masks - 1))  # while the multi kind's classes do overlap
 
 

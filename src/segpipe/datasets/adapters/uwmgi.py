@@ -43,14 +43,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from segpipe.core.errors import InputError
 
-from . import rle_labels
-from .base import Competition, SubmissionSpec
-from .layout import name_few
-from .source import KaggleHome
-from .tree import Tree, as_tree, natural_key, read_bytes
+from .. import rle_labels
+from ..base import Competition, DatasetSection, SubmissionSpec
+from ..layout import name_few
+from ..source import KaggleHome
+from ..tree import Tree, as_tree, natural_key, read_bytes
 
 SLUG = "uw-madison-gi-tract-image-segmentation"
 KAGGLE = KaggleHome("competition", SLUG)
@@ -91,6 +92,11 @@ def _label_rows(table: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 TRAIN_LABELS = rle_labels.LabelCsv(CLASSES, _label_rows)
+
+
+class Params(DatasetSection):
+    source: str = "data/sources/uwmgi"
+    holdout_patients: float = Field(0.2, ge=0, lt=1)  # the public download's test folder is empty
 
 
 def load(root: Path | Tree, **_options) -> Competition:

@@ -23,16 +23,20 @@ import pandas as pd
 
 from segpipe.core.errors import InputError
 
-from . import layout, readers
-from .base import Competition, SubmissionSpec
-from .source import KaggleHome
-from .tree import Tree, as_tree
+from .. import layout, readers
+from ..base import Competition, DatasetSection, SubmissionSpec
+from ..source import KaggleHome
+from ..tree import Tree, as_tree
 
 SLUG = "carvana-image-masking-challenge"
 NAME = re.compile(r"(?P<car>.+)_(?P<view>\d+)\.jpg")  # <carid>_<NN>.jpg
 FILES = ("train.zip", "train_masks.zip", "train_masks.csv.zip", "test.zip", "sample_submission.csv.zip")
 KAGGLE = KaggleHome("competition", SLUG, FILES)
 MARKER = "sample_submission.csv"  # the layout's top folder holds this file
+
+
+class Params(DatasetSection):
+    source: str = "data/sources/carvana"  # an existing copy (folder or zip); this default is segpipe's own
 
 
 def load(root: Path | Tree, **_options) -> Competition:

@@ -12,7 +12,8 @@ import pytest
 
 from segpipe import rle
 from segpipe.core.errors import InputError
-from segpipe.datasets import synthetic, synthetic_thin
+from segpipe.datasets.adapters import synthetic
+from segpipe.synthetic import thin
 
 H, W = 192, 288  # small but a multiple of 4, so a 4x round trip maps pixel for pixel
 SEED = 7
@@ -24,14 +25,14 @@ def slices() -> list[tuple[np.ndarray, np.ndarray]]:
     """Three slices each of 20 patients: enough for a fair share of empty masks."""
     out = []
     for child in np.random.SeedSequence(SEED).spawn(20):
-        out += list(synthetic_thin.patient_slices(np.random.default_rng(child), 3, H, W))
+        out += list(thin.patient_slices(np.random.default_rng(child), 3, H, W))
     return out
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_thin") / "data"
-    synthetic.download(root, seed=SEED, kind="thin", **SIZE)
+    synthetic.generate(root, seed=SEED, kind="thin", **SIZE)
     return root
 
 
@@ -59,7 +60,7 @@ def _quarter(image: np.ndarray) -> np.ndarray:
 
 def test_same_rng_same_slices_other_seed_differs() -> None:
     def make(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        return list(synthetic_thin.patient_slices(np.random.default_rng(seed), 3, H, W))
+        return list(thin.patient_slices(np.random.default_rng(seed), 3, H, W))
 
     first, again, other = make(1), make(1), make(2)
     for (image, mask), (image2, mask2) in zip(first, again):
@@ -69,7 +70,7 @@ def test_same_rng_same_slices_other_seed_differs() -> None:
 
 @pytest.mark.parametrize("h, w", [(H, W), (51, 77)])  # also a size that 4 does not divide
 def test_shapes_and_dtypes(h: int, w: int) -> None:
-    made = list(synthetic_thin.patient_slices(np.random.default_rng(0), 2, h, w))
+    made = list(thin.patient_slices(np.random.default_rng(0), 2, h, w))
     assert len(made) == 2
     for image, mask in made:
         assert image.shape == (h, w, 3) and image.dtype == np.uint8
@@ -102,12 +103,12 @@ def test_a_quarter_of_the_resolution_loses_most_of_the_dice(slices: list) -> Non
 def test_the_core_and_flanks_vanish_in_a_4x_area_downscale() -> None:
     """Targets and flat distractors on the same paths: plainly different pixel by pixel, all
     but equal once averaged over 4x4 cells."""
-    t = np.arange(0, 1, synthetic_thin.STEP / 400)[:, None]
+    t = np.arange(0, 1, thin.STEP / 400)[:, None]
     paths = [np.hstack([20 + 250 * t, 100 + 60 * np.sin(6 * t + k)]) for k in range(2)]
     paths.append(np.hstack([150 + 70 * np.cos(4 * t), 96 + 70 * np.sin(4 * t)]))
     for width in (2.0, 3.0, 4.0):
-        target, mask = synthetic_thin.render(H, W, [(p, width, 1) for p in paths], 0.08, 0.3)
-        flat, none = synthetic_thin.render(H, W, [(p, width, 0) for p in paths], 0.08, 0.3)
+        target, mask = thin.render(H, W, [(p, width, 1) for p in paths], 0.08, 0.3)
+        flat, none = thin.render(H, W, [(p, width, 0) for p in paths], 0.08, 0.3)
         assert mask.any() and not none.any()
         native = np.abs(target - flat)[mask].mean()
         on_line = _quarter(mask.astype(np.float32)) > 0.25
@@ -127,14 +128,14 @@ def test_download_writes_a_loadable_thin_competition(generated: Path, tmp_path: 
         mask = competition.read_mask(path)
         assert mask.dtype == bool and mask.shape == (H, W)
         np.testing.assert_array_equal(rle.decode(encoded[sid], mask.shape, order="F"), mask, sid)
-    synthetic.download(tmp_path / "again", seed=SEED, kind="thin", **SIZE)
+    synthetic.generate(tmp_path / "again", seed=SEED, kind="thin", **SIZE)
     assert _digests(tmp_path / "again") == _digests(generated)
-    synthetic.download(tmp_path / "brain", seed=SEED, **SIZE)
+    synthetic.generate(tmp_path / "brain", seed=SEED, **SIZE)
     assert _digests(tmp_path / "brain") != _digests(generated)
 
 
 def test_an_unknown_kind_names_synthetic_kind(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=re.escape("synthetic.kind")) as error:
-        synthetic.download(tmp_path / "data", seed=SEED, kind="bogus", **SIZE)
+        synthetic.generate(tmp_path / "data", seed=SEED, kind="bogus", **SIZE)
     assert all(f"'{name}'" in str(error.value) for name in ("bogus", "brain", "thin"))
     assert not (tmp_path / "data").exists()

@@ -31,17 +31,37 @@ import re
 import string
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Literal, Sequence
 
 import pandas as pd
+from pydantic import Field, model_validator
 
 from segpipe.core.errors import InputError
 from segpipe.core.labels import Labels
 
-from . import readers
-from .base import Competition, SubmissionSpec
-from .layout import name_few, pair_images_with_masks
-from .tree import Tree, as_tree, natural_key
+from .. import readers
+from ..base import Competition, DatasetSection, SubmissionSpec
+from ..layout import name_few, pair_images_with_masks
+from ..tree import Tree, as_tree, natural_key
+
+
+class Params(DatasetSection):
+    source: str = "data/sources/folder"  # the user's data folder (or a zip of it)
+    train_images: str = "train/*.png"
+    mask: str = "{stem}_mask.png"
+    test_images: str | None = None
+    group_regex: str | None = None
+    rle_order: Literal["C", "F"] = "F"
+    classes: list[str] = []  # index masks: value k + 1 is classes[k]; [] = binary masks
+    exclusive: bool = False  # index masks: train the classes as exclusive (softmax with a background)
+    metric: Literal["dice", "patient_dice"] = "dice"  # the score to maximise (segpipe.evaluation.scores)
+    holdout_patients: float | None = Field(None, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _holdout_without_test(self) -> "Params":
+        if self.holdout_patients is None:  # like LGG when there is no test set
+            object.__setattr__(self, "holdout_patients", 0.0 if self.test_images else 0.2)
+        return self
 
 
 def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | None = None,

@@ -15,7 +15,8 @@ import pytest
 
 from segpipe import datasets, rle
 from segpipe.core.errors import InputError
-from segpipe.datasets import rle_labels, source, uwmgi
+from segpipe.datasets import rle_labels, source
+from segpipe.datasets.adapters import uwmgi
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.datasets.tree import Tree
 from segpipe.evaluation import volumes

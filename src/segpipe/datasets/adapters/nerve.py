@@ -23,15 +23,19 @@ import pandas as pd
 
 from segpipe.core.errors import InputError
 
-from . import layout, readers
-from .base import Competition, SubmissionSpec
-from .source import KaggleHome
-from .tree import Tree, as_tree
+from .. import layout, readers
+from ..base import Competition, DatasetSection, SubmissionSpec
+from ..source import KaggleHome
+from ..tree import Tree, as_tree
 
 SLUG = "ultrasound-nerve-segmentation"
 NAME = re.compile(r"(?P<subject>\d+)_(?P<img>\d+)\.tif")  # <subject>_<img>.tif
 KAGGLE = KaggleHome("competition", SLUG)
 MARKER = "sample_submission.csv"  # the layout's top folder holds this file
+
+
+class Params(DatasetSection):
+    source: str = "data/sources/nerve"
 
 
 def load(root: Path | Tree, **_options) -> Competition:

@@ -16,7 +16,8 @@ from PIL import Image
 from segpipe import datasets, rle
 from segpipe.cache import folds, prepare
 from segpipe.core.errors import InputError
-from segpipe.datasets import carvana, readers
+from segpipe.datasets import readers
+from segpipe.datasets.adapters import carvana
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import write_maps

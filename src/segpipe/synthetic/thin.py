@@ -17,7 +17,7 @@ Widths are in pixels, whatever the image size, since what matters is their ratio
 downscale factor; the number and length of the curves grow with the image. Slices of one
 patient share the background and the curves, which drift a little from slice to slice;
 about EMPTY_RATE of the slices show only the distractors. `patient_slices` has the contract
-of `synthetic._patient`, and `synthetic.download(..., kind="thin")` writes the competition.
+of `brain.patient_slices`.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from segpipe import rle
 from segpipe.core.errors import InputError
-from segpipe.datasets import folder
+from segpipe.datasets.adapters import folder
 from segpipe.datasets.readers import read_index_mask
 
 CLASSES = ["liver", "tumour"]

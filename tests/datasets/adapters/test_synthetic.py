@@ -13,7 +13,8 @@ import pytest
 
 from segpipe import datasets, rle
 from segpipe.core.errors import InputError
-from segpipe.datasets import synthetic
+from segpipe.datasets.adapters import synthetic
+from segpipe.synthetic import brain
 from segpipe.datasets.base import SubmissionSpec
 
 # Eight train patients so that the share of empty slices is not at the mercy of one patient.
@@ -24,7 +25,7 @@ SEED = 7
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic") / "data"
-    synthetic.download(root, seed=SEED, **SIZE)
+    synthetic.generate(root, seed=SEED, **SIZE)
     return root
 
 
@@ -77,8 +78,8 @@ def test_layout_and_headers(generated: Path) -> None:
 
 
 def test_same_seed_same_bytes_other_seed_differs(generated: Path, tmp_path: Path) -> None:
-    synthetic.download(tmp_path / "again", seed=SEED, **SIZE)
-    synthetic.download(tmp_path / "other", seed=SEED + 1, **SIZE)
+    synthetic.generate(tmp_path / "again", seed=SEED, **SIZE)
+    synthetic.generate(tmp_path / "other", seed=SEED + 1, **SIZE)
     assert _digests(tmp_path / "again") == _digests(generated)
     assert _digests(tmp_path / "other") != _digests(generated)
 
@@ -93,7 +94,7 @@ def test_train_and_test_patients_disjoint(generated: Path) -> None:
 def test_about_half_the_slices_are_empty(generated: Path) -> None:
     areas = np.concatenate(list(_areas(generated).values()))
     assert 0.3 <= (areas == 0).mean() <= 0.7
-    assert not ((areas > 0) & (areas < synthetic.MIN_LESION_PIXELS)).any()  # no specks
+    assert not ((areas > 0) & (areas < brain.MIN_LESION_PIXELS)).any()  # no specks
 
 
 def test_lesions_grow_and_shrink_smoothly(generated: Path) -> None:
@@ -102,7 +103,7 @@ def test_lesions_grow_and_shrink_smoothly(generated: Path) -> None:
         if present.size:
             assert np.all(np.diff(present) == 1), f"{patient}: lesion run is not contiguous"
             # a run's last slice may fall under the speck threshold and vanish: allow for it
-            bound = 0.5 * areas.max() + synthetic.MIN_LESION_PIXELS
+            bound = 0.5 * areas.max() + brain.MIN_LESION_PIXELS
             assert np.abs(np.diff(areas)).max() <= bound, (patient, areas)
 
 
@@ -179,7 +180,7 @@ def test_load_names_ids_where_test_and_sample_disagree(copy: Path) -> None:
 def test_read_in_place_suggests_no_pipeline_stage(tmp_path: Path, kind: str) -> None:
     """segpipe.infer reads a test set in place, in an offline notebook: `dvc repro` means nothing there."""
     copy = tmp_path / "data"
-    synthetic.download(copy, seed=SEED, **{**SIZE, "train_patients": 2, "slices_per_patient": 2}, kind=kind)
+    synthetic.generate(copy, seed=SEED, **{**SIZE, "train_patients": 2, "slices_per_patient": 2}, kind=kind)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputError, match=rf"^{empty}: holds no files of synthetic") as nothing:

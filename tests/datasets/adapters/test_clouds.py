@@ -19,7 +19,8 @@ from PIL import Image
 from segpipe import rle
 from segpipe.cache.images import resize_labels
 from segpipe.core.errors import InputError
-from segpipe.datasets import clouds, rle_labels
+from segpipe.datasets import rle_labels
+from segpipe.datasets.adapters import clouds
 from segpipe.datasets.base import SubmissionSpec
 from segpipe.evaluation.holdout import score_holdout
 from segpipe.submission.submit import gzip_member

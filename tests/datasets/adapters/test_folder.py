@@ -14,7 +14,7 @@ from indexing import index_then_download
 from segpipe import datasets, rle
 from segpipe.cache.prepare import prepare_competition
 from segpipe.core.errors import InputError
-from segpipe.datasets import folder
+from segpipe.datasets.adapters import folder
 from segpipe.evaluation.postprocess import Rule
 from segpipe.inference.probmaps import write_maps
 from segpipe.submission.submit import write_submission

@@ -1,52 +1,20 @@
-"""The embedded default competition: synthetic brain-MRI-like lesion slices, made offline.
-
-`kind` picks what the images show: "brain" (the default, described here), "thin", thin curves
-for tile-mode work (synthetic_thin), "multi", three overlapping classes (synthetic_multi), or
-"exclusive", the same with one class a pixel (a multi-class competition).
-
-It is laid out like a real Kaggle download, so the pipeline runs the same code paths it
-would on LGG or Ultrasound Nerve, with no network access or credentials:
-
-    train/<id>.png             3-channel 8-bit slices (pre-contrast, FLAIR, post-contrast)
-    train_masks/<id>_mask.png  1-channel, values {0, 255}
-    test/<id>.png
-    train_masks.csv            img,rle_mask: column-major RLE, empty for an empty mask
-    sample_submission.csv      img,rle_mask: every test id once with "1 1", shuffled
-
-Ids are `<patient>_<slice>` (`p0007_1` ... `p0007_12`: 1-based, not zero-padded, so
-lexicographic sorting is wrong) and the sample submission is shuffled, so code that
-assumes sorted order breaks here rather than on the real competition.
+"""The "brain" kind of the synthetic competition: brain-MRI-like lesion slices, the embedded default.
 
 Each patient is a stack of slices through a head-like ellipse whose size and texture
 drift slowly along the stack. Most patients have one lesion on a contiguous run of slices
 that grows and shrinks smoothly; it is bright mostly in FLAIR with a per-patient contrast
 that is sometimes subtle. Bright spots, vessel-like lines, a bias field and noise keep a
-threshold on one channel from solving it. All randomness comes from one SeedSequence with
-one child per patient, so the same arguments give byte-identical files (given the same
-numpy and OpenCV builds) and each patient is independent of the others.
+threshold on one channel from solving it. `patient_slices` draws one patient from its own
+rng, so the same rng gives the same slices (given the same numpy and OpenCV builds).
 """
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
-from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
-import pandas as pd
 
-from segpipe.core.errors import InputError
-from segpipe.core.runtime import atomic_path
-
-from . import readers, synthetic_thin
-from .base import Competition, SubmissionSpec
-from .layout import name_few
-
-SUBMISSION = SubmissionSpec(id_column="img", rle_column="rle_mask", rle_order="F",
-                            sample_submission=None)  # load() fills in the path
-
-REMAKE = "rerun `dvc repro -f download`"  # a generated set out of step, as the pipeline remakes it
 MIN_LESION_PIXELS = 30  # smaller lesions would be specks at training size: dropped from mask and image alike
 NO_LESION_RATE = 0.15  # with runs over ~60% of a stack this leaves about half the slices empty
 LESION_RUN = (0.4, 0.8)  # fraction of the stack a lesion spans
@@ -85,72 +53,8 @@ class _Head:
         return float(self.cy + du * s + dv * c), float(self.cx + du * c - dv * s)
 
 
-def download(root: Path, *, seed: int, train_patients: int, test_patients: int,
-             slices_per_patient: int, height: int, width: int, kind: str = "brain") -> None:
-    """Generate the competition into `root` (replaced atomically); same arguments, same bytes."""
-    _slice_maker(kind)  # a bad kind fails before the old folder is touched
-    with atomic_path(root) as tmp:
-        write = (partial(_multi().generate, exclusive=kind == "exclusive") if kind in ("multi", "exclusive")
-                 else partial(_generate, kind=kind))  # multi, exclusive: bit masks
-        write(tmp, seed, train_patients, test_patients, slices_per_patient, height, width)
-
-
-def _multi():
-    from . import synthetic_multi  # here, not at the top: it builds on this module
-    return synthetic_multi
-
-
-def _slice_maker(kind: str):
-    """The generator of one patient's (image, mask) slices for synthetic.kind."""
-    makers = {"brain": _patient, "thin": synthetic_thin.patient_slices, "multi": _multi().patient_slices,
-              "exclusive": _multi().patient_slices}
-    if kind not in makers:
-        raise InputError(f"params.yaml: synthetic.kind: unknown kind {kind!r}; "
-                         f"choose one of {sorted(makers)}")
-    return makers[kind]
-
-
-def _generate(root: Path, seed: int, train_patients: int, test_patients: int,
-              slices_per_patient: int, height: int, width: int, kind: str = "brain") -> None:
-    from segpipe.rle import encode  # imported late so load() never needs numba
-
-    make_slices = _slice_maker(kind)
-    for folder in ("train", "train_masks", "test"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    total = train_patients + test_patients
-    children = np.random.SeedSequence(seed).spawn(1 + total)
-    master = np.random.default_rng(children[0])
-    numbers = master.choice(np.arange(1, 4 * total + 10), size=total, replace=False)
-    rows, test_ids = [], []
-    for i, number in enumerate(numbers):
-        rng, name = np.random.default_rng(children[1 + i]), f"p{number:04d}"
-        slices = make_slices(rng, slices_per_patient, height, width)
-        for z, (image, mask) in enumerate(slices, start=1):
-            sid = f"{name}_{z}"
-            _write_png(root / ("train" if i < train_patients else "test") / f"{sid}.png",
-                       cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-            if i < train_patients:
-                _write_png(root / "train_masks" / f"{sid}_mask.png", mask.astype(np.uint8) * 255)
-                rows.append((name, z, sid, encode(mask, order="F")))
-            else:
-                test_ids.append(sid)
-    _write_csv(root / "train_masks.csv", [(sid, rle) for _, _, sid, rle in sorted(rows)])
-    _write_csv(root / "sample_submission.csv",
-               [(test_ids[k], "1 1") for k in master.permutation(len(test_ids))])
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"{path}: could not write PNG")
-
-
-def _write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
-    # by hand rather than pandas: fixed "\n" line endings keep the bytes platform-independent
-    path.write_text("".join(f"{a},{b}\n" for a, b in [("img", "rle_mask"), *rows]))
-
-
-def _patient(rng: np.random.Generator, slices: int, h: int, w: int,
-             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def patient_slices(rng: np.random.Generator, slices: int, h: int, w: int,
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (RGB uint8 image, bool mask) for each slice of one patient, top to bottom."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     head = _Head(h / 2 + rng.normal(0, 0.03 * h), w / 2 + rng.normal(0, 0.03 * w),
@@ -272,60 +176,3 @@ def _distractors(rng: np.random.Generator, head: _Head, yy: np.ndarray, xx: np.n
 def _inside(rng: np.random.Generator) -> tuple[float, float]:
     r, a = 0.8 * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
     return r * np.cos(a), r * np.sin(a)
-
-
-def load(root: Path, kind: str = "brain", remedy: str = REMAKE, **_options) -> Competition:
-    """Read a generated (or same-shaped) download into the pipeline's view of a dataset; a file missing or out of
-    step is an InputError that ends with `remedy`."""
-    root = Path(root)
-    if kind in ("multi", "exclusive"):
-        return _multi().load(root, exclusive=kind == "exclusive", remedy=remedy)
-    submission = dataclasses.replace(SUBMISSION, sample_submission=root / "sample_submission.csv")
-    return Competition(name="synthetic", train=_train_table(root, remedy), test=_test_table(root, remedy),
-                       submission=submission, read_image=readers.read_rgb,
-                       read_mask=readers.read_binary_mask)
-
-
-def _slice_key(path: Path) -> tuple[str, int]:
-    patient, _, number = path.stem.rpartition("_")
-    if not patient or not number.isdigit():
-        raise InputError(f"{path}: expected a name like <patient>_<slice>.png")
-    return patient, int(number)
-
-
-def _train_table(root: Path, remedy: str = REMAKE) -> pd.DataFrame:
-    images = sorted((root / "train").glob("*.png"), key=_slice_key)
-    if not images:
-        raise InputError(f"{root / 'train'}: no training images ({remedy})")
-    orphans = {p.name: p for p in (root / "train_masks").glob("*_mask.png")}
-    rows = []
-    for image in images:
-        mask = root / "train_masks" / f"{image.stem}_mask.png"
-        if orphans.pop(mask.name, None) is None:
-            raise InputError(f"{mask}: missing mask for {image} ({remedy})")
-        rows.append((image.stem, *_slice_key(image), image, mask))
-    if orphans:
-        more = f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""
-        raise InputError(f"{min(orphans.values())}: mask has no image in {root / 'train'}{more} ({remedy})")
-    return pd.DataFrame(rows, columns=["id", "group", "slice", "image", "mask"])
-
-
-def _test_table(root: Path, remedy: str = REMAKE) -> pd.DataFrame:
-    path = root / "sample_submission.csv"
-    if not path.is_file():
-        raise InputError(f"{path}: missing ({remedy})")
-    sample = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if SUBMISSION.id_column not in sample:
-        raise InputError(f"{path}: no '{SUBMISSION.id_column}' column")
-    ids = sample[SUBMISSION.id_column].tolist()
-    on_disk = {p.stem for p in (root / "test").glob("*.png")}
-    twice = sample[SUBMISSION.id_column][sample.duplicated(SUBMISSION.id_column)]
-    problems = {"ids listed twice": sorted(set(twice)),
-                f"ids with no image in {root / 'test'}": [i for i in ids if i not in on_disk],
-                "test images not in the sample": sorted(on_disk - set(ids))}
-    found = "; ".join(f"{what}: {name_few(bad)}" for what, bad in problems.items() if bad)
-    if found:
-        raise InputError(f"{path} disagrees with {root / 'test'}: {found} ({remedy})")
-    keys = [_slice_key(Path(f"{i}.png")) for i in ids]  # the test stacks are ordered too (2.5D context)
-    return pd.DataFrame({"id": ids, "group": [g for g, _ in keys], "slice": [z for _, z in keys],
-                         "image": [root / "test" / f"{i}.png" for i in ids]})

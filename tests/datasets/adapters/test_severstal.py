@@ -15,7 +15,8 @@ from PIL import Image
 
 from segpipe import rle
 from segpipe.core.errors import InputError
-from segpipe.datasets import rle_labels, severstal
+from segpipe.datasets import rle_labels
+from segpipe.datasets.adapters import severstal
 from segpipe.datasets.base import SubmissionSpec
 
 H, W = severstal.SHAPE

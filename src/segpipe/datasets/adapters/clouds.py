@@ -27,11 +27,11 @@ import pandas as pd
 
 from segpipe.core.errors import InputError
 
-from . import readers, rle_labels
-from .base import Competition, SubmissionSpec
-from .layout import test_images_in_order
-from .source import KaggleHome
-from .tree import Tree, as_tree
+from .. import readers, rle_labels
+from ..base import Competition, DatasetSection, SubmissionSpec
+from ..layout import test_images_in_order
+from ..source import KaggleHome
+from ..tree import Tree, as_tree
 
 SLUG = "understanding_cloud_organization"
 KAGGLE = KaggleHome("competition", SLUG)
@@ -57,6 +57,10 @@ def _label_rows(table: pd.DataFrame, where: str) -> pd.DataFrame:
 
 TRAIN_LABELS = rle_labels.LabelCsv(CLASSES, _label_rows)
 READ_MASK = partial(rle_labels.read_mask, csv=TRAIN_LABELS, shape=SHAPE, order="F")
+
+
+class Params(DatasetSection):
+    source: str = "data/sources/clouds"
 
 
 def load(root: Path | Tree, **_options) -> Competition:
