@@ -1,7 +1,11 @@
-"""Shared fixtures: a tiny synthetic competition and its prepared cache, made per session."""
+"""Shared fixtures: a tiny synthetic competition and its prepared cache, made per session (per worker)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # before torch: one thread a worker, the stages' subprocesses included,
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # so that the workers share the cores instead of fighting
 
 import pytest
 

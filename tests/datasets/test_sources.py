@@ -1,10 +1,10 @@
 """A user's copy of the data is only ever read: real `dvc` commands on sources in the real layouts.
 
-Each safety test records the bytes and mode of every file and folder of a source, runs the
-pipeline from it with `dvc exp run -S <dataset>.source=...`, switches back to the synthetic
-default, and runs `dvc checkout`, `dvc exp apply` and `dvc gc -w -f`; then every file must
-still be there, byte for byte, with its mode. The source trees are the ones the adapter
-tests build (tests/datasets/test_<dataset>.py).
+Each safety test records the bytes and mode of every file and folder of a source and runs the
+pipeline from it with `dvc exp run -S <dataset>.source=...`; on the extracted folder it then
+switches back to the synthetic default and runs `dvc checkout`, `dvc exp apply` and
+`dvc gc -w -f`. Every file must still be there, byte for byte, with its mode. The source trees
+are the ones the adapter tests build (tests/datasets/adapters/test_<dataset>.py).
 """
 from __future__ import annotations
 
@@ -65,14 +65,22 @@ def _zip_of(path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def run_from_source_then_leave_it(repo: Path, dataset: str, source: Path, **env: str) -> str:
-    """Run the pipeline from `source`, then the DVC commands that rewrite a workspace; their output."""
+def run_from_source(repo: Path, dataset: str, source: Path, **env: str) -> str:
+    """Run the pipeline from `source`; its output. The source's bytes and modes are checked after."""
     before = snapshot(source)
     ran = run(["dvc", "exp", "run", "-n", f"from-{dataset}", "-S", f"base.dataset={dataset}",
                "-S", f"{dataset}.source={source}"], repo, **env)
     assert {"download", "prepare", "train@unet-0", "submit"} <= ran_stages(ran)
     manifest = pd.read_csv(repo / "data" / "raw" / dataset / "manifest.csv")
     assert len(manifest) and [p.name for p in (repo / "data" / "raw" / dataset).iterdir()] == ["manifest.csv"]
+    assert snapshot(source) == before, "the pipeline changed the user's source"
+    return ran
+
+
+def run_from_source_then_leave_it(repo: Path, dataset: str, source: Path, **env: str) -> str:
+    """`run_from_source`, then the DVC commands that rewrite a workspace; the source is checked after them too."""
+    before = snapshot(source)
+    ran = run_from_source(repo, dataset, source, **env)
     run(["dvc", "exp", "run", "-n", "back", "-S", "base.dataset=synthetic"], repo, **env)
     run(["dvc", "checkout"], repo, **env)
     run(["dvc", "exp", "apply", f"from-{dataset}"], repo, **env)
@@ -94,7 +102,7 @@ def test_lgg_from_an_extracted_folder(tmp_path: Path) -> None:
 def test_carvana_from_the_competition_zip(tmp_path: Path) -> None:
     source = competition_zip(test_carvana._build(tmp_path / "tree"), tmp_path / "carvana-image-masking-challenge.zip")
     repo = make_repo(tmp_path / "repo", {})
-    run_from_source_then_leave_it(repo, "carvana", source, **NO_CREDENTIALS)
+    run_from_source(repo, "carvana", source, **NO_CREDENTIALS)
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
     assert submission.img.tolist() == list(test_carvana.TEST)
     assert list((repo / "data/sources/.unzipped/carvana").glob("*-test.zip"))  # the deflated inner zip, once
@@ -103,7 +111,7 @@ def test_carvana_from_the_competition_zip(tmp_path: Path) -> None:
 def test_nerve_from_a_read_only_tree(tmp_path: Path) -> None:
     source = read_only(test_nerve._build(tmp_path / "nerve"))
     repo = make_repo(tmp_path / "repo", {})
-    run_from_source_then_leave_it(repo, "nerve", source, **NO_CREDENTIALS)
+    run_from_source(repo, "nerve", source, **NO_CREDENTIALS)
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
     assert submission.img.tolist() == [str(n) for n in test_nerve.TEST]
 
