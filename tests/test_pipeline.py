@@ -152,17 +152,19 @@ def test_one_models_param_retrains_that_model_alone(repo, first_run):
 
 
 def test_a_users_folder_without_test_set_is_held_out_and_scored(tmp_path):
-    """base.dataset=folder: the user's files, patients from a regex, a scored holdout."""
+    """base.dataset=folder: the user's files, patients from a regex, a scored holdout, TGS Salt's metric."""
     source = tmp_path / "mine"
     datasets.download("synthetic", source, seed=1, **SMALL["synthetic"])
     folder = {"source": str(source), "train_images": "train/*.png", "mask": "../train_masks/{stem}_mask.png",
-              "group_regex": r"^(p\d+)_"}
+              "group_regex": r"^(p\d+)_", "metric": "iou_hits"}
     repo = make_repo(tmp_path / "repo", {"base": {"dataset": "folder"}, "folder": folder})
     ran = ran_stages(run(["dvc", "repro"], repo))
     assert "submit" in ran and "train@unet-1" in ran
     holdout = json.loads((repo / "metrics/holdout.json").read_text())
     assert holdout["patients"] == 1 and holdout["images"] == SMALL["synthetic"]["slices_per_patient"]
     assert 0 <= holdout["dice"] <= 1
+    cv = json.loads((repo / "metrics/cv.json").read_text())
+    assert holdout["metric"] == cv["metric"] == "iou_hits" and 0 <= holdout["score"] <= 1  # searched and scored on it
     assert sum(holdout["lost"].values()) == pytest.approx(1 - holdout["dice"])
     assert holdout["patients_lost"]["worst"][0]["dice"] == pytest.approx(holdout["patient_dice"])  # one patient
     submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)

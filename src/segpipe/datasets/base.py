@@ -25,7 +25,7 @@ from segpipe.config.sections import Section
 from segpipe.core.labels import Labels
 
 RleOrder = Literal["C", "F"]
-Metric = Literal["dice", "patient_dice", "dice_hausdorff"]  # what the leaderboard scores: segpipe.evaluation.scores
+Metric = Literal["dice", "patient_dice", "dice_hausdorff", "iou_hits"]  # what the leaderboard scores: segpipe.evaluation.scores
 
 
 class DatasetSection(Section):
@@ -94,7 +94,8 @@ class Competition:
     exclusive: bool = False
     # The score the leaderboard (or the paper) uses, which the blend and the post-processing maximise
     # (`segpipe.evaluation.scores`): "dice" per image, "patient_dice" per patient (a patient's
-    # slices pooled), "dice_hausdorff" UW-Madison's 0.4 x Dice + 0.6 x (1 - normalised 3D Hausdorff).
+    # slices pooled), "dice_hausdorff" UW-Madison's 0.4 x Dice + 0.6 x (1 - normalised 3D Hausdorff),
+    # "iou_hits" TGS Salt's share of IoU thresholds 0.5:0.05:0.95 hit per image.
     metric: Metric = "dice"
 
     @property

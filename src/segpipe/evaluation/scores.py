@@ -13,7 +13,12 @@ image and per patient are reported beside it.
   here, while a missed small lesion loses its patient's whole Dice: the two scores pick
   different gates and component rules;
 - `dice_hausdorff`: UW-Madison's 0.4 x Dice + 0.6 x (1 - Hausdorff) per (volume, class)
-  (`segpipe.evaluation.volumes`); searched on the per-image Dice, then scored on the volumes.
+  (`segpipe.evaluation.volumes`); searched on the per-image Dice, then scored on the volumes;
+- `iou_hits`: TGS Salt's, the mean over images of the share of IoU thresholds 0.5, 0.55, ...,
+  0.95 that the image's IoU is above, an empty prediction on an empty image scoring 1 and any
+  other miss 0 (`segpipe.evaluation.metrics.image_iou_hits`). A mask on an empty image costs a
+  whole image, as in per-image Dice, but a good outline earns less than its Dice: a Dice of
+  0.9 is an IoU of 0.82, 7 of the 10 thresholds.
 
 A `Scorer` turns per-image counts into the score: (N,) counts give a number, (N, K) counts (K
 candidate rules, e.g. every uint8 cut) give the K scores at once, the patients' pixels summed
@@ -31,9 +36,9 @@ import pandas as pd
 
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
-from segpipe.evaluation.metrics import Counts, image_dice
+from segpipe.evaluation.metrics import Counts, image_dice, image_iou_hits
 
-Metric = Literal["dice", "patient_dice", "dice_hausdorff"]
+Metric = Literal["dice", "patient_dice", "dice_hausdorff", "iou_hits"]
 METRICS: tuple[str, ...] = get_args(Metric)
 FILE = "metric.json"  # in the prepared folder, beside layout.json
 
@@ -47,6 +52,8 @@ class Scorer:
     starts: np.ndarray | None = None  # where each patient's run begins in `order`
 
     def __call__(self, counts: Counts) -> np.ndarray | float:
+        if self.metric == "iou_hits":
+            return image_iou_hits(counts.inter, counts.pred, counts.true).mean(axis=0)
         if self.metric != "patient_dice":
             return image_dice(counts.inter, counts.pred, counts.true).mean(axis=0)
         shape = np.broadcast_shapes(np.shape(counts.inter), np.shape(counts.pred), np.shape(counts.true))

@@ -32,7 +32,8 @@ TRAINING_CURVES = (
 )
 
 SCORE_LABELS = {"dice": "mean per-image Dice", "patient_dice": "mean per-patient Dice (pixels pooled)",
-                "dice_hausdorff": "mean per-image Dice (the Dice the search maximises)"}
+                "dice_hausdorff": "mean per-image Dice (the Dice the search maximises)",
+                "iou_hits": "mean per-image share of IoU thresholds 0.5:0.95 hit"}
 
 
 def pyplot():

@@ -10,7 +10,8 @@
                                         (the multiclass kind) instead of a sigmoid per class;
     mask: "{stem}_{class}.png"          with {class} in the rule: one binary mask file per class
     metric: patient_dice                optional: the score to maximise, Dice per patient (group_regex's
-                                        groups, slices pooled) instead of per image (`dice`)
+                                        groups, slices pooled) instead of per image (`dice`); or
+                                        `iou_hits`, TGS Salt's IoU-threshold score per image
 
 A file the train glob matches that is some matched image's mask is skipped, so "*.png" with
 "{stem}_mask.png" works. Ids are file stems, sorted naturally (`case2` before `case10`).
@@ -54,7 +55,7 @@ class Params(DatasetSection):
     rle_order: Literal["C", "F"] = "F"
     classes: list[str] = []  # index masks: value k + 1 is classes[k]; [] = binary masks
     exclusive: bool = False  # index masks: train the classes as exclusive (softmax with a background)
-    metric: Literal["dice", "patient_dice"] = "dice"  # the score to maximise (segpipe.evaluation.scores)
+    metric: Literal["dice", "patient_dice", "iou_hits"] = "dice"  # the score to maximise (segpipe.evaluation.scores)
     holdout_patients: float | None = Field(None, ge=0, lt=1)
 
     @model_validator(mode="after")
