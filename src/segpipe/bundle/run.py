@@ -4,8 +4,7 @@
 here, so the submission a notebook writes is made by the functions that wrote
 `submissions/submit.csv.gz`: `predict_test` per model (the folds, the TTA views, the
 sliding windows of tile mode), `Blend` with the tuned counts, the per-class rules read by
-`read_rules`, and `write_submission`. Nothing here imports DVC, dvclive, albumentations or
-pydantic.
+`read_rules`, and `write_submission`. Nothing here imports DVC, dvclive or albumentations.
 """
 from __future__ import annotations
 

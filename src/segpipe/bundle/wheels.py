@@ -27,7 +27,8 @@ from segpipe.core.errors import InputError
 # What segpipe.infer imports, directly or through segpipe's modules. tests/test_bundle.py proves it is
 # enough: the kernel runs in a venv that holds only the image's packages and these wheels.
 INFER = ("torch", "torchvision", "segmentation-models-pytorch", "timm", "safetensors", "numpy", "pandas",
-         "opencv-python-headless", "numba", "tqdm", "pillow", "packaging")
+         "opencv-python-headless", "numba", "tqdm", "pillow", "packaging",
+         "pydantic")  # each dataset adapter declares its params section (segpipe.datasets.base)
 REQUIREMENTS = "requirements.txt"
 
 

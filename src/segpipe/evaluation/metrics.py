@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 CUTS = np.arange(1, 256)  # every uint8 threshold that keeps some pixels and drops others
-IOU_THRESHOLDS = np.round(np.arange(10) * 0.05 + 0.5, 2)  # 0.5, 0.55, ..., 0.95: TGS Salt's
 
 
 def image_dice(intersection: np.ndarray, pred_area: np.ndarray, true_area: np.ndarray) -> np.ndarray:
@@ -24,17 +23,6 @@ def image_dice(intersection: np.ndarray, pred_area: np.ndarray, true_area: np.nd
     total = np.asarray(pred_area, dtype=np.float64) + true_area
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total == 0, 1.0, 2.0 * np.asarray(intersection, dtype=np.float64) / total)
-
-
-def image_iou_hits(intersection: np.ndarray, pred_area: np.ndarray, true_area: np.ndarray) -> np.ndarray:
-    """The share of `IOU_THRESHOLDS` that each image's IoU is strictly above (any matching shapes); empty
-    prediction on empty truth is 1, a mask on an empty image (or none on a full one) 0."""
-    inter = np.asarray(intersection, dtype=np.float64)
-    union = np.asarray(pred_area, dtype=np.float64) + true_area - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union == 0, 1.0, inter / union)
-    hits = np.searchsorted(IOU_THRESHOLDS, iou, side="left")  # the thresholds below the IoU
-    return np.where(union == 0, 1.0, hits / len(IOU_THRESHOLDS))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ image and per patient are reported beside it.
   (`segpipe.evaluation.volumes`); searched on the per-image Dice, then scored on the volumes;
 - `iou_hits`: TGS Salt's, the mean over images of the share of IoU thresholds 0.5, 0.55, ...,
   0.95 that the image's IoU is above, an empty prediction on an empty image scoring 1 and any
-  other miss 0 (`segpipe.evaluation.metrics.image_iou_hits`). A mask on an empty image costs a
+  other miss 0 (`image_iou_hits`). A mask on an empty image costs a
   whole image, as in per-image Dice, but a good outline earns less than its Dice: a Dice of
   0.9 is an IoU of 0.82, 7 of the 10 thresholds.
 
@@ -36,11 +36,23 @@ import pandas as pd
 
 from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
-from segpipe.evaluation.metrics import Counts, image_dice, image_iou_hits
+from segpipe.evaluation.metrics import Counts, image_dice
 
 Metric = Literal["dice", "patient_dice", "dice_hausdorff", "iou_hits"]
 METRICS: tuple[str, ...] = get_args(Metric)
 FILE = "metric.json"  # in the prepared folder, beside layout.json
+IOU_THRESHOLDS = np.round(np.arange(10) * 0.05 + 0.5, 2)  # 0.5, 0.55, ..., 0.95: TGS Salt's
+
+
+def image_iou_hits(intersection: np.ndarray, pred_area: np.ndarray, true_area: np.ndarray) -> np.ndarray:
+    """The share of `IOU_THRESHOLDS` that each image's IoU is strictly above (any matching shapes); empty
+    prediction on empty truth is 1, a mask on an empty image (or none on a full one) 0."""
+    inter = np.asarray(intersection, dtype=np.float64)
+    union = np.asarray(pred_area, dtype=np.float64) + true_area - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union == 0, 1.0, inter / union)
+    hits = np.searchsorted(IOU_THRESHOLDS, iou, side="left")  # the thresholds below the IoU
+    return np.where(union == 0, 1.0, hits / len(IOU_THRESHOLDS))
 
 
 @dataclass(frozen=True)
