@@ -314,3 +314,8 @@ def decode(rle: str, shape: tuple[int, int], order: Order = "C") -> np.ndarray:
 def validate(rle: str, n_pixels: int) -> None:
     """Raise ValueError if `rle` is not a well-formed RLE of a mask of `n_pixels` pixels."""
     _parse(rle, n_pixels)
+
+
+def runs(rle: str, n_pixels: int) -> np.ndarray:
+    """The (runs, 2) 1-indexed starts and lengths of `rle`; ValueError as `validate`."""
+    return _parse(rle, n_pixels).reshape(-1, 2)

@@ -25,7 +25,7 @@ from segpipe.config.sections import Section
 from segpipe.core.labels import Labels
 
 RleOrder = Literal["C", "F"]
-Metric = Literal["dice", "patient_dice", "dice_hausdorff", "iou_hits"]  # what the leaderboard scores: segpipe.evaluation.scores
+Metric = Literal["dice", "patient_dice", "dice_hausdorff", "iou_hits", "object_f2", "object_ap"]  # what the leaderboard scores: segpipe.evaluation.scores
 
 
 class DatasetSection(Section):
@@ -54,6 +54,9 @@ class SubmissionSpec:
     columns: tuple[str, ...] = ()  # the header's order when it is not (id, rle[, class])
     code_competition: bool = False  # Kaggle scores only a notebook's output: a CSV upload is refused
     mask_size: tuple[int, int] | None = None  # (H, W) the masks are submitted and scored at; None = each image's
+    # "instance": a row per connected component of the mask, in label (row-major) order, and one row with
+    # an empty RLE for an image with none (Airbus, DSB 2018); "image": one row per image (and class)
+    rows: Literal["image", "instance"] = "image"
 
     def header(self) -> list[str]:
         """The submission's columns, in order."""
@@ -95,7 +98,8 @@ class Competition:
     # The score the leaderboard (or the paper) uses, which the blend and the post-processing maximise
     # (`segpipe.evaluation.scores`): "dice" per image, "patient_dice" per patient (a patient's
     # slices pooled), "dice_hausdorff" UW-Madison's 0.4 x Dice + 0.6 x (1 - normalised 3D Hausdorff),
-    # "iou_hits" TGS Salt's share of IoU thresholds 0.5:0.05:0.95 hit per image.
+    # "iou_hits" TGS Salt's share of IoU thresholds 0.5:0.05:0.95 hit per image, "object_f2" Airbus's
+    # and "object_ap" the 2018 Data Science Bowl's, on objects (`segpipe.evaluation.objects`).
     metric: Metric = "dice"
 
     @property

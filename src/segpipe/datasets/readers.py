@@ -204,3 +204,17 @@ def read_class_files(entry: Path | str) -> np.ndarray:
             raise InputError(f"{name}: class mask is {mask.shape[1]}x{mask.shape[0]} but {files[0]} is "
                              f"{masks[0].shape[1]}x{masks[0].shape[0]} (WxH)")
     return sum((mask.astype(np.uint8) << k for k, mask in enumerate(masks)), np.zeros(masks[0].shape, np.uint8))
+
+
+def read_instance_files(entry: Path | str) -> np.ndarray:
+    """The union of a `class_files_key`'s binary masks (one instance each, 2018 DSB's masks/ folder) as a
+    (H, W) bool mask. Files of different sizes are an InputError."""
+    files = class_files(entry)
+    union = read_binary_mask(Path(files[0])).copy()
+    for name in files[1:]:
+        mask = read_binary_mask(Path(name))
+        if mask.shape != union.shape:
+            raise InputError(f"{name}: instance mask is {mask.shape[1]}x{mask.shape[0]} but {files[0]} is "
+                             f"{union.shape[1]}x{union.shape[0]} (WxH)")
+        union |= mask
+    return union

@@ -13,8 +13,9 @@ from segpipe.core.labels import class_maps, of_class
 from segpipe.evaluation import oof_files
 from segpipe.evaluation.baselines import baselines, dice_lost, patients_lost
 from segpipe.evaluation.metrics import counts_at_cuts, probability_histograms, threshold_to_uint8
+from segpipe.evaluation.objects import search_objects
 from segpipe.evaluation.postprocess import Rule, apply
-from segpipe.evaluation.scores import patients, scorer
+from segpipe.evaluation.scores import OBJECT_METRICS, patients, scorer
 from segpipe.evaluation.tune import Grids, Search, rule_counts, search_rule
 from segpipe.evaluation.volumes import volume_order
 
@@ -68,13 +69,15 @@ def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
     groups = folds.group.to_numpy()[rows]
     score = scorer(metric, patients(folds, rows))
     search = search_rule(fg, bg, maps, grids, score)
+    if metric in OBJECT_METRICS:  # the pixel steps searched the stand-in; now the objects themselves
+        search = _object_step(search, maps, grids, metric)
     counts = rule_counts(maps(), search.rule)
     per_image = counts.image_dice()
     plain = counts_at_cuts(fg, bg, [threshold_to_uint8(0.5)]).image_dice()[:, 0]  # no pass over the maps
     fold_of_row = folds.fold.to_numpy()[rows]
     metrics = {
         "metric": metric,
-        "score": float(score(counts)),
+        "score": search.steps[-1]["score"] if metric in OBJECT_METRICS else float(score(counts)),
         "dice": float(per_image.mean()),
         "patient_dice": counts.group_dice(groups),
         "dice_at_0.5": float(plain.mean()),
@@ -87,6 +90,15 @@ def cross_validate(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: 
         "folds": {f"fold{k}": {"dice": float(per_image[fold_of_row == k].mean())} for k in sorted(oof_paths)},
     }
     return metrics, search
+
+
+def _object_step(search: Search, maps, grids: Grids, metric: str) -> Search:
+    """`search` with the object step (`segpipe.evaluation.objects.search_objects`) after its pixel steps."""
+    rule, best, given = search_objects(maps, search.rule, grids.min_components, metric)
+    steps = [{**step, "on": "iou_hits"} for step in search.steps]
+    steps.append({"step": "objects: threshold and small components", "score": best, "kept": rule != search.rule,
+                  "before": given, "threshold": rule.threshold, "min_component": rule.min_component})
+    return dataclasses.replace(search, rule=rule, steps=steps)
 
 
 def oof_volumes(folds: pd.DataFrame, oof_paths: dict[int, Path], masks_path: Path,

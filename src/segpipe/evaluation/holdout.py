@@ -11,7 +11,9 @@ from segpipe.cache.images import resize_labels
 from segpipe.core.errors import InputError
 from segpipe.evaluation.baselines import dice_lost, patients_lost
 from segpipe.evaluation.metrics import Counts, mask_counts
-from segpipe.evaluation.scores import Scorer, patients, scorer
+from segpipe.evaluation.objects import instance_counts
+from segpipe.evaluation.postprocess import components
+from segpipe.evaluation.scores import OBJECT_METRICS, Scorer, patients, scorer
 from segpipe.evaluation.volumes import VolumeScores, volume_order
 
 
@@ -28,6 +30,8 @@ def score_holdout(path: Path, competition) -> dict:
     """
     spec, test = competition.submission, competition.test
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if spec.rows == "instance" or competition.metric in OBJECT_METRICS:
+        return _score_objects(table, competition)
     labels = competition.labels
     per_image = labels.channels
     volumes = VolumeScores(labels) if competition.metric == "dice_hausdorff" else None
@@ -63,6 +67,31 @@ def score_holdout(path: Path, competition) -> dict:
     if volumes:
         summary["volumes"] = volumes.summary()
         summary["score"] = summary["volumes"]["score"]
+    return {"metric": competition.metric, **summary}
+
+
+def _score_objects(table: pd.DataFrame, competition) -> dict:
+    """`score_holdout` of one class whose objects count: the submitted instances (a row each, or the
+    components of an image's one mask) against the true mask's components."""
+    spec, test = competition.submission, competition.test
+    if competition.labels.several:
+        raise InputError(f"{competition.name}: object scores and instance rows are for one class")
+    rows_of = table.groupby(spec.id_column, sort=False)[spec.rle_column].agg(list).to_dict()
+    pixels, pairs = np.zeros((len(test), 3), np.int64), []
+    for i, image_id in enumerate(test.id.astype(str)):
+        truth = competition.read_mask(test["mask"].iloc[i]) != 0
+        if spec.mask_size is not None and truth.shape != tuple(spec.mask_size):
+            truth = resize_labels(truth.view(np.uint8), spec.mask_size, competition.labels) != 0
+        instances = np.zeros(truth.shape, np.int32)
+        for k, encoded in enumerate((code for code in rows_of.get(image_id, []) if code), start=1):
+            instances[rle.decode(encoded, truth.shape, order=spec.rle_order)] = k
+        if spec.rows != "instance":  # one mask a row: its components are the objects
+            instances = components(instances > 0)[0]
+        pixels[i] = mask_counts(instances > 0, truth)
+        pairs.append((instances, int(instances.max()), truth))
+    summary = _scores(pixels, test.group.to_numpy(), scorer(competition.metric))
+    if competition.metric in OBJECT_METRICS:
+        summary["score"] = instance_counts(pairs).score(competition.metric)
     return {"metric": competition.metric, **summary}
 
 

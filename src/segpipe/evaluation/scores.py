@@ -18,7 +18,12 @@ image and per patient are reported beside it.
   0.95 that the image's IoU is above, an empty prediction on an empty image scoring 1 and any
   other miss 0 (`image_iou_hits`). A mask on an empty image costs a
   whole image, as in per-image Dice, but a good outline earns less than its Dice: a Dice of
-  0.9 is an IoU of 0.82, 7 of the 10 thresholds.
+  0.9 is an IoU of 0.82, 7 of the 10 thresholds;
+- `object_f2` (Airbus Ship Detection) and `object_ap` (2018 Data Science Bowl): objects matched
+  by IoU over the same thresholds (`segpipe.evaluation.objects`). Objects are not in pixel counts,
+  so the blend and the pixel steps of the search maximise `iou_hits`, their per-image stand-in,
+  and the threshold stage then searches the pixel threshold and the smallest component kept on
+  the object score itself, which cv.json and holdout.json report.
 
 A `Scorer` turns per-image counts into the score: (N,) counts give a number, (N, K) counts (K
 candidate rules, e.g. every uint8 cut) give the K scores at once, the patients' pixels summed
@@ -38,8 +43,9 @@ from segpipe.core.errors import InputError
 from segpipe.core.runtime import write_json
 from segpipe.evaluation.metrics import Counts, image_dice
 
-Metric = Literal["dice", "patient_dice", "dice_hausdorff", "iou_hits"]
+Metric = Literal["dice", "patient_dice", "dice_hausdorff", "iou_hits", "object_f2", "object_ap"]
 METRICS: tuple[str, ...] = get_args(Metric)
+OBJECT_METRICS = ("object_f2", "object_ap")  # scored on objects: `segpipe.evaluation.objects`
 FILE = "metric.json"  # in the prepared folder, beside layout.json
 IOU_THRESHOLDS = np.round(np.arange(10) * 0.05 + 0.5, 2)  # 0.5, 0.55, ..., 0.95: TGS Salt's
 
@@ -64,7 +70,7 @@ class Scorer:
     starts: np.ndarray | None = None  # where each patient's run begins in `order`
 
     def __call__(self, counts: Counts) -> np.ndarray | float:
-        if self.metric == "iou_hits":
+        if self.metric == "iou_hits" or self.metric in OBJECT_METRICS:  # objects: the pixel stand-in
             return image_iou_hits(counts.inter, counts.pred, counts.true).mean(axis=0)
         if self.metric != "patient_dice":
             return image_dice(counts.inter, counts.pred, counts.true).mean(axis=0)

@@ -33,7 +33,9 @@ TRAINING_CURVES = (
 
 SCORE_LABELS = {"dice": "mean per-image Dice", "patient_dice": "mean per-patient Dice (pixels pooled)",
                 "dice_hausdorff": "mean per-image Dice (the Dice the search maximises)",
-                "iou_hits": "mean per-image share of IoU thresholds 0.5:0.95 hit"}
+                "iou_hits": "mean per-image share of IoU thresholds 0.5:0.95 hit",
+                "object_f2": "per-image IoU thresholds hit (the pixel stand-in of object F2)",
+                "object_ap": "per-image IoU thresholds hit (the pixel stand-in of object mAP)"}
 
 
 def pyplot():

@@ -55,11 +55,13 @@ def _resized(prob: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarray, rules: list[Rule],
-                order: str, force_top: bool = False) -> list[str]:
-    """The RLE of test map `row`: one, or one per class (each under its own rule) for a (C, H, W) map."""
+                order: str, force_top: bool = False, instances: bool = False) -> list[str]:
+    """The RLE of test map `row`: one, one per class (each under its own rule) for a (C, H, W) map, or
+    with `instances` one per connected component of the mask."""
     prob = blend.read(row)
     if not blend.labels.several:
-        return [rle.encode(probability_to_mask(prob, int(heights[row]), int(widths[row]), rules[0]), order=order)]
+        mask = probability_to_mask(prob, int(heights[row]), int(widths[row]), rules[0])
+        return instance_rles(mask, order) if instances else [rle.encode(mask, order=order)]
     height, width, trained = int(heights[row]), int(widths[row]), prob[0].size
     # exclusive classes: the argmax at the original size, so that resizing cannot overlap two classes' edges
     maps = list(blend.labels.decided(np.stack([_resized(p, height, width) for p in prob])))
@@ -67,8 +69,17 @@ def _encode_row(row: int, *, blend: Blend, heights: np.ndarray, widths: np.ndarr
     return [rle.encode(mask, order=order) for mask in masks]
 
 
+def instance_rles(mask: np.ndarray, order: str) -> list[str]:
+    """The RLE of each 8-connected component of `mask`, in label order (the first pixel met row by row)."""
+    labels, areas = postprocess.components(mask)
+    return [rle.encode(labels == k, order=order) for k in range(1, len(areas) + 1)]
+
+
 def row_lines(image_id: str, encoded: list[str], spec: SubmissionSpec, labels: list[str]) -> str:
-    """The submission lines of one test image: `id,rle`, or with `labels` one line per class in the spec's columns."""
+    """The submission lines of one test image: `id,rle`, with `labels` one line per class in the spec's
+    columns, or for instance rows one `id,rle` per instance (one `id,` when there is none)."""
+    if spec.rows == "instance":
+        return "".join(f"{image_id},{code}\n" for code in encoded or [""])
     if not labels:
         return f"{image_id},{encoded[0]}\n"
     lines = []
@@ -176,7 +187,7 @@ def write_submission(blend: Blend | Path, test_index: pd.DataFrame, spec: Submis
     if spec.mask_size:
         test_index = test_index.assign(height=spec.mask_size[0], width=spec.mask_size[1])
     job = dict(blend=blend, heights=test_index.height.to_numpy(), widths=test_index.width.to_numpy(),
-               rules=rules, order=spec.rle_order, force_top=force_top)
+               rules=rules, order=spec.rle_order, force_top=force_top, instances=spec.rows == "instance")
     labels = row_labels(spec, blend.labels.classes)
     workers = workers or os.cpu_count() or 1
     with atomic_path(out_path) as tmp:

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from segpipe import rle
@@ -34,6 +35,8 @@ def validate_submission(path: Path, spec: SubmissionSpec, n_pixels: dict[str, in
     """
     images = list(n_pixels) if labels or not spec.sample_submission else read_ids(spec.sample_submission,
                                                                                   spec.id_column)
+    if spec.rows == "instance":
+        return _validate_instances(path, spec, n_pixels, list(dict.fromkeys(images)))
     expected = [_row_key(spec, image, label) for image in images for label in labels] if labels else \
         [(image,) for image in images]
     header_want = spec.header() if labels else [spec.id_column, spec.rle_column]
@@ -66,6 +69,58 @@ def validate_submission(path: Path, spec: SubmissionSpec, n_pixels: dict[str, in
         raise InputError(f"{path}: {count} rows, the {'test set' if labels else 'sample submission'} has "
                          f"{len(expected)}")
     return count
+
+
+def _validate_instances(path: Path, spec: SubmissionSpec, n_pixels: dict[str, int], images: list[str]) -> int:
+    """Instance rows: each image's rows together, images in order; one empty row for an image without
+    instances, otherwise no empty row; every RLE well formed; an image's instances disjoint."""
+    header_want = [spec.id_column, spec.rle_column]
+    table = _read_rows(path, header_want)
+    position = {image: k for k, image in enumerate(images)}
+    at = -1  # the image position the rows have reached
+    by_image: dict[str, list[tuple[int, str]]] = {}
+    for count, (image_id, encoded) in enumerate(table, start=1):
+        if image_id not in position:
+            raise InputError(f"{path}: row {count} has id {image_id!r}, which is not a test image")
+        if position[image_id] < at:
+            raise InputError(f"{path}: row {count}: the rows of id {image_id!r} are not together in the order of the "
+                             f"{'sample submission' if spec.sample_submission else 'test set'}")
+        if position[image_id] > at + 1:
+            raise InputError(f"{path}: row {count} has id {image_id!r}, but id {images[at + 1]!r} comes first")
+        at = position[image_id]
+        by_image.setdefault(image_id, []).append((count, encoded))
+    if at != len(images) - 1:
+        raise InputError(f"{path}: no row for id {images[at + 1]!r} ({len(images) - at - 1} test images missing)")
+    for image_id, rows in by_image.items():
+        if len(rows) > 1 and any(not encoded for _, encoded in rows):
+            raise InputError(f"{path}: row {next(c for c, e in rows if not e)}: id {image_id!r} has instances and "
+                             "an empty row too (the empty row is for an image with none)")
+        runs = []
+        for count, encoded in rows:
+            try:
+                runs.append(rle.runs(encoded, n_pixels[image_id]))
+            except ValueError as err:
+                raise InputError(f"{path}: row {count}, id {image_id!r}: malformed RLE: {err}") from None
+        joined = np.concatenate(runs)
+        joined = joined[np.argsort(joined[:, 0], kind="stable")]
+        if (joined[1:, 0] < joined[:-1, 0] + joined[:-1, 1]).any():
+            raise InputError(f"{path}: id {image_id!r}: two of its instances overlap (instances must be disjoint)")
+    return len(table)
+
+
+def _read_rows(path: Path, header_want: list[str]) -> list[tuple[str, str]]:
+    opener = gzip.open if str(path).endswith(".gz") or _is_gzip(path) else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header != header_want:
+            raise InputError(f"{path}: header {header} should be {header_want}")
+        rows = []
+        for count, row in enumerate(reader, start=1):
+            if len(row) != len(header_want):
+                raise InputError(f"{path}: row {count} has {len(row)} fields: {row[:3]}")
+            rows.append((row[0], row[1]))
+    return rows
 
 
 def _named(key: tuple[str, ...]) -> str:
