@@ -47,10 +47,11 @@ class LabelCsv:
     rows: Callable[[pd.DataFrame, str], pd.DataFrame]
 
 
-def split_pairs(pairs: pd.Series, where: str, *, column: str, form: str) -> tuple[pd.Series, pd.Series]:
-    """Ids `<image>_<label>` of the column `column` -> (images, labels), split at the last "_";
+def split_pairs(pairs: pd.Series, where: str, *, column: str, form: str,
+                separator: str = "_") -> tuple[pd.Series, pd.Series]:
+    """Ids `<image>_<label>` of the column `column` -> (images, labels), split at the last `separator`;
     InputError naming `where` and a malformed id (`form` says what one should look like)."""
-    parts = pairs.str.rpartition("_")
+    parts = pairs.str.rpartition(separator)
     bad = pairs[parts[1] == ""]
     if len(bad):
         raise InputError(f"{where}: {column} {bad.iloc[0]!r} is not {form} ({len(bad)} such rows)")
@@ -122,7 +123,8 @@ def check_runs(table: Mapping[str, tuple[str, ...]], locator: Path | str, labels
     if bad:
         image_id, label, err = bad[0]
         more = f" (and {name_few([f'{i} class {c}' for i, c, _ in bad[1:]])})" if len(bad) > 1 else ""
-        raise InputError(f"{locator}: image {image_id}, class {label}: malformed RLE: {err}{more}")
+        named = f", class {label}" if label else ""
+        raise InputError(f"{locator}: image {image_id}{named}: malformed RLE: {err}{more}")
 
 
 def decode_classes(encoded: tuple[str, ...], shape: tuple[int, int], order: RleOrder, labels: tuple[str, ...],

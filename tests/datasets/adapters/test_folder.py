@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import reduce
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from formats import SIZE, dsb
 from indexing import index_then_download
 
 from segpipe import datasets, rle
@@ -178,3 +180,20 @@ def test_overlapping_or_escaping_globs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="outside the source folder"):
         _index(tmp_path, source / "images", train_images="*.png", mask="../masks/{stem}.png")
     assert not (tmp_path / "raw" / "folder").exists()
+
+
+def test_a_folder_of_instance_masks_per_image_is_their_union(tmp_path):
+    """The 2018 Data Science Bowl's layout: <id>/images/<id>.png and <id>/masks/*.png, a nucleus a file."""
+    truth = dsb(tmp_path)
+    competition = folder.load(tmp_path, train_images="stage1_train/*/images/*.png", mask="../masks/*.png",
+                              metric="object_ap", submission_rows="instance")
+    assert sorted(competition.train.id) == sorted(truth)
+    for image_id, key in zip(competition.train.id, competition.train["mask"]):
+        assert np.array_equal(competition.read_mask(key), reduce(np.logical_or, truth[image_id], np.zeros(SIZE, bool)))
+    assert competition.submission.rows == "instance" and competition.metric == "object_ap"
+    for nucleus in (tmp_path / "stage1_train" / competition.train.id[0] / "masks").iterdir():
+        nucleus.unlink()
+    with pytest.raises(InputError, match=r"training images without an instance mask \(1; mask rule '../masks/\*.png'\)"):
+        folder.load(tmp_path, train_images="stage1_train/*/images/*.png", mask="../masks/*.png")
+    with pytest.raises(InputError, match="instance masks .* are for one class"):
+        folder.load(tmp_path, train_images="stage1_train/*/images/*.png", mask="../masks/*.png", classes=["a"])
