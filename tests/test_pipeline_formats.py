@@ -1,0 +1,86 @@
+"""Kaggle's label formats from params alone: the real `dvc exp run` on trees made here, each to a
+validated submission in its competition's own format, scored on its own metric.
+
+Each format is a class of its own, so that the parallel workers run them side by side.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+from dvc_repo import make_repo, run
+from formats import airbus, dsb, severstal
+
+from segpipe import rle
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def exp_run(repo: Path, dataset: str, **options) -> None:
+    """`dvc exp run -S base.dataset=<dataset> -S <dataset>.<key>=<value> ...`; a value with braces is quoted
+    (Hydra's override grammar, which `-S` follows, reads `{` as the start of a dictionary)."""
+    quoted = {key: f"'{value}'" if "{" in str(value) else value for key, value in options.items()}
+    flags = [arg for key, value in quoted.items() for arg in ("-S", f"{dataset}.{key}={value}")]
+    run(["dvc", "exp", "run", "-S", f"base.dataset={dataset}", *flags], repo)
+
+
+def read(repo: Path, name: str) -> dict:
+    return json.loads((repo / name).read_text())
+
+
+class TestARowPerInstance:
+    def test_airbus_runs_to_instance_rows_tuned_on_object_f2(self, tmp_path):
+        source = tmp_path / "airbus"
+        airbus(source)
+        before = checksums(source)
+        repo = make_repo(tmp_path / "repo", {})
+        exp_run(repo, "rle_csv", source=source, labels="train_ship_segmentations_v2.csv",
+                train_images="train_v2/{id}", test_images="test_v2/{id}",
+                sample_submission="sample_submission_v2.csv", instances="true", metric="object_f2")
+        submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+        assert list(submission.columns) == ["ImageId", "EncodedPixels"]
+        sample = pd.read_csv(source / "sample_submission_v2.csv", dtype=str)
+        assert list(dict.fromkeys(submission.ImageId)) == sample.ImageId.tolist()  # every image, in order
+        for image_id, rows in submission.groupby("ImageId"):  # an empty row alone, or instances
+            assert len(rows) == 1 or rows.EncodedPixels.ne("").all()
+        for code in submission.EncodedPixels:
+            rle.validate(code, 40 * 48)
+        cv = read(repo, "metrics/cv.json")
+        assert cv["metric"] == "object_f2" and 0 <= cv["score"] <= 1
+        assert cv["search"][-1]["step"].startswith("objects") and cv["search"][-1]["score"] == cv["score"]
+        assert checksums(source) == before  # the user's data is read, never written
+
+
+class TestInstanceMaskFolders:
+    def test_dsb_runs_to_a_holdout_scored_on_object_map(self, tmp_path):
+        source = tmp_path / "dsb"
+        dsb(source)
+        before = checksums(source)
+        repo = make_repo(tmp_path / "repo", {})
+        exp_run(repo, "folder", source=source, train_images="stage1_train/*/images/*.png", mask="../masks/*.png",
+                metric="object_ap", submission_rows="instance")
+        holdout = read(repo, "metrics/holdout.json")
+        assert holdout["metric"] == "object_ap" and 0 <= holdout["score"] <= 1 and holdout["images"] == 3
+        submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+        assert list(submission.columns) == ["id", "rle_mask"] and submission.id.nunique() == 3
+        assert read(repo, "metrics/cv.json")["metric"] == "object_ap"
+        assert checksums(source) == before
+
+
+class TestARowPerImageAndClass:
+    def test_severstal_layout_runs_to_a_row_per_image_and_class(self, tmp_path):
+        source = tmp_path / "steel"
+        severstal(source)
+        repo = make_repo(tmp_path / "repo", {})
+        exp_run(repo, "rle_csv", source=source, train_images="train_images/{id}", every_image="true",
+                class_column="ClassId", classes='["1","2","3"]', test_images="test_images/{id}",
+                sample_submission="sample_submission.csv")
+        submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+        assert list(submission.columns) == ["ImageId", "EncodedPixels", "ClassId"]
+        assert submission.ClassId.tolist() == ["1", "2", "3"] * 4
+        assert submission.ImageId.tolist() == [f"t{i:02d}.png" for i in range(4) for _ in range(3)]
+        cv = read(repo, "metrics/cv.json")
+        assert cv["metric"] == "dice" and set(cv["classes"]) == {"1", "2", "3"}
