@@ -1,14 +1,16 @@
-"""Kaggle's label formats from params alone: the real `dvc exp run` on trees made here, each to a
-validated submission in its competition's own format, scored on its own metric.
+"""Kaggle's label formats from params alone: the `dvc exp run` command docs/competition.md shows for
+each, run for real on a tree in that layout made here, to a validated submission in the competition's
+own format, scored on its own metric.
 
 Each format is a class of its own, so that the parallel workers run them side by side.
 """
 import hashlib
 import json
+import shlex
 from pathlib import Path
 
 import pandas as pd
-from dvc_repo import make_repo, run
+from dvc_repo import ROOT, make_repo, run
 from formats import airbus, dsb, severstal
 
 from segpipe import rle
@@ -19,12 +21,13 @@ def checksums(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def exp_run(repo: Path, dataset: str, **options) -> None:
-    """`dvc exp run -S base.dataset=<dataset> -S <dataset>.<key>=<value> ...`; a value with braces is quoted
-    (Hydra's override grammar, which `-S` follows, reads `{` as the start of a dictionary)."""
-    quoted = {key: f"'{value}'" if "{" in str(value) else value for key, value in options.items()}
-    flags = [arg for key, value in quoted.items() for arg in ("-S", f"{dataset}.{key}={value}")]
-    run(["dvc", "exp", "run", "-S", f"base.dataset={dataset}", *flags], repo)
+def doc_command(marker: str, source: Path) -> list[str]:
+    """The `dvc exp run` line of docs/competition.md that holds `marker`, its source set to `source`."""
+    lines = [line for line in (ROOT / "docs/competition.md").read_text().splitlines()
+             if line.startswith("dvc exp run") and marker in line]
+    assert len(lines) == 1, f"docs/competition.md: {len(lines)} commands hold {marker!r}"
+    return [f"{arg.split('=')[0]}={source}" if arg.split("=")[0].endswith(".source") else arg
+            for arg in shlex.split(lines[0])]
 
 
 def read(repo: Path, name: str) -> dict:
@@ -37,9 +40,7 @@ class TestARowPerInstance:
         airbus(source)
         before = checksums(source)
         repo = make_repo(tmp_path / "repo", {})
-        exp_run(repo, "rle_csv", source=source, labels="train_ship_segmentations_v2.csv",
-                train_images="train_v2/{id}", test_images="test_v2/{id}",
-                sample_submission="sample_submission_v2.csv", instances="true", metric="object_f2")
+        run(doc_command("train_ship_segmentations_v2.csv", source), repo)
         submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
         assert list(submission.columns) == ["ImageId", "EncodedPixels"]
         sample = pd.read_csv(source / "sample_submission_v2.csv", dtype=str)
@@ -60,8 +61,7 @@ class TestInstanceMaskFolders:
         dsb(source)
         before = checksums(source)
         repo = make_repo(tmp_path / "repo", {})
-        exp_run(repo, "folder", source=source, train_images="stage1_train/*/images/*.png", mask="../masks/*.png",
-                metric="object_ap", submission_rows="instance")
+        run(doc_command("stage1_train", source), repo)
         holdout = read(repo, "metrics/holdout.json")
         assert holdout["metric"] == "object_ap" and 0 <= holdout["score"] <= 1 and holdout["images"] == 3
         submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
@@ -75,12 +75,10 @@ class TestARowPerImageAndClass:
         source = tmp_path / "steel"
         severstal(source)
         repo = make_repo(tmp_path / "repo", {})
-        exp_run(repo, "rle_csv", source=source, train_images="train_images/{id}", every_image="true",
-                class_column="ClassId", classes='["1","2","3"]', test_images="test_images/{id}",
-                sample_submission="sample_submission.csv")
+        run(doc_command("ClassId", source), repo)
         submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
         assert list(submission.columns) == ["ImageId", "EncodedPixels", "ClassId"]
-        assert submission.ClassId.tolist() == ["1", "2", "3"] * 4
-        assert submission.ImageId.tolist() == [f"t{i:02d}.png" for i in range(4) for _ in range(3)]
+        assert submission.ClassId.tolist() == ["1", "2", "3", "4"] * 4
+        assert submission.ImageId.tolist() == [f"t{i:02d}.png" for i in range(4) for _ in range(4)]
         cv = read(repo, "metrics/cv.json")
-        assert cv["metric"] == "dice" and set(cv["classes"]) == {"1", "2", "3"}
+        assert cv["metric"] == "dice" and set(cv["classes"]) == {"1", "2", "3", "4"}

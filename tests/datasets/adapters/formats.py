@@ -69,8 +69,8 @@ def severstal(root: Path, train: int = 16, test: int = 4, seed: int = 0) -> dict
     lines, truth = ["ImageId,ClassId,EncodedPixels"], {}
     for i in range(train):
         image_id = f"{i:03d}.png"
-        boxes = objects(rng, 3)
-        present = rng.random(3) < 0.5
+        boxes = objects(rng, 4)
+        present = rng.random(4) < 0.5
         bits = np.zeros(SIZE, np.uint8)
         for k, (box, on) in enumerate(zip(boxes, present)):
             if on:
@@ -83,7 +83,7 @@ def severstal(root: Path, train: int = 16, test: int = 4, seed: int = 0) -> dict
     for i in range(test):
         image_id = f"t{i:02d}.png"
         write_png(root / "test_images" / image_id, image_of(objects(rng, 1), rng))
-        sample += [f"{image_id},1 1,{k}" for k in (1, 2, 3)]
+        sample += [f"{image_id},1 1,{k}" for k in (1, 2, 3, 4)]
     (root / "sample_submission.csv").write_text("\n".join(sample) + "\n")
     return truth
 
@@ -101,3 +101,29 @@ def dsb(root: Path, train: int = 16, seed: int = 0) -> dict[str, list[np.ndarray
         for k, nucleus in enumerate(nuclei):
             write_png(root / "stage1_train" / image_id / "masks" / f"{k:02x}{image_id}.png", nucleus.astype(np.uint8) * 255)
     return truth
+
+
+def tgs(root: Path, train: int = 8, test: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    """TGS Salt's layout: train/images/<id>.png, train/masks/<id>.png (16-bit, {0, 65535}), train.csv
+    `id,rle_mask` (column-major, an empty cell for no salt), test/images/ and sample_submission.csv.
+    Returns each train id's mask."""
+    rng = np.random.default_rng(seed)
+    lines, truth = ["id,rle_mask"], {}
+    for i in range(train):
+        image_id = f"{i:03d}f{i % 3}"
+        mask = union_mask(objects(rng, int(rng.integers(0, 3))))
+        truth[image_id] = mask
+        write_png(root / "train" / "images" / f"{image_id}.png", image_of([mask], rng))
+        write_png(root / "train" / "masks" / f"{image_id}.png", mask.astype(np.uint16) * 65535)
+        lines.append(f"{image_id},{rle.encode(mask, order='F')}")
+    (root / "train.csv").write_text("\n".join(lines) + "\n")
+    sample = ["id,rle_mask"]
+    for i in range(test):
+        write_png(root / "test" / "images" / f"t{i}.png", image_of([], rng))
+        sample.append(f"t{i},1 1")
+    (root / "sample_submission.csv").write_text("\n".join(sample) + "\n")
+    return truth
+
+
+def union_mask(masks: list[np.ndarray], shape=SIZE) -> np.ndarray:
+    return np.logical_or.reduce(masks) if masks else np.zeros(shape, bool)

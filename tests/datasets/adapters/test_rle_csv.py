@@ -35,22 +35,22 @@ def test_a_row_per_instance_is_ored_and_submitted_a_row_per_instance(tmp_path):
 def test_a_row_per_image_and_class_with_unlisted_images_empty(tmp_path):
     truth = severstal(tmp_path)
     competition = rle_csv.load(tmp_path, train_images="train_images/{id}", every_image=True, class_column="ClassId",
-                               classes=["1", "2", "3"], test_images="test_images/{id}",
+                               classes=["1", "2", "3", "4"], test_images="test_images/{id}",
                                sample_submission="sample_submission.csv")
     assert competition.train.id.tolist() == sorted(truth)  # listed in train.csv or not
     for image_id, key in zip(competition.train.id, competition.train["mask"]):
         assert np.array_equal(competition.read_mask(key), truth[image_id])
     assert competition.submission.header() == ["ImageId", "EncodedPixels", "ClassId"]
-    assert competition.submission.labels == ("1", "2", "3") and competition.submission.rows == "image"
+    assert competition.submission.labels == ("1", "2", "3", "4") and competition.submission.rows == "image"
 
 
 def test_ids_that_name_the_class_are_split(tmp_path):
     truth = severstal(tmp_path)
     lines = ["Image_Label,EncodedPixels"] + [f"{i}_{name},{rle.encode((bits >> k) & 1 > 0, order='F')}"
-                                              for i, bits in truth.items() for k, name in enumerate("abc")]
+                                              for i, bits in truth.items() for k, name in enumerate("abcd")]
     (tmp_path / "clouds.csv").write_text("\n".join(lines) + "\n")
     competition = rle_csv.load(tmp_path, labels="clouds.csv", train_images="train_images/{id}", id_column="Image_Label",
-                               id_split="_", classes=["a", "b", "c"])
+                               id_split="_", classes=["a", "b", "c", "d"])
     for image_id, key in zip(competition.train.id, competition.train["mask"]):
         assert np.array_equal(competition.read_mask(key), truth[image_id])
     assert competition.submission.id_format == "{id}_{label}" and competition.submission.class_column is None
