@@ -50,10 +50,11 @@ def test_ids_that_name_the_class_are_split(tmp_path):
                                               for i, bits in truth.items() for k, name in enumerate("abcd")]
     (tmp_path / "clouds.csv").write_text("\n".join(lines) + "\n")
     competition = rle_csv.load(tmp_path, labels="clouds.csv", train_images="train_images/{id}", id_column="Image_Label",
-                               id_split="_", classes=["a", "b", "c", "d"])
+                               id_split="_", classes=["a", "b", "c", "d"], mask_size=[20, 24])
     for image_id, key in zip(competition.train.id, competition.train["mask"]):
         assert np.array_equal(competition.read_mask(key), truth[image_id])
     assert competition.submission.id_format == "{id}_{label}" and competition.submission.class_column is None
+    assert competition.submission.mask_size == (20, 24)  # Clouds' rule: submitted at a quarter of the images
     assert competition.test.empty  # no test set: a holdout is made from the training images
 
 

@@ -18,6 +18,8 @@ or per instance, described by params alone ([add your competition](docs/competit
     rle_relative: false                 true: each start counts from the previous run's end (SIIM-ACR)
     empty: ["", "-1"]                   the cells that mean "no pixels"
     image_size: null                    [H, W] of every image; null reads each image's header
+    mask_size: null                     [H, W] the masks are submitted (and scored) at, when not
+                                        each image's own (Understanding Clouds: [350, 525])
     group_regex: null                   its first group, searched in the id, is the patient
     metric: dice                        the score to maximise (see `segpipe.evaluation.scores`)
     submission_rows: null               image | instance; null: instance when `instances`
@@ -65,6 +67,7 @@ class Params(DatasetSection):
     rle_relative: bool = False
     empty: list[str] = ["", "-1"]
     image_size: tuple[int, int] | None = None
+    mask_size: tuple[int, int] | None = None
     group_regex: str | None = None
     metric: Literal["dice", "patient_dice", "iou_hits", "object_f2", "object_ap"] = "dice"
     submission_rows: Literal["image", "instance"] | None = None
@@ -171,7 +174,7 @@ def load(root: Path | Tree, *, labels: str = "train.csv", train_images: str = "t
          test_images: str | None = None, sample_submission: str | None = None, id_column: str = "ImageId",
          rle_column: str = "EncodedPixels", class_column: str | None = None, id_split: str | None = None,
          classes=(), instances: bool = False, rle_order: RleOrder = "F", rle_start: int = 1,
-         rle_relative: bool = False, empty=("", "-1"), image_size=None, group_regex: str | None = None,
+         rle_relative: bool = False, empty=("", "-1"), image_size=None, mask_size=None, group_regex: str | None = None,
          metric: str = "dice", submission_rows: str | None = None, **_options) -> Competition:
     """Index the competition in `root` (a folder, a zip or a Tree) as its params describe it."""
     tree, classes = as_tree(root), tuple(classes)
@@ -210,7 +213,8 @@ def load(root: Path | Tree, *, labels: str = "train.csv", train_images: str = "t
     test, header = _test_table(tree, test_images, sample_submission, id_column, id_split)
     spec = SubmissionSpec(id_column, rle_column, rle_order, tree.locate(sample_submission) if sample_submission else None,
                           id_format=f"{{id}}{id_split}{{label}}" if id_split else "{id}", class_column=class_column,
-                          labels=classes, columns=header if classes else (), rows=rows)
+                          labels=classes, columns=header if classes else (), rows=rows,
+                          mask_size=tuple(mask_size) if mask_size else None)
     return Competition(name="rle_csv", train=train, test=test, submission=spec, read_image=readers.read_rgb,
                        read_mask=partial(read_mask, csv=csv, order=rle_order), classes=classes, metric=metric)
 
