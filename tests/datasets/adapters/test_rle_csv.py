@@ -10,6 +10,7 @@ from segpipe.core.errors import InputError
 from segpipe.datasets.adapters import rle_csv
 from segpipe.datasets.adapters.rle_csv import union
 from segpipe.datasets.tree import natural_key
+from segpipe.submission.validate import check_uploadable
 
 AIRBUS = dict(labels="train_ship_segmentations_v2.csv", train_images="train_v2/{id}", test_images="test_v2/{id}",
               sample_submission="sample_submission_v2.csv", instances=True, metric="object_f2")
@@ -29,6 +30,9 @@ def test_a_row_per_instance_is_ored_and_submitted_a_row_per_instance(tmp_path):
     assert competition.test.id.tolist() == [f"{i:04x}cd.png" for i in range(4)]  # the sample's order
     spec = competition.submission
     assert spec.rows == "instance" and spec.header() == ["ImageId", "EncodedPixels"]
+    assert spec.competition is None  # make submit refuses it unless rle_csv.competition names the slug
+    named = rle_csv.load(tmp_path, **AIRBUS, competition="airbus-ship-detection")
+    assert check_uploadable("rle_csv", named.submission) == "airbus-ship-detection"
     assert competition.metric == "object_f2" and competition.classes == ()
 
 

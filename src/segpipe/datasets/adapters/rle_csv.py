@@ -23,6 +23,8 @@ or per instance, described by params alone ([add your competition](docs/competit
     group_regex: null                   its first group, searched in the id, is the patient
     metric: dice                        the score to maximise (see `segpipe.evaluation.scores`)
     submission_rows: null               image | instance; null: instance when `instances`
+    competition: null                   the Kaggle slug `make submit` uploads to (the data itself is
+                                        read from `source`: a copy, or a Kaggle Notebook's input)
 
 The submission has the label csv's columns (or the sample's header), its RLE 1-indexed and
 absolute in `rle_order`, an empty cell for no pixels.
@@ -71,6 +73,7 @@ class Params(DatasetSection):
     group_regex: str | None = None
     metric: Literal["dice", "patient_dice", "iou_hits", "object_f2", "object_ap"] = "dice"
     submission_rows: Literal["image", "instance"] | None = None
+    competition: str | None = None
     holdout_patients: float | None = Field(None, ge=0, lt=1)
 
     @model_validator(mode="after")
@@ -175,7 +178,8 @@ def load(root: Path | Tree, *, labels: str = "train.csv", train_images: str = "t
          rle_column: str = "EncodedPixels", class_column: str | None = None, id_split: str | None = None,
          classes=(), instances: bool = False, rle_order: RleOrder = "F", rle_start: int = 1,
          rle_relative: bool = False, empty=("", "-1"), image_size=None, mask_size=None, group_regex: str | None = None,
-         metric: str = "dice", submission_rows: str | None = None, **_options) -> Competition:
+         metric: str = "dice", submission_rows: str | None = None, competition: str | None = None,
+         **_options) -> Competition:
     """Index the competition in `root` (a folder, a zip or a Tree) as its params describe it."""
     tree, classes = as_tree(root), tuple(classes)
     if (class_column or id_split) and not classes:
@@ -214,7 +218,7 @@ def load(root: Path | Tree, *, labels: str = "train.csv", train_images: str = "t
     spec = SubmissionSpec(id_column, rle_column, rle_order, tree.locate(sample_submission) if sample_submission else None,
                           id_format=f"{{id}}{id_split}{{label}}" if id_split else "{id}", class_column=class_column,
                           labels=classes, columns=header if classes else (), rows=rows,
-                          mask_size=tuple(mask_size) if mask_size else None)
+                          mask_size=tuple(mask_size) if mask_size else None, competition=competition)
     return Competition(name="rle_csv", train=train, test=test, submission=spec, read_image=readers.read_rgb,
                        read_mask=partial(read_mask, csv=csv, order=rle_order), classes=classes, metric=metric)
 
