@@ -13,7 +13,7 @@ from segpipe.config.evaluation import load_evaluation_params
 from segpipe.core.cli import parse_paths, run_stage
 from segpipe.core.runtime import write_json
 from segpipe.evaluation.blend import Score, model_oof, select, select_per_class, write_blend
-from segpipe.evaluation.scores import read_metric
+from segpipe.evaluation.scores import OBJECT_METRICS, read_metric
 from segpipe.paths import artifacts
 
 
@@ -25,6 +25,7 @@ def main() -> None:
     labels, classes = layout.labels, layout.labels.classes
     dirs = {name: {k: artifacts.oof_dir(args.oof, name, k) for k in params.folds.train} for name in params.models}
     metric = read_metric(args.masks.parent)
+    shown = f"{metric} (its stand-in iou_hits)" if metric in OBJECT_METRICS else metric
     oof = model_oof(folds, dirs, args.masks, labels, metric)
     out_dirs = {k: artifacts.fold_dir(args.out, k) for k in params.folds.train}
     if params.blend.per_class and labels.several:  # a bag per class, each on its own class's Dice
@@ -41,18 +42,19 @@ def main() -> None:
         write_blend(folds, oof, chosen.counts, out_dirs)
         score, singles, weights, summed = chosen.score, chosen.singles, chosen.weights, chosen.counts
         extra = {"steps": chosen.steps}
+    stand_in = {"stand_in": "iou_hits"} if metric in OBJECT_METRICS else {}  # objects: the threshold stage scores them
     write_json(args.metrics, {
-        "metric": metric, **score.to_dict(classes), "weights": weights, "counts": {n: c for n, c in summed.items() if c},
+        "metric": metric, **stand_in, **score.to_dict(classes), "weights": weights, "counts": {n: c for n, c in summed.items() if c},
         "models": {name: single.to_dict(classes) for name, single in singles.items()}, **extra,
     })
     for name, single in singles.items():
-        print(f"{name}: CV {metric} {single.score:.4f} (dice {single.dice:.4f}, patient {single.patient_dice:.4f})"
+        print(f"{name}: CV {shown} {single.score:.4f} (dice {single.dice:.4f}, patient {single.patient_dice:.4f})"
               f"{_at(single)}; "
               f"weight {weights[name]:.2f}")
     if "class_weights" in extra:
         for name, bag in extra["class_weights"].items():
             print(f"{name}: weights " + ", ".join(f"{model} {w:.2f}" for model, w in bag.items()))
-    print(f"blend: CV {metric} {score.score:.4f} (dice {score.dice:.4f}, patient {score.patient_dice:.4f}){_at(score)}")
+    print(f"blend: CV {shown} {score.score:.4f} (dice {score.dice:.4f}, patient {score.patient_dice:.4f}){_at(score)}")
 
 
 def _at(score) -> str:
