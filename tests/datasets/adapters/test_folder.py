@@ -195,5 +195,5 @@ def test_a_folder_of_instance_masks_per_image_is_their_union(tmp_path):
         nucleus.unlink()
     with pytest.raises(InputError, match=r"training images without an instance mask \(1; mask rule '../masks/\*.png'\)"):
         folder.load(tmp_path, train_images="stage1_train/*/images/*.png", mask="../masks/*.png")
-    with pytest.raises(InputError, match="instance masks .* are for one class"):
+    with pytest.raises(InputError, match="instance masks .* for one class"):
         folder.load(tmp_path, train_images="stage1_train/*/images/*.png", mask="../masks/*.png", classes=["a"])

@@ -113,6 +113,8 @@ def test_bad_labels_are_errors_naming_the_file_and_the_image(tmp_path):
         rle_csv.load(tmp_path, **{**AIRBUS, "rle_column": "Encoded"})
     with pytest.raises(InputError, match=r"rows for images with no file 'train/\{id\}'"):
         rle_csv.load(tmp_path, **{**AIRBUS, "train_images": "train/{id}"})
+    with pytest.raises(InputError, match="object metrics are for one class"):
+        rle_csv.load(tmp_path, **{**AIRBUS, "class_column": "ImageId", "classes": ["a"]})
     with pytest.raises(InputError, match="class_column / id_split name each row's class"):
         rle_csv.load(tmp_path, **{**AIRBUS, "class_column": "ImageId"})
     csv = tmp_path / AIRBUS["labels"]

@@ -89,9 +89,9 @@ def load(root: Path | Tree, *, train_images: str, mask: str, test_images: str | 
     if exclusive and (per_class or not classes):
         raise InputError("folder.exclusive is for index PNG masks (folder.classes without {class} in folder.mask): "
                          "their classes are one a pixel by construction")
-    if classes and (instances or submission_rows == "instance"):
-        raise InputError("folder: instance masks (a glob in folder.mask) and folder.submission_rows: instance are "
-                         "for one class; leave folder.classes empty")
+    if classes and (instances or submission_rows == "instance" or metric.startswith("object_")):
+        raise InputError("folder: instance masks (a glob in folder.mask), folder.submission_rows: instance and the "
+                         "object metrics are for one class; leave folder.classes empty")
     train, test = _index(tree, train_images, mask, test_images, group_regex, classes if per_class else (), instances)
     spec = SubmissionSpec("id", "rle_mask", rle_order, None, competition=None, class_column="class" if classes else None,
                           rows=submission_rows)

@@ -187,8 +187,9 @@ def load(root: Path | Tree, *, labels: str = "train.csv", train_images: str = "t
     if classes and not (class_column or id_split):
         raise InputError("rle_csv.classes needs rle_csv.class_column or rle_csv.id_split: how a row names its class")
     rows = submission_rows or ("instance" if instances else "image")
-    if classes and rows == "instance":
-        raise InputError("rle_csv.submission_rows: instance is for one class; leave rle_csv.classes empty")
+    if classes and (rows == "instance" or metric.startswith("object_")):
+        raise InputError("rle_csv: submission_rows: instance and the object metrics are for one class; "
+                         "leave rle_csv.classes empty")
     if labels not in tree:
         raise InputError(f"{tree.where}/{labels}: missing (the label csv, rle_csv.labels)")
     locator = tree.locate(labels)
