@@ -30,18 +30,30 @@ def doc_command(marker: str, source: Path) -> list[str]:
             for arg in shlex.split(lines[0])]
 
 
+def run_doc_example(tmp_path: Path, make_tree, marker: str) -> tuple[Path, Path]:
+    """(repo, source): `make_tree` writes a source in its layout, and the docs' command that holds `marker`
+    runs on it in a fresh repo, leaving the user's files as they were."""
+    source = tmp_path / "source"
+    make_tree(source)
+    before = checksums(source)
+    repo = make_repo(tmp_path / "repo", {})
+    run(doc_command(marker, source), repo)
+    assert checksums(source) == before  # the user's data is read, never written
+    return repo, source
+
+
 def read(repo: Path, name: str) -> dict:
     return json.loads((repo / name).read_text())
 
 
+def submission_of(repo: Path) -> pd.DataFrame:
+    return pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+
+
 class TestARowPerInstance:
     def test_airbus_runs_to_instance_rows_tuned_on_object_f2(self, tmp_path):
-        source = tmp_path / "airbus"
-        airbus(source)
-        before = checksums(source)
-        repo = make_repo(tmp_path / "repo", {})
-        run(doc_command("train_ship_segmentations_v2.csv", source), repo)
-        submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+        repo, source = run_doc_example(tmp_path, airbus, "train_ship_segmentations_v2.csv")
+        submission = submission_of(repo)
         assert list(submission.columns) == ["ImageId", "EncodedPixels"]
         sample = pd.read_csv(source / "sample_submission_v2.csv", dtype=str)
         assert list(dict.fromkeys(submission.ImageId)) == sample.ImageId.tolist()  # every image, in order
@@ -52,31 +64,22 @@ class TestARowPerInstance:
         cv = read(repo, "metrics/cv.json")
         assert cv["metric"] == "object_f2" and 0 <= cv["score"] <= 1
         assert cv["search"][-1]["step"].startswith("objects") and cv["search"][-1]["score"] == cv["score"]
-        assert checksums(source) == before  # the user's data is read, never written
 
 
 class TestInstanceMaskFolders:
     def test_dsb_runs_to_a_holdout_scored_on_object_map(self, tmp_path):
-        source = tmp_path / "dsb"
-        dsb(source)
-        before = checksums(source)
-        repo = make_repo(tmp_path / "repo", {})
-        run(doc_command("stage1_train", source), repo)
+        repo, _ = run_doc_example(tmp_path, dsb, "stage1_train")
         holdout = read(repo, "metrics/holdout.json")
         assert holdout["metric"] == "object_ap" and 0 <= holdout["score"] <= 1 and holdout["images"] == 3
-        submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+        submission = submission_of(repo)
         assert list(submission.columns) == ["id", "rle_mask"] and submission.id.nunique() == 3
         assert read(repo, "metrics/cv.json")["metric"] == "object_ap"
-        assert checksums(source) == before
 
 
 class TestARowPerImageAndClass:
     def test_severstal_layout_runs_to_a_row_per_image_and_class(self, tmp_path):
-        source = tmp_path / "steel"
-        severstal(source)
-        repo = make_repo(tmp_path / "repo", {})
-        run(doc_command("ClassId", source), repo)
-        submission = pd.read_csv(repo / "submissions/submit.csv.gz", dtype=str, keep_default_na=False)
+        repo, _ = run_doc_example(tmp_path, severstal, "ClassId")
+        submission = submission_of(repo)
         assert list(submission.columns) == ["ImageId", "EncodedPixels", "ClassId"]
         assert submission.ClassId.tolist() == ["1", "2", "3", "4"] * 4
         assert submission.ImageId.tolist() == [f"t{i:02d}.png" for i in range(4) for _ in range(4)]

@@ -5,6 +5,7 @@ half-extracted or renamed download is caught at `load` instead of deep inside `p
 """
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 from typing import Callable, Iterable, Sequence
 
@@ -20,6 +21,26 @@ def name_few(names: Iterable[str], limit: int = 5) -> str:
     names = list(names)
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
+
+
+def patient_groups(names: Sequence[str], group_regex: str | None, param: str = "group_regex",
+                   what: str = "image names") -> list[str]:
+    """Each name's patient: the first group of `group_regex` searched in it, or the name itself when
+    there is no regex. InputError naming `param` for an invalid regex, one without a group, or one
+    that some names (`what` they are) do not match."""
+    if group_regex is None:
+        return list(names)
+    try:
+        pattern = re.compile(group_regex)
+    except re.error as err:
+        raise InputError(f"{param} {group_regex!r} is not a valid regex: {err}") from None
+    if pattern.groups < 1:
+        raise InputError(f"{param} {group_regex!r} needs a (group) that captures the patient id")
+    found = [pattern.search(name) for name in names]
+    unmatched = [name for name, match in zip(names, found) if not match]
+    if unmatched:
+        raise InputError(f"group_regex {group_regex!r} does not match the {what} {name_few(unmatched)}")
+    return [match[1] for match in found]
 
 
 def tif_mask_for(image: str) -> str:

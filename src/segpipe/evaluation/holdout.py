@@ -40,9 +40,7 @@ def score_holdout(path: Path, competition) -> dict:
     for positions in volume_order(test, np.arange(len(test))) if volumes else [range(len(test))]:
         pred_slices, true_slices = [], []
         for i in positions:
-            truth = labels.packed(competition.read_mask(test["mask"].iloc[i]))
-            if spec.mask_size is not None and truth.shape != tuple(spec.mask_size):  # by prepare's rule
-                truth = resize_labels(truth, spec.mask_size, labels)
+            truth = _truth(competition, i)
             pred = np.zeros(truth.shape, np.uint8)
             for k in range(per_image):
                 encoded = table[spec.rle_column].iloc[i * per_image + k]
@@ -79,9 +77,7 @@ def _score_objects(table: pd.DataFrame, competition) -> dict:
     rows_of = table.groupby(spec.id_column, sort=False)[spec.rle_column].agg(list).to_dict()
     pixels, pairs = np.zeros((len(test), 3), np.int64), []
     for i, image_id in enumerate(test.id.astype(str)):
-        truth = competition.read_mask(test["mask"].iloc[i]) != 0
-        if spec.mask_size is not None and truth.shape != tuple(spec.mask_size):
-            truth = resize_labels(truth.view(np.uint8), spec.mask_size, competition.labels) != 0
+        truth = _truth(competition, i) != 0
         instances = np.zeros(truth.shape, np.int32)
         for k, encoded in enumerate((code for code in rows_of.get(image_id, []) if code), start=1):
             instances[rle.decode(encoded, truth.shape, order=spec.rle_order)] = k
@@ -93,6 +89,16 @@ def _score_objects(table: pd.DataFrame, competition) -> dict:
     if competition.metric in OBJECT_METRICS:
         summary["score"] = instance_counts(pairs).score(competition.metric)
     return {"metric": competition.metric, **summary}
+
+
+def _truth(competition, i: int) -> np.ndarray:
+    """Test image `i`'s true mask (packed labels), at the competition's `mask_size` when it has one, resized
+    by prepare's rule."""
+    labels, size = competition.labels, competition.submission.mask_size
+    truth = labels.packed(competition.read_mask(competition.test["mask"].iloc[i]))
+    if size is not None and truth.shape != tuple(size):
+        truth = resize_labels(truth, size, labels)
+    return truth
 
 
 def _stacked(pred: list, true: list, competition, test: pd.DataFrame, positions) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ from typing import Iterable
 import numpy as np
 
 from segpipe.evaluation.postprocess import Rule, apply, components, cut, kept_components
-from segpipe.evaluation.scores import IOU_THRESHOLDS, OBJECT_METRICS  # noqa: F401 (OBJECT_METRICS: here too)
+from segpipe.evaluation.scores import IOU_THRESHOLDS
 
 THRESHOLDS = np.round(np.arange(6, 17) * 0.05, 2)  # the pixel thresholds the object step tries: 0.3 .. 0.8
 
@@ -70,7 +70,8 @@ def hits(table: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray,
     if keep is not None:
         inter, pred_area = inter[keep], pred_area[keep]
     union = pred_area[:, None] + true_area[None, :] - inter
-    iou = inter[inter * 2 > union] / union[inter * 2 > union]  # only pairs above 0.5 can hit
+    above_half = inter * 2 > union  # only pairs above 0.5 can hit
+    iou = inter[above_half] / union[above_half]
     return (iou[:, None] > IOU_THRESHOLDS).sum(axis=0), len(pred_area), len(true_area)
 
 
@@ -86,12 +87,8 @@ def instance_counts(pairs: Iterable[tuple[np.ndarray, int, np.ndarray]]) -> Obje
 
 def rule_object_counts(maps: Iterable[tuple[np.ndarray, np.ndarray]], rule: Rule) -> ObjectCounts:
     """ObjectCounts of (uint8 probability, true mask) pairs, each map cut by `rule`, its components the objects."""
-    return instance_counts((*_labelled(apply(prob, rule)), mask.astype(bool)) for prob, mask in maps)
-
-
-def _labelled(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    labels, areas = components(mask)
-    return labels, len(areas)
+    labelled = ((components(apply(prob, rule)), mask) for prob, mask in maps)
+    return instance_counts((labels, len(areas), mask.astype(bool)) for (labels, areas), mask in labelled)
 
 
 def search_objects(maps, rule: Rule, min_components: Iterable[int], metric: str) -> tuple[Rule, float, float]:

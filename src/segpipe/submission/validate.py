@@ -5,7 +5,7 @@ import csv
 import gzip
 import io
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,28 +43,20 @@ def validate_submission(path: Path, spec: SubmissionSpec, n_pixels: dict[str, in
     keys = [header_want.index(spec.id_column)] + ([header_want.index(spec.class_column)] if labels and
                                                   spec.class_column else [])
     at = header_want.index(spec.rle_column)
-    opener = gzip.open if str(path).endswith(".gz") or _is_gzip(path) else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header != header_want:
-            raise InputError(f"{path}: header {header} should be {header_want}")
-        count = 0
-        for count, row in enumerate(reader, start=1):
-            if len(row) != len(header_want):
-                raise InputError(f"{path}: row {count} has {len(row)} fields: {row[:3]}")
-            key = tuple(row[i] for i in keys)
-            if count > len(expected) or key != expected[count - 1]:
-                want = _named(expected[count - 1]) if count <= len(expected) else "'end of file'"
-                raise InputError(f"{path}: row {count} has id {_named(key)}, the "
-                                 f"{'test set' if labels else 'sample submission'} has {want}")
-            image_id = images[(count - 1) // len(labels)] if labels else row[keys[0]]
-            if image_id not in n_pixels:
-                raise InputError(f"{path}: id {image_id!r} is not a test image")
-            try:
-                rle.validate(row[at], n_pixels[image_id])
-            except ValueError as err:
-                raise InputError(f"{path}: id {_named(key)}: malformed RLE: {err}") from None
+    count = 0
+    for count, row in _rows(path, header_want):
+        key = tuple(row[i] for i in keys)
+        if count > len(expected) or key != expected[count - 1]:
+            want = _named(expected[count - 1]) if count <= len(expected) else "'end of file'"
+            raise InputError(f"{path}: row {count} has id {_named(key)}, the "
+                             f"{'test set' if labels else 'sample submission'} has {want}")
+        image_id = images[(count - 1) // len(labels)] if labels else row[keys[0]]
+        if image_id not in n_pixels:
+            raise InputError(f"{path}: id {image_id!r} is not a test image")
+        try:
+            rle.validate(row[at], n_pixels[image_id])
+        except ValueError as err:
+            raise InputError(f"{path}: id {_named(key)}: malformed RLE: {err}") from None
     if count != len(expected):
         raise InputError(f"{path}: {count} rows, the {'test set' if labels else 'sample submission'} has "
                          f"{len(expected)}")
@@ -75,11 +67,11 @@ def _validate_instances(path: Path, spec: SubmissionSpec, n_pixels: dict[str, in
     """Instance rows: each image's rows together, images in order; one empty row for an image without
     instances, otherwise no empty row; every RLE well formed; an image's instances disjoint."""
     header_want = [spec.id_column, spec.rle_column]
-    table = _read_rows(path, header_want)
     position = {image: k for k, image in enumerate(images)}
     at = -1  # the image position the rows have reached
     by_image: dict[str, list[tuple[int, str]]] = {}
-    for count, (image_id, encoded) in enumerate(table, start=1):
+    count = 0
+    for count, (image_id, encoded) in _rows(path, header_want):
         if image_id not in position:
             raise InputError(f"{path}: row {count} has id {image_id!r}, which is not a test image")
         if position[image_id] < at:
@@ -96,31 +88,31 @@ def _validate_instances(path: Path, spec: SubmissionSpec, n_pixels: dict[str, in
             raise InputError(f"{path}: row {next(c for c, e in rows if not e)}: id {image_id!r} has instances and "
                              "an empty row too (the empty row is for an image with none)")
         runs = []
-        for count, encoded in rows:
+        for number, encoded in rows:
             try:
                 runs.append(rle.runs(encoded, n_pixels[image_id]))
             except ValueError as err:
-                raise InputError(f"{path}: row {count}, id {image_id!r}: malformed RLE: {err}") from None
+                raise InputError(f"{path}: row {number}, id {image_id!r}: malformed RLE: {err}") from None
         joined = np.concatenate(runs)
         joined = joined[np.argsort(joined[:, 0], kind="stable")]
         if (joined[1:, 0] < joined[:-1, 0] + joined[:-1, 1]).any():
             raise InputError(f"{path}: id {image_id!r}: two of its instances overlap (instances must be disjoint)")
-    return len(table)
+    return count
 
 
-def _read_rows(path: Path, header_want: list[str]) -> list[tuple[str, str]]:
+def _rows(path: Path, header_want: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """(row number from 1, fields) of the submission at `path` (gzip or plain), streamed; InputError for a
+    header other than `header_want` or a row with another number of fields."""
     opener = gzip.open if str(path).endswith(".gz") or _is_gzip(path) else open
     with opener(path, "rt", encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header != header_want:
             raise InputError(f"{path}: header {header} should be {header_want}")
-        rows = []
         for count, row in enumerate(reader, start=1):
             if len(row) != len(header_want):
                 raise InputError(f"{path}: row {count} has {len(row)} fields: {row[:3]}")
-            rows.append((row[0], row[1]))
-    return rows
+            yield count, row
 
 
 def _named(key: tuple[str, ...]) -> str:

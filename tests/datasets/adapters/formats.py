@@ -26,6 +26,11 @@ def objects(rng: np.random.Generator, count: int, shape=SIZE) -> list[np.ndarray
     return found
 
 
+def union_mask(masks: list[np.ndarray], shape=SIZE) -> np.ndarray:
+    """The pixels of any of `masks`."""
+    return np.logical_or.reduce(masks) if masks else np.zeros(shape, bool)
+
+
 def image_of(masks: list[np.ndarray], rng: np.random.Generator, shape=SIZE) -> np.ndarray:
     """An RGB image where the objects are brighter than the noise around them."""
     image = rng.integers(0, 90, (*shape, 3)).astype(np.uint8)
@@ -123,7 +128,3 @@ def tgs(root: Path, train: int = 8, test: int = 3, seed: int = 0) -> dict[str, n
         sample.append(f"t{i},1 1")
     (root / "sample_submission.csv").write_text("\n".join(sample) + "\n")
     return truth
-
-
-def union_mask(masks: list[np.ndarray], shape=SIZE) -> np.ndarray:
-    return np.logical_or.reduce(masks) if masks else np.zeros(shape, bool)

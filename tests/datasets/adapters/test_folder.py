@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import reduce
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from formats import SIZE, dsb
+from formats import dsb, union_mask
 from indexing import index_then_download
 
 from segpipe import datasets, rle
@@ -189,7 +188,7 @@ def test_a_folder_of_instance_masks_per_image_is_their_union(tmp_path):
                               metric="object_ap", submission_rows="instance")
     assert sorted(competition.train.id) == sorted(truth)
     for image_id, key in zip(competition.train.id, competition.train["mask"]):
-        assert np.array_equal(competition.read_mask(key), reduce(np.logical_or, truth[image_id], np.zeros(SIZE, bool)))
+        assert np.array_equal(competition.read_mask(key), union_mask(truth[image_id]))
     assert competition.submission.rows == "instance" and competition.metric == "object_ap"
     for nucleus in (tmp_path / "stage1_train" / competition.train.id[0] / "masks").iterdir():
         nucleus.unlink()

@@ -1,9 +1,7 @@
 """The generic RLE-csv adapter: Kaggle's label csv formats from params alone, on trees made here."""
-from functools import reduce
-
 import numpy as np
 import pytest
-from formats import SIZE, airbus, severstal, write_png
+from formats import SIZE, airbus, severstal, union_mask, write_png
 
 from segpipe import rle
 from segpipe.core.errors import InputError
@@ -16,16 +14,12 @@ AIRBUS = dict(labels="train_ship_segmentations_v2.csv", train_images="train_v2/{
               sample_submission="sample_submission_v2.csv", instances=True, metric="object_f2")
 
 
-def union_of(masks):
-    return reduce(np.logical_or, masks, np.zeros(SIZE, bool))
-
-
 def test_a_row_per_instance_is_ored_and_submitted_a_row_per_instance(tmp_path):
     truth = airbus(tmp_path)
     competition = rle_csv.load(tmp_path, **AIRBUS)
     assert competition.train.id.tolist() == sorted(truth, key=natural_key)  # digit runs compared as numbers
     for image_id, key in zip(competition.train.id, competition.train["mask"]):
-        assert np.array_equal(competition.read_mask(key) != 0, union_of(truth[image_id]))
+        assert np.array_equal(competition.read_mask(key) != 0, union_mask(truth[image_id]))
     assert any(not ships for ships in truth.values())  # an empty row: an image with no ship
     assert competition.test.id.tolist() == [f"{i:04x}cd.png" for i in range(4)]  # the sample's order
     spec = competition.submission

@@ -48,7 +48,7 @@ from segpipe.core.labels import Labels
 
 from .. import readers
 from ..base import Competition, DatasetSection, SubmissionSpec
-from ..layout import name_few, pair_images_with_masks
+from ..layout import name_few, pair_images_with_masks, patient_groups
 from ..tree import Tree, as_tree, natural_key
 
 
@@ -109,11 +109,10 @@ def _index(tree: Tree, train_images: str, rule: str, test_images: str | None, gr
     its class files' locators (`readers.class_files_key`), classes in order; with `instances`
     (a glob rule), the files the glob matches, in name order.
     """
-    pattern = _compile(group_regex)
     mask_for = partial(_mask_path, rule=rule)
     candidates = _glob(tree, train_images)
     if instances:
-        return _index_instances(tree, candidates, mask_for, test_images, pattern, rule)
+        return _index_instances(tree, candidates, mask_for, test_images, group_regex, rule)
     names = [{"class": name} for name in class_files] or [{}]
     masks = {mask_for(name, **fields) for name in candidates for fields in names}
     outside = sorted(m for m in masks if m.startswith("../"))
@@ -133,11 +132,11 @@ def _index(tree: Tree, train_images: str, rule: str, test_images: str | None, gr
     else:
         pairs = pair_images_with_masks(images, [m for m in map(mask_for, images) if m in tree], mask_for, tree.where)
         entries = [tree.locate(m) for _, m in pairs]
-    return _tables(tree, [image for image, _ in pairs], entries, pattern, test_images, set(images) | masks)
+    return _tables(tree, [image for image, _ in pairs], entries, group_regex, test_images, set(images) | masks)
 
 
 def _index_instances(tree: Tree, candidates: list[str], mask_for, test_images: str | None,
-                     pattern: re.Pattern | None, rule: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     group_regex: str | None, rule: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`_index` for a glob mask rule: each image's instance files (`readers.class_files_key`)."""
     folders: dict[str, list[str]] = {}
     for name in tree.entries:
@@ -152,7 +151,7 @@ def _index_instances(tree: Tree, candidates: list[str], mask_for, test_images: s
         raise InputError(f"training images without an instance mask ({len(bare)}; mask rule {rule!r}): "
                          f"{name_few(bare)}")
     entries = [readers.class_files_key([tree.locate(m) for m in matched[image]]) for image in images]
-    return _tables(tree, images, entries, pattern, test_images, set(images) | masks)
+    return _tables(tree, images, entries, group_regex, test_images, set(images) | masks)
 
 
 def _glob_near(tree: Tree, folders: dict[str, list[str]], pattern: str) -> list[str]:
@@ -164,15 +163,12 @@ def _glob_near(tree: Tree, folders: dict[str, list[str]], pattern: str) -> list[
     return sorted(name for name in folders.get(folder, ()) if regex.fullmatch(posixpath.basename(name)))
 
 
-def _tables(tree: Tree, images: list[str], entries: list, pattern: re.Pattern | None, test_images: str | None,
+def _tables(tree: Tree, images: list[str], entries: list, group_regex: str | None, test_images: str | None,
             taken: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The train table of `images` and their mask `entries`, and the test table of the `test_images` glob
     (which may match none of the `taken` training files)."""
     stems = [PurePosixPath(image).stem for image in images]
-    unmatched = [stem for stem in stems if pattern and not pattern.search(stem)]
-    if unmatched:
-        raise InputError(f"group_regex {pattern.pattern!r} does not match the image names {name_few(unmatched)}")
-    train = pd.DataFrame({"id": stems, "group": [pattern.search(s)[1] if pattern else s for s in stems],
+    train = pd.DataFrame({"id": stems, "group": patient_groups(stems, group_regex),
                           "image": [tree.locate(image) for image in images],
                           "mask": pd.Series(entries, dtype=object)})
     tests = sorted(_glob(tree, test_images), key=_natural) if test_images else []
@@ -214,18 +210,6 @@ def _mask_path(image: str, rule: str, **fields: str) -> str:
     path = PurePosixPath(image)
     return posixpath.normpath(posixpath.join(path.parent.as_posix(), rule.format(
         stem=path.stem, name=path.name, suffix=path.suffix, **fields)))
-
-
-def _compile(group_regex: str | None) -> re.Pattern | None:
-    if group_regex is None:
-        return None
-    try:
-        pattern = re.compile(group_regex)
-    except re.error as err:
-        raise InputError(f"group_regex {group_regex!r} is not a valid regex: {err}") from None
-    if pattern.groups < 1:
-        raise InputError(f"group_regex {group_regex!r} needs a (group) that captures the patient id")
-    return pattern
 
 
 def _glob(tree: Tree, pattern: str) -> list[str]:

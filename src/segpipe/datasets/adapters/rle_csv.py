@@ -45,7 +45,7 @@ from segpipe.core.errors import InputError
 
 from .. import readers, rle_labels
 from ..base import Competition, DatasetSection, RleOrder, SubmissionSpec
-from ..layout import name_few
+from ..layout import name_few, patient_groups
 from ..tree import Tree, as_tree, natural_key
 
 SIZE_MARK = "@"  # a mask key's id ends in @<H>x<W>: the image's size, which the RLE needs
@@ -207,14 +207,10 @@ def load(root: Path | Tree, *, labels: str = "train.csv", train_images: str = "t
     images = [tree.locate(train_rule.name(i)) for i in ids]
     sizes = {i: tuple(image_size) if image_size else readers.image_size(path) for i, path in zip(ids, images)}
     rle_labels.check_runs(table, locator, csv.labels, sizes.__getitem__)
-    pattern = _group_pattern(group_regex)
-    unmatched = [i for i in ids if pattern and not pattern.search(i)]
-    if unmatched:
-        raise InputError(f"group_regex {group_regex!r} does not match the ids {name_few(unmatched)}")
-    train = pd.DataFrame({"id": pd.Series(ids, dtype=str), "group": [pattern.search(i)[1] if pattern else i for i in ids],
+    train = pd.DataFrame({"id": pd.Series(ids, dtype=str),
+                          "group": patient_groups(ids, group_regex, "rle_csv.group_regex", "ids"),
                           "image": pd.Series(images, dtype=object),
-                          "mask": [rle_labels.mask_key(locator, f"{i}{SIZE_MARK}{h}x{w}") for i, (h, w) in
-                                   ((i, sizes[i]) for i in ids)]})
+                          "mask": [rle_labels.mask_key(locator, f"{i}{SIZE_MARK}{h}x{w}") for i, (h, w) in sizes.items()]})
     test, header = _test_table(tree, test_images, sample_submission, id_column, id_split)
     spec = SubmissionSpec(id_column, rle_column, rle_order, tree.locate(sample_submission) if sample_submission else None,
                           id_format=f"{{id}}{id_split}{{label}}" if id_split else "{id}", class_column=class_column,
@@ -271,15 +267,3 @@ class _Rule:
         head, tail = self.rule.split("{id}")
         regex = re.compile(re.escape(head) + "(.+)" + re.escape(tail))
         return [m[1] for m in map(regex.fullmatch, tree.entries) if m and "/" not in m[1]]
-
-
-def _group_pattern(group_regex: str | None) -> re.Pattern | None:
-    if group_regex is None:
-        return None
-    try:
-        pattern = re.compile(group_regex)
-    except re.error as err:
-        raise InputError(f"rle_csv.group_regex {group_regex!r} is not a valid regex: {err}") from None
-    if pattern.groups < 1:
-        raise InputError(f"rle_csv.group_regex {group_regex!r} needs a (group) that captures the patient id")
-    return pattern
