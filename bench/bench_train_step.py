@@ -1,7 +1,7 @@
 """Time the pipeline's training loop against a bare loop of the same model on in-memory tensors.
 
-Model, batch size, loss, optimizer and image size are the defaults in params.yaml (`train`,
-`prepare.size`). The usual way is the floor: forward, loss, backward, AdamW step on one
+Model, batch size, loss, optimizer and image size are the plan's for the default params
+(data/plan/models/unet.json and data/plan/prepare.json: run `dvc repro plan` first). The usual way is the floor: forward, loss, backward, AdamW step on one
 random batch already in memory, nothing else. Ours is `segpipe.training.loop.train_fold` on a
 prepared memmap cache (loader, augmentation, uint8-to-float on the device, scheduler,
 loss bookkeeping, per-epoch dvclive logging and checkpointing), timed from outside, once
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import statistics
@@ -31,7 +32,7 @@ import torch
 from numpy.lib.format import open_memmap
 from side_by_side import print_table
 
-from segpipe.config.params import Train, load_params
+from segpipe.config.train import Train
 from segpipe.core.runtime import pick_device
 from segpipe.network.inputs import autocast
 from segpipe.network.model import WeightedLoss, build_model
@@ -39,7 +40,7 @@ from segpipe.training import loop
 from segpipe.training.loop import FoldPaths, model_spec, train_fold
 
 TRAIN_IMAGES, VAL_IMAGES, EPOCHS = 320, 16, 8
-PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+PLAN = Path(__file__).resolve().parents[1] / "data/plan"
 
 
 def bare_loop(cfg: Train, size: tuple[int, int], steps: int):
@@ -118,18 +119,21 @@ def paired_epochs(cfg: Train, folds: pd.DataFrame, paths: FoldPaths, bare, per_e
 
 
 def main() -> None:
-    params = load_params(PARAMS)
-    size = tuple(params.prepare.size)
-    batch_size = params.train.batch_size
+    if not (PLAN / "models/unet.json").is_file():
+        raise SystemExit(f"{PLAN / 'models/unet.json'} not found: run `dvc repro plan` first")
+    size = tuple(json.loads((PLAN / "prepare.json").read_text())["size"])
+    planned = Train.model_validate_json((PLAN / "models/unet.json").read_text())
+    batch_size = planned.batch_size
     per_epoch = TRAIN_IMAGES // batch_size * batch_size  # the loader drops the last partial batch
+    planned = planned.model_copy(update={"steps": EPOCHS * (per_epoch // batch_size)})
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        paths, folds = write_cache(Path(tmp), size, params.train.in_channels)
+        paths, folds = write_cache(Path(tmp), size, planned.in_channels)
         cwd = os.getcwd()
         os.chdir(tmp)  # keep dvclive away from this repo's git and DVC
         try:
             for batched, engine in ((True, "batched"), (False, "per-sample")):
-                cfg = params.train.model_copy(update={"augment": params.train.augment.model_copy(
+                cfg = planned.model_copy(update={"augment": planned.augment.model_copy(
                     update={"batched": batched})})
                 rates = paired_epochs(cfg, folds, paths, bare_loop(cfg, size, per_epoch // cfg.batch_size), per_epoch)
                 for name, key in (("epoch (outside)", "ours"), ("log line (data+step)", "logged")):
@@ -138,7 +142,7 @@ def main() -> None:
                                  statistics.median(rates[key]), ratio, ">= 0.9", ratio >= 0.9))
         finally:
             os.chdir(cwd)
-    cfg = params.train
+    cfg = planned
     print_table(f"train step: {cfg.arch} {cfg.encoder_name} at {size[0]}x{size[1]}, batch {cfg.batch_size}, "
                 f"{torch.get_num_threads()} torch threads, {pick_device().type}; {per_epoch} images per epoch, "
                 f"median over epochs 2-{EPOCHS - 1}; augmentation batched on the device (default: "
