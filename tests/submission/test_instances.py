@@ -67,6 +67,15 @@ def test_validation_names_the_problem(case, lines, problem):
         validate_submission(path, spec, dict(zip(index.id, index.height * index.width)))
 
 
+def test_a_sample_id_without_a_test_image_is_named(case):
+    tmp_path, _, index, spec = case
+    path = tmp_path / "submit.csv"
+    path.write_text("ImageId,EncodedPixels\nb.jpg,\na.jpg,\nc.jpg,1 2\n")
+    n_pixels = dict(zip(index.id[:2], index.height[:2] * index.width[:2]))  # c.jpg: in the sample, no test image
+    with pytest.raises(InputError, match="row 3 has id 'c.jpg', which is not a test image"):
+        validate_submission(path, spec, n_pixels)
+
+
 def test_the_holdout_scores_the_submitted_instances_against_the_true_objects(tmp_path):
     truth = np.zeros((16, 16), bool)
     truth[2:6, 2:10] = True  # one object, 32 px

@@ -72,7 +72,7 @@ def _validate_instances(path: Path, spec: SubmissionSpec, n_pixels: dict[str, in
     by_image: dict[str, list[tuple[int, str]]] = {}
     count = 0
     for count, (image_id, encoded) in _rows(path, header_want):
-        if image_id not in position:
+        if image_id not in position or image_id not in n_pixels:  # a sample submission's id may lack an image
             raise InputError(f"{path}: row {count} has id {image_id!r}, which is not a test image")
         if position[image_id] < at:
             raise InputError(f"{path}: row {count}: the rows of id {image_id!r} are not together in the order of the "
