@@ -1,8 +1,9 @@
 """Time the pipeline's training loop against a bare loop of the same model on in-memory tensors.
 
 Model, batch size, loss, optimizer and image size are the plan's for the default params
-(data/plan/models/unet.json and data/plan/prepare.json: run `dvc repro plan` first). The usual way is the floor: forward, loss, backward, AdamW step on one
-random batch already in memory, nothing else. Ours is `segpipe.training.loop.train_fold` on a
+(data/plan/models/unet.json and data/plan/prepare.json: run `dvc repro plan` first). The
+usual way is the floor: forward, loss, backward, AdamW step on one random batch already in
+memory, nothing else. Ours is `segpipe.training.loop.train_fold` on a
 prepared memmap cache (loader, augmentation, uint8-to-float on the device, scheduler,
 loss bookkeeping, per-epoch dvclive logging and checkpointing), timed from outside, once
 with each augmentation engine (`train.augment.batched`: whole batches on the device, the

@@ -53,7 +53,7 @@ def main() -> None:
             slices[cutoff].append((path.parent.name, (y0, y1, x0, x1)))
             if cutoff == max(CUTOFFS):
                 outside += int(mask.sum() - mask[y0:y1, x0:x1].sum())
-    side = cv2.imread(str(images[0])).shape[0]
+    side = image.shape[0]  # LGG's slices are square, all of one size
     print(f"{len(images)} slices of {side}x{side}; lesion pixels outside their slice's box at cut-off "
           f"{max(CUTOFFS)}: {outside}")
     print("cut-off | box share of the slice, per slice (quantiles " + "/".join(map(str, QUANTILES)) +
