@@ -13,10 +13,12 @@ runs the bare loop for as many images, so the two alternate every few seconds an
 epoch gives one paired ratio; an epoch's time runs from its start to the next one's,
 minus its validation. The loop's own log line ("... N img/s", data + step time) is
 paired the same way. The first epoch (warm-up) is left out.
-Target: ours >= 0.9x the bare loop. Run as `python bench/bench_train_step.py`.
+Target: ours >= 0.9x the bare loop. Run as `python bench/bench_train_step.py`; on a GPU, give
+the epochs more images and another size with `--images 2048 --size 512 512` (bench/gpu_pass.py does).
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -40,7 +42,7 @@ from segpipe.network.model import WeightedLoss, build_model
 from segpipe.training import loop
 from segpipe.training.loop import FoldPaths, model_spec, train_fold
 
-TRAIN_IMAGES, VAL_IMAGES, EPOCHS = 320, 16, 8
+VAL_IMAGES, EPOCHS = 16, 8
 PLAN = Path(__file__).resolve().parents[1] / "data/plan"
 
 
@@ -66,10 +68,11 @@ def bare_loop(cfg: Train, size: tuple[int, int], steps: int):
     return run
 
 
-def write_cache(folder: Path, size: tuple[int, int], channels: int) -> tuple[FoldPaths, pd.DataFrame]:
+def write_cache(folder: Path, size: tuple[int, int], channels: int, train_images: int
+                ) -> tuple[FoldPaths, pd.DataFrame]:
     """A prepared cache of random images with one blob each, the last VAL_IMAGES rows fold 0."""
     rng = np.random.default_rng(0)
-    count = TRAIN_IMAGES + VAL_IMAGES
+    count = train_images + VAL_IMAGES
     images = open_memmap(folder / "images.npy", mode="w+", dtype=np.uint8, shape=(count, *size, channels))
     masks = open_memmap(folder / "masks.npy", mode="w+", dtype=np.uint8, shape=(count, *size))
     images[:] = rng.integers(0, 256, images.shape, dtype=np.uint8)
@@ -80,7 +83,7 @@ def write_cache(folder: Path, size: tuple[int, int], channels: int) -> tuple[Fol
     images.flush()
     masks.flush()
     folds = pd.DataFrame({"id": [str(i) for i in range(count)], "group": [str(i) for i in range(count)],
-                          "fold": [1] * TRAIN_IMAGES + [0] * VAL_IMAGES})
+                          "fold": [1] * train_images + [0] * VAL_IMAGES})
     paths = FoldPaths(folder / "images.npy", folder / "masks.npy", folder / "model.pt", folder / "oof",
                       folder / "live")
     return paths, folds
@@ -120,16 +123,20 @@ def paired_epochs(cfg: Train, folds: pd.DataFrame, paths: FoldPaths, bare, per_e
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=320, help="training images per epoch")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="the image size (default: the plan's)")
+    args = parser.parse_args()
     if not (PLAN / "models/unet.json").is_file():
         raise SystemExit(f"{PLAN / 'models/unet.json'} not found: run `dvc repro plan` first")
-    size = tuple(json.loads((PLAN / "prepare.json").read_text())["size"])
+    size = tuple(args.size or json.loads((PLAN / "prepare.json").read_text())["size"])
     planned = Train.model_validate_json((PLAN / "models/unet.json").read_text())
     batch_size = planned.batch_size
-    per_epoch = TRAIN_IMAGES // batch_size * batch_size  # the loader drops the last partial batch
+    per_epoch = args.images // batch_size * batch_size  # the loader drops the last partial batch
     planned = planned.model_copy(update={"steps": EPOCHS * (per_epoch // batch_size)})
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        paths, folds = write_cache(Path(tmp), size, planned.in_channels)
+        paths, folds = write_cache(Path(tmp), size, planned.in_channels, args.images)
         cwd = os.getcwd()
         os.chdir(tmp)  # keep dvclive away from this repo's git and DVC
         try:
