@@ -1,6 +1,6 @@
 """The GPU pass: segpipe's CUDA paths run for real, in one command on a lent CUDA machine.
 
-On the machine, from the repository root, with the wheels of `bash bench/gpu_wheels.sh` in .whl/:
+On the machine, from the repository root, with the wheels of `python bench/gpu_wheels.py` in .whl/:
 
     python3 bench/gpu_pass.py --wheels .whl --out "$OUT"
 
@@ -34,13 +34,10 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 import yaml
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from gpu_wheels import choose_wheels, installed_version
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_LINE = re.compile(r"fold (\d+) epoch (\d+)/(\d+): .*\| data ([\d.]+)s step ([\d.]+)s (\d+) img/s")
@@ -87,26 +84,6 @@ class Pass:
 
     def python(self, name: str, script: list[str], timeout: float) -> tuple[int, str]:
         return self.run(name, [sys.executable, *script], timeout)
-
-
-def installed_version(project: str) -> str | None:
-    try:
-        return metadata.version(project)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def choose_wheels(wheels: list[Path], installed: Callable[[str], str | None], ranges: list[str]) -> list[Path]:
-    """The `wheels` whose project this Python lacks, or has at a version outside segpipe's range for it
-    (`ranges`: pyproject's dependencies). What the image has stays: its torch above all."""
-    wanted = {canonicalize_name(r.name): r.specifier for r in map(Requirement, ranges)}
-    chosen = []
-    for wheel in wheels:
-        project = canonicalize_name(wheel.name.split("-")[0])
-        version = installed(project)
-        if version is None or (project in wanted and not wanted[project].contains(version, prereleases=True)):
-            chosen.append(wheel)
-    return chosen
 
 
 def copy_repo(work: Path) -> None:
@@ -276,7 +253,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=os.environ.get("OUT", "/tmp/gpu-pass-out"), help="log and summary.json")
     parser.add_argument("--work", default="/tmp/gpu-pass", help="the repository's copy the pass runs in")
-    parser.add_argument("--wheels", help="a folder of wheels to install from (bench/gpu_wheels.sh)")
+    parser.add_argument("--wheels", help="a folder of wheels to install from (bench/gpu_wheels.py)")
     parser.add_argument("--budget", type=float, default=480, help="seconds for the whole pass")
     parser.add_argument("--size", type=int, default=256, help="the synthetic images' side")
     parser.add_argument("--smoke", action="store_true", help="small and quick, to check the script on a CPU")

@@ -9,7 +9,8 @@ from pathlib import Path
 from segpipe.training.loop import _Scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from gpu_pass import choose_wheels, epoch_lines  # noqa: E402
+from gpu_pass import epoch_lines  # noqa: E402
+from gpu_wheels import choose_wheels  # noqa: E402
 
 WHEELS = [Path(name) for name in ("dvc-3.67.1-py3-none-any.whl", "flufl_lock-9.2.0-py3-none-any.whl",
                                   "huggingface_hub-2.4.0-py3-none-any.whl", "pydantic-2.14.4-py3-none-any.whl",

@@ -8,7 +8,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"segpipe", "bench_rle", "bench_postprocess", "bench_train_step", "side_by_side", "ablation"}  # our package and the benchmarks' shared helpers
+OURS = {"segpipe", "bench_rle", "bench_postprocess", "bench_train_step", "gpu_wheels", "side_by_side", "ablation"}  # our package and the benchmarks' shared helpers
 
 
 def imported_modules() -> set[str]:
