@@ -7,7 +7,7 @@ threads, so one process cannot time both settings fairly):
 - usual: the bare step, `torch.set_flush_denormal(True)` first, then forward, loss, backward and
   AdamW on one batch of random tensors already in memory (random {0, 1} targets);
 - unflushed: the same bare step without the flush (torch's default);
-- ours: `segpipe.training.loop.train_one_epoch` as the train stage runs it (the runtime set up by
+- ours: `segpipe.training.epoch.train_one_epoch` as the train stage runs it (the runtime set up by
   `pick_device`, the loader on a memmap cache of random images with one blob each, batched
   augmentation on the device), images/s of data + step time, one warm-up epoch left out.
 
@@ -89,7 +89,8 @@ def ours(size: int, steps: int) -> float:
     from segpipe.network.model import WeightedLoss, build_model, model_spec
     from segpipe.training.augment import BatchAugment
     from segpipe.training.fold import build_loaders
-    from segpipe.training.loop import build_optimizer, inference_contract, train_one_epoch
+    from segpipe.training.epoch import train_one_epoch
+    from segpipe.training.loop import build_optimizer, inference_contract
     from segpipe.training.resume import TrainingState
 
     cfg = Train.model_validate_json(PLAN.read_text()).model_copy(update={"batch_size": 16, "epochs": 2,

@@ -1,7 +1,7 @@
 """On CUDA: time a resnet34 U-Net's training step and inference, the usual way against ours.
 
 The usual way: fp32, NCHW, cudnn.benchmark off, float32 batches normalised on the host and
-copied from pageable memory. Ours, as segpipe.training.loop and segpipe.inference.maps run it: bf16
+copied from pageable memory. Ours, as segpipe.training.epoch and segpipe.inference.maps run it: bf16
 autocast (fp16 with a GradScaler where bf16 is missing), channels_last, cudnn.benchmark,
 uint8 batches in pinned memory copied with non_blocking=True and normalised on the device
 (`segpipe.network.inputs.to_model_input`). Training images/s (forward, loss, backward, AdamW step)

@@ -7,9 +7,7 @@ machine, and the Kaggle dataset and kernel metadata. `make bundle` adds the whee
 """
 import dataclasses
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +17,7 @@ from segpipe.bundle.run import predict
 from segpipe.cache.prepare import test_index
 from segpipe.config.bundle import load_bundle_params
 from segpipe.core.cli import parse_paths, run_stage
-from segpipe.core.runtime import pick_device
+from segpipe.core.runtime import pick_device, scratch_folder
 from segpipe.datasets import load_chosen, section_of
 from segpipe.paths import artifacts
 from segpipe.paths.cache_files import TRAIN_IMAGES
@@ -41,8 +39,7 @@ def main() -> None:
     channels = int(np.load(args.prepared / TRAIN_IMAGES, mmap_mode="r").shape[-1])
     bundle = params.bundle
     args.out.mkdir(exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=".building-", dir=args.out))  # a failure leaves the old outs
-    try:
+    with scratch_folder(args.out / "building") as building:  # a failure leaves the old outs
         tmp = building / "bundle"
         record = export.write_bundle(tmp, checkpoints=checkpoints, blend_json=args.blend, rules_json=args.rule,
                                        prepared=args.prepared, channels=channels, dataset=dataset,
@@ -59,8 +56,6 @@ def main() -> None:
             if target.is_dir():
                 shutil.rmtree(target)
             (tmp / part).replace(target)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
     print(f"wrote {args.out}: models {list(record.models)}" + (f" (left out at weight 0: {record.left_out})"
                                                  if record.left_out else "")
           + f", {sum(export.folder_mb(args.out / part) for part in PARTS):.1f} MB without wheels; "

@@ -101,7 +101,8 @@ def test_tile_mode_trains_on_crops_and_predicts_whole_images_by_windows(tiled_di
 def test_tile_validation_pools_the_dice_over_tiles_where_a_per_tile_mean_rewards_empty_output():
     import torch
 
-    from segpipe.training.loop import evaluate, inference_contract
+    from segpipe.training.epoch import evaluate
+    from segpipe.training.loop import inference_contract
 
     class Nothing(torch.nn.Module):
         def forward(self, x):

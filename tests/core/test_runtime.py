@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from segpipe.core.errors import InputError
-from segpipe.core.runtime import atomic_path, create_npy
+from segpipe.core.runtime import atomic_path, create_npy, scratch_folder
 
 
 def test_atomic_path_publishes_only_on_success(tmp_path):
@@ -50,6 +50,16 @@ def test_temps_left_by_killed_runs_are_removed_on_the_next_run(tmp_path):
     with atomic_path(target) as tmp:
         tmp.mkdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, running.name, other.name])
+
+
+def test_a_scratch_folder_is_gone_after_its_block_and_a_killed_runs_goes_on_the_next(tmp_path):
+    stale = tmp_path / f".building.tmp-{dead_pid()}"  # what a SIGKILLed bundle stage leaves
+    (stale / "bundle").mkdir(parents=True)
+    with pytest.raises(RuntimeError):
+        with scratch_folder(tmp_path / "building") as folder:
+            assert folder.is_dir() and not any(folder.iterdir()) and folder.parent == tmp_path
+            raise RuntimeError("failed")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG, errno.EDQUOT])

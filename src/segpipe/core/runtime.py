@@ -127,6 +127,25 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         _remove(tmp)
 
 
+@contextlib.contextmanager
+def scratch_folder(path: Path | str) -> Iterator[Path]:
+    """Yield a new empty folder `.<name>.tmp-<pid>` beside `path`, deleted after the block.
+
+    Named as `atomic_path` names its temporaries, so the folders of killed runs are deleted here
+    on the next run (and by `remove_dead_temps`).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    folder = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove(folder)
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        _remove(folder)
+
+
 def remove_stale_temps(path: Path) -> None:
     """Delete `.<name>.tmp-<pid>` siblings of `path` whose process is gone (killed runs)."""
     prefix = f".{path.name}.tmp-"
