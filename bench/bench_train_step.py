@@ -14,7 +14,7 @@ epoch gives one paired ratio; an epoch's time runs from its start to the next on
 minus its validation. The loop's own log line ("... N img/s", data + step time) is
 paired the same way. The first epoch (warm-up) is left out.
 Target: ours >= 0.9x the bare loop. Run as `python bench/bench_train_step.py`; on a GPU, give
-the epochs more images and another size with `--images 2048 --size 512 512` (bench/gpu_pass.py does).
+the epochs more images and another size with `--images 1024 --size 512 512` (bench/gpu_pass.py does).
 """
 from __future__ import annotations
 

@@ -108,10 +108,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     A full disk (or quota, or file size limit) while the block writes is an InputError naming `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _remove(tmp)
+    tmp = _fresh_temp(path)
     try:
         yield tmp
         if path.is_dir() and tmp.is_dir():
@@ -134,16 +131,21 @@ def scratch_folder(path: Path | str) -> Iterator[Path]:
     Named as `atomic_path` names its temporaries, so the folders of killed runs are deleted here
     on the next run (and by `remove_dead_temps`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    folder = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _remove(folder)
+    folder = _fresh_temp(Path(path))
     folder.mkdir()
     try:
         yield folder
     finally:
         _remove(folder)
+
+
+def _fresh_temp(path: Path) -> Path:
+    """This process's `.<name>.tmp-<pid>` beside `path`, not there yet; those of killed runs deleted first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    return tmp
 
 
 def remove_stale_temps(path: Path) -> None:
