@@ -249,7 +249,7 @@ STEPS = {"install": step_install, "pipeline": step_pipeline, "bench_gpu": step_b
          "torchrun": step_torchrun, "bundle": step_bundle, "compile": step_compile, "train_step": step_train_step}
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=os.environ.get("OUT", "/tmp/gpu-pass-out"), help="log and summary.json")
     parser.add_argument("--work", default="/tmp/gpu-pass", help="the repository's copy the pass runs in")
@@ -259,7 +259,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="small and quick, to check the script on a CPU")
     parser.add_argument("--only", nargs="*", choices=list(STEPS),
                         help="these steps, in the last pass's copy where there is one (install always runs)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = arguments().parse_args()
     p = Pass(args)
     if not (args.only and (p.work / "dvc.yaml").is_file()):  # --only goes on in the last pass's copy
         copy_repo(p.work)

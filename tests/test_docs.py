@@ -35,7 +35,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DVC = Path(sys.executable).parent / "dvc"
-PROGRAMS = {"dvc": "dvc", ".venv/bin/dvc": "dvc", "make": "make", "python": "python",
+PROGRAMS = {"dvc": "dvc", ".venv/bin/dvc": "dvc", "make": "make", "python": "python", "python3": "python",
             ".venv/bin/python": "python", "kaggle": "kaggle"}
 SET_PARAM = ("-S", "--set-param")
 

@@ -6,10 +6,12 @@ The pass itself needs a GPU to mean anything; its steps were run small on a CPU 
 import sys
 from pathlib import Path
 
+from test_docs import of
+
 from segpipe.training.loop import _Scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from gpu_pass import epoch_lines  # noqa: E402
+from gpu_pass import arguments, epoch_lines  # noqa: E402
 from gpu_wheels import choose_wheels  # noqa: E402
 
 WHEELS = [Path(name) for name in ("dvc-3.67.1-py3-none-any.whl", "flufl_lock-9.2.0-py3-none-any.whl",
@@ -32,3 +34,11 @@ def test_the_pass_reads_the_training_loops_own_epoch_lines():
     line = f"fold 1 epoch 3/12: {scores.describe()}"
     assert epoch_lines(f"noise\n{line}\nmore noise\n") == [
         {"fold": 1, "epoch": 3, "of": 12, "data_s": 0.5, "step_s": 3.5, "img_s": 1024}]
+
+
+def test_the_documented_pass_commands_parse_with_its_own_parser():
+    commands = [c for c in of("python") if c.argv[0] == "bench/gpu_pass.py"]
+    assert len(commands) >= 2  # docs/gpu.md: with the machine's packages, and with wheels
+    for command in commands:
+        args = arguments().parse_args(list(command.argv[1:]))
+        assert args.out, command
